@@ -1,0 +1,55 @@
+# chanopt: `make demo` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+GO ?= go
+CACHE ?= $(HOME)/.cache/chanopt
+ORT_VERSION := 1.30.0
+ORT_DIR := $(CACHE)/ort-$(ORT_VERSION)
+ORT_LIB := $(ORT_DIR)/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+ZOO := $(CACHE)/zoo
+PY := /usr/bin/python3
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+BIN := bin/chanopt
+TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_PYTHON=$(PY)
+
+.PHONY: build test demo bench fuzz proto ort lint deps zoo models clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/chanopt
+
+deps:
+	@scripts/deps.sh
+
+ort:
+	@scripts/ort.sh $(ORT_DIR) $(ORT_VERSION)
+
+zoo: deps
+	@mkdir -p $(ZOO)
+	$(PY) models/zoo/export_zoo.py $(ZOO)
+
+test: deps ort zoo lint
+	$(TEST_ENV) $(GO) test -tags ort -timeout 25m ./...
+
+demo: build
+	$(BIN) inspect models/resnet8.onnx
+
+bench: deps ort zoo build
+	$(TEST_ENV) $(GO) run -tags ort ./internal/bench
+
+fuzz:
+	$(GO) test ./onnx -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+
+proto:
+	@test -x $(GOBIN)/protoc-gen-go || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	cd onnx/pb && protoc --plugin=protoc-gen-go=$(GOBIN)/protoc-gen-go --go_out=. --go_opt=paths=source_relative onnx.proto
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags ort ./...
+
+models: deps
+	$(PY) models/train/make_data.py
+	for m in resnet8 densenet mobilenetv2_se resnext vgg; do $(PY) models/train/train.py --model $$m || exit 1; done
+
+clean:
+	rm -rf bin

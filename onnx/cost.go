@@ -1,0 +1,151 @@
+package onnx
+
+import "fmt"
+
+// NodeCost is the cost of one node.
+type NodeCost struct {
+	Node   string // the node's label
+	Op     string
+	MACs   int64
+	Params int64 // floating-point weight elements the node reads (shared ones counted at each reader)
+}
+
+// Cost is the size and work of a model at one input shape.
+type Cost struct {
+	Params int64 // elements of all floating-point initializers and constants, each counted once
+	MACs   int64 // multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul
+	Nodes  []NodeCost
+}
+
+// CountParams counts the elements of every floating-point constant of the model, including the
+// float arguments that import lifted into attributes (Clip bounds, Resize scales), each name once.
+func CountParams(m *Model) int64 {
+	g := m.Graph
+	var total int64
+	for _, t := range g.Inits {
+		if t.Type.IsFloat() {
+			total += t.NumElements()
+		}
+	}
+	lifted := map[string]int64{}
+	for _, n := range g.Nodes {
+		for _, name := range n.ParamNames {
+			if _, isInit := g.Inits[name]; isInit {
+				continue
+			}
+			if c, ok := g.LiftedFloats[name]; ok {
+				lifted[name] = c
+			}
+		}
+		if n.OpType == "Constant" {
+			if a, ok := n.Attrs["value"]; ok && a.T != nil && a.T.Type.IsFloat() {
+				total += a.T.NumElements()
+			}
+			if a, ok := n.Attrs["sparse_value"]; ok && a.Raw != nil && a.Raw.SparseTensor != nil {
+				if v := a.Raw.SparseTensor.GetValues(); DataType(v.GetDataType()).IsFloat() {
+					n := int64(1)
+					for _, d := range v.Dims {
+						n *= d
+					}
+					total += n
+				}
+			}
+		}
+	}
+	for _, c := range lifted {
+		total += c
+	}
+	return total
+}
+
+// MeasureCost computes params and MACs; shapes must have been inferred at a static input shape.
+func MeasureCost(m *Model) (Cost, error) {
+	g := m.Graph
+	c := Cost{Params: CountParams(m)}
+	for _, n := range g.Nodes {
+		nc := NodeCost{Node: n.Label(), Op: n.OpType}
+		for _, in := range n.Inputs {
+			if t, ok := g.Inits[in]; ok && t.Type.IsFloat() {
+				nc.Params += t.NumElements()
+			}
+		}
+		macs, err := nodeMACs(g, n)
+		if err != nil {
+			return c, fmt.Errorf("MACs of node %s (%s): %w", n.Label(), n.OpType, err)
+		}
+		nc.MACs = macs
+		c.MACs += macs
+		c.Nodes = append(c.Nodes, nc)
+	}
+	return c, nil
+}
+
+func staticShape(g *Graph, name string) (Shape, error) {
+	v, ok := g.Values[name]
+	if !ok || !v.Shape.Static() {
+		s := Shape(nil)
+		if ok {
+			s = v.Shape
+		}
+		return nil, fmt.Errorf("shape of %q is not known (%v)", name, s)
+	}
+	return v.Shape, nil
+}
+
+// NodeMACs is the multiply-accumulate count of one node at the inferred shapes.
+func NodeMACs(g *Graph, n *Node) (int64, error) { return nodeMACs(g, n) }
+
+func nodeMACs(g *Graph, n *Node) (int64, error) {
+	if n.Domain != "" {
+		return 0, nil
+	}
+	switch n.OpType {
+	case "Conv":
+		out, err := staticShape(g, n.Outputs[0])
+		if err != nil {
+			return 0, err
+		}
+		w, err := staticShape(g, n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		// out elements × (C_in/group) × kernel elements; W is C_out × C_in/group × k...
+		return out.NumElements() * w[1:].NumElements(), nil
+	case "ConvTranspose":
+		x, err := staticShape(g, n.Input(0))
+		if err != nil {
+			return 0, err
+		}
+		w, err := staticShape(g, n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		// every input element is multiplied into (C_out/group) × kernel outputs; W is C_in × C_out/group × k...
+		return x.NumElements() * w[1:].NumElements(), nil
+	case "Gemm":
+		a, err := staticShape(g, n.Input(0))
+		if err != nil {
+			return 0, err
+		}
+		out, err := staticShape(g, n.Outputs[0])
+		if err != nil {
+			return 0, err
+		}
+		k := a[1].Size
+		if n.Int("transA", 0) != 0 {
+			k = a[0].Size
+		}
+		return out.NumElements() * k, nil
+	case "MatMul":
+		a, err := staticShape(g, n.Input(0))
+		if err != nil {
+			return 0, err
+		}
+		out, err := staticShape(g, n.Outputs[0])
+		if err != nil {
+			return 0, err
+		}
+		return out.NumElements() * a[len(a)-1].Size, nil
+	}
+	return 0, nil
+}

@@ -1,0 +1,136 @@
+package optimizer
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// Width rounds a target channel count for a group: a multiple of roundTo and of the group's blocks,
+// at least one unit, at most the group's channels.
+func Width(g *rewrite.Group, target float64, roundTo int) int {
+	unit := 1
+	if roundTo > 1 {
+		unit = roundTo
+	}
+	if g.Blocks > 1 {
+		unit = lcm(unit, g.Blocks)
+	}
+	if unit >= g.Channels {
+		return g.Channels
+	}
+	w := int(math.Round(target/float64(unit))) * unit
+	if w < unit {
+		w = unit
+	}
+	if w > g.Channels {
+		w = g.Channels
+	}
+	return w
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func lcm(a, b int) int { return a / gcd(a, b) * b }
+
+// KeepWidths picks, for each group, the given number of channels by importance.
+func KeepWidths(a *rewrite.Analysis, imp map[rewrite.GroupID][]float64, widths map[rewrite.GroupID]int) rewrite.Keep {
+	keep := rewrite.Keep{}
+	for _, g := range a.Groups {
+		w, ok := widths[g.ID]
+		if !ok || w >= g.Channels || !g.Prunable {
+			continue
+		}
+		keep[g.ID] = TopK(imp[g.ID], w, g.Blocks, g.BlockOf)
+	}
+	return keep
+}
+
+// UniformWidths keeps the same fraction r of every prunable group.
+func UniformWidths(a *rewrite.Analysis, r float64, roundTo int) map[rewrite.GroupID]int {
+	w := map[rewrite.GroupID]int{}
+	for _, g := range a.Groups {
+		if g.Prunable {
+			w[g.ID] = Width(g, r*float64(g.Channels), roundTo)
+		}
+	}
+	return w
+}
+
+// Result is a slim model with what it keeps and what it costs.
+type Result struct {
+	Model  *onnx.Model
+	Keep   rewrite.Keep
+	Widths map[rewrite.GroupID]int
+	Costs  Costs
+}
+
+// ShrinkUniform cuts every prunable group by the same fraction, the largest that meets the budget,
+// keeping each group's channels of highest L1 importance.
+func ShrinkUniform(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int) (*Result, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	if b.Kind == Latency {
+		return nil, fmt.Errorf("the uniform split takes a macs or params budget")
+	}
+	base, err := Measure(a.Model, inputs)
+	if err != nil {
+		return nil, err
+	}
+	target := b.Ratio * base.Of(b.Kind)
+	imp := L1Importance(a)
+	try := func(r float64) (*Result, error) {
+		widths := UniformWidths(a, r, roundTo)
+		keep := KeepWidths(a, imp, widths)
+		m, err := a.Slice(keep)
+		if err != nil {
+			return nil, err
+		}
+		c, err := Measure(m, inputs)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Model: m, Keep: keep, Widths: widths, Costs: c}, nil
+	}
+	best, err := try(1)
+	if err != nil {
+		return nil, err
+	}
+	if best.Costs.Of(b.Kind) <= target {
+		return best, nil
+	}
+	lo, hi := 0.0, 1.0
+	best = nil
+	for i := 0; i < 30 && hi-lo > 1e-4; i++ {
+		mid := (lo + hi) / 2
+		r, err := try(mid)
+		if err != nil {
+			return nil, err
+		}
+		if r.Costs.Of(b.Kind) <= target {
+			lo, best = mid, r
+		} else {
+			hi = mid
+		}
+	}
+	if best == nil {
+		r, err := try(0)
+		if err != nil {
+			return nil, err
+		}
+		if r.Costs.Of(b.Kind) > target {
+			return nil, fmt.Errorf("budget %v cannot be met: with every prunable group at its minimum width the model keeps %.1f%% of its %s (pinned groups hold the rest)",
+				b, 100*r.Costs.Of(b.Kind)/base.Of(b.Kind), b.Kind)
+		}
+		best = r
+	}
+	return best, nil
+}

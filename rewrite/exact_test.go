@@ -1,0 +1,156 @@
+package rewrite_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chanopt/chanopt/internal/ort"
+	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// randomKeep keeps a random ~60% of every prunable group (the same count in each block).
+func randomKeep(a *rewrite.Analysis, rng *rand.Rand) rewrite.Keep {
+	keep := rewrite.Keep{}
+	for _, g := range a.Prunable() {
+		blocks := g.Blocks
+		if blocks < 1 {
+			blocks = 1
+		}
+		per := g.Channels / blocks
+		k := int(math.Ceil(0.6 * float64(per)))
+		if k >= per && per > 1 {
+			k = per - 1
+		}
+		var idx []int
+		for b := 0; b < blocks; b++ {
+			var in []int
+			for i := 0; i < g.Channels; i++ {
+				if blocks == 1 || g.BlockOf[i] == b {
+					in = append(in, i)
+				}
+			}
+			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+			idx = append(idx, in[:k]...)
+		}
+		sortInts(idx)
+		keep[g.ID] = idx
+	}
+	return keep
+}
+
+func sortInts(v []int) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+// inputsFor makes a random input per graph input at batch 2.
+func inputsFor(t *testing.T, m *onnx.Model, rng *rand.Rand) []ort.Tensor {
+	shapes, err := onnx.BatchOne(m.Graph, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ins []ort.Tensor
+	for _, name := range m.Graph.Inputs {
+		s := shapes[name].Sizes()
+		if len(s) > 0 {
+			s[0] = 2
+		}
+		n := int64(1)
+		for _, d := range s {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(rng.NormFloat64())
+		}
+		ins = append(ins, ort.Tensor{Shape: s, Data: data})
+	}
+	return ins
+}
+
+func modelsUnderTest(t *testing.T) []string {
+	paths := testenv.BundledModelsIfAny(t)
+	return append(paths, testenv.ZooModels(t)...)
+}
+
+// TestSliceIsExact proves the slice exact on every bundled and zoo model: channels dropped from the
+// slim model are silenced in the original (their filters, biases, BN scale and shift zeroed); both
+// must then compute the same outputs in ONNX Runtime, and the slim model must pass onnx.checker.
+func TestSliceIsExact(t *testing.T) {
+	if err := ort.Available(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	var slimPaths []string
+	top := t.TempDir() // slim models stay until the checker has seen them all
+	for _, path := range modelsUnderTest(t) {
+		name := strings.TrimSuffix(filepath.Base(path), ".onnx")
+		t.Run(name, func(t *testing.T) {
+			m, err := onnx.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := rewrite.Groups(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, uint64(len(name))))
+			keep := randomKeep(a, rng)
+			if len(keep) == 0 {
+				t.Fatalf("no prunable group")
+			}
+			slim, err := a.Slice(keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			masked, err := a.Mask(keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(top, name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			slimPath, maskPath := filepath.Join(dir, "slim.onnx"), filepath.Join(dir, "masked.onnx")
+			if err := onnx.Save(slimPath, slim, onnx.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := onnx.Save(maskPath, masked, onnx.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			slimPaths = append(slimPaths, slimPath)
+			ins := inputsFor(t, m, rng)
+			want, err := ort.Run(maskPath, ins)
+			if err != nil {
+				t.Fatalf("masked: %v", err)
+			}
+			got, err := ort.Run(slimPath, ins)
+			if err != nil {
+				t.Fatalf("slim: %v", err)
+			}
+			for i := range want {
+				scale, diff := 0.0, 0.0
+				for j, w := range want[i].Data {
+					scale = math.Max(scale, math.Abs(float64(w)))
+					diff = math.Max(diff, math.Abs(float64(w-got[i].Data[j])))
+				}
+				rel := diff / math.Max(scale, 1e-12)
+				t.Logf("output %d: max |slim - masked| = %.3g (%.3g of max |output| %.3g); kept %d groups", i, diff, rel, scale, len(keep))
+				if rel > 1e-5 {
+					t.Errorf("output %d differs: max abs diff %.3g, relative %.3g", i, diff, rel)
+				}
+			}
+		})
+	}
+	if len(slimPaths) > 0 {
+		testenv.CheckModels(t, slimPaths...)
+	}
+}
