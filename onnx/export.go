@@ -105,6 +105,16 @@ func (m *Model) Export() (*pb.ModelProto, error) {
 			gp.Input = append(gp.Input, valueInfoToProto(g.valueOrEmpty(name), nil))
 		}
 	}
+	if mp.GetIrVersion() > 0 && mp.GetIrVersion() < 4 {
+		// Before IR 4 every initializer must also be a graph input.
+		for _, tp := range gp.Initializer {
+			if !listed[tp.GetName()] {
+				t := inits[tp.GetName()]
+				gp.Input = append(gp.Input, valueInfoToProto(&Value{Name: t.Name, Type: t.Type, Shape: t.Shape()}, nil))
+				listed[t.Name] = true
+			}
+		}
+	}
 	srcOut := map[string]*pb.ValueInfoProto{}
 	if src != nil {
 		for _, vi := range src.Output {

@@ -59,17 +59,18 @@ func liftConstantInputs(m *Model) {
 		if !ok || opset < since {
 			continue
 		}
-		liftable := true
+		liftable, present := true, false
 		for _, p := range params {
 			name := n.Input(p.index)
 			if name == "" {
 				continue
 			}
+			present = true
 			if t, ok := g.Inits[name]; !ok || (t.Floats == nil && t.Ints == nil) {
 				liftable = false
 			}
 		}
-		if !liftable {
+		if !liftable || !present {
 			continue
 		}
 		for _, p := range params {

@@ -148,7 +148,7 @@ func (a *Analysis) newSpace(size int, origin string) []int {
 
 // Groups analyses a model: it infers shapes (keeping symbolic dims) and finds every channel group.
 func Groups(m *onnx.Model) (*Analysis, error) {
-	res, err := onnx.InferShapes(m, onnx.InferOptions{})
+	res, err := onnx.InferShapes(m, onnx.InferOptions{Lenient: true})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -18,7 +19,7 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "chanopt",
 		Usage:     "make pretrained ONNX CNNs slimmer before deployment",
 		Writer:    stdout,
@@ -34,7 +35,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			shrinkCommand(),
 		},
 		HideHelpCommand: true,
+		// --input-shape values contain commas: one flag, one shape.
+		DisableSliceFlagSeparator: true,
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	}
+	return app
 }
 
 // run executes the CLI and returns the process exit code: 0 ok, 1 failure, 2 usage.
@@ -47,6 +54,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	app := newApp(stdout, stderr)
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+		fmt.Fprintf(stderr, "chanopt: no command %q (see chanopt --help)\n", args[1])
+		return 2
+	}
 	err := app.Run(interspersed(app, args))
 	if err == nil {
 		return 0
