@@ -146,33 +146,30 @@ func (a *Analysis) Slice(keep Keep) (*onnx.Model, error) {
 	for i, n := range a.Model.Graph.Nodes {
 		nodeOf[n] = g.Nodes[i]
 	}
-	users := map[string]int{}
+	users := map[string]int{} // reader slots per constant
 	for _, n := range g.Nodes {
 		for _, in := range n.Inputs {
 			users[in]++
 		}
 	}
-	private := map[string]string{} // "node\x00tensor" → private copy name
+	// A constant read by several nodes (or twice by one, as torch's merged BN constants are) gets a
+	// private copy for each reader slot that is sliced, so slicing one leaves the others intact.
+	private := map[string]bool{}
 	tensorFor := func(n *onnx.Node, input int) (*onnx.Tensor, error) {
 		name := n.Inputs[input]
 		t, ok := g.Inits[name]
 		if !ok {
 			return nil, fmt.Errorf("node %s: input %s is not a constant", n.Label(), name)
 		}
-		if users[name] <= 1 || g.IsOutput(name) {
+		if private[name] || (users[name] <= 1 && !g.IsOutput(name)) {
 			return t, nil
 		}
-		key := n.Label() + "\x00" + name
-		if p, ok := private[key]; ok {
-			n.Inputs[input] = p
-			return g.Inits[p], nil
-		}
-		p := name + "__" + n.Label()
+		p := fmt.Sprintf("%s__%s_%d", name, n.Label(), input)
 		for i := 2; ; i++ {
 			if _, clash := g.Values[p]; !clash {
 				break
 			}
-			p = fmt.Sprintf("%s__%s_%d", name, n.Label(), i)
+			p = fmt.Sprintf("%s__%s_%d_%d", name, n.Label(), input, i)
 		}
 		c := t.Clone()
 		c.Name, c.Source = p, nil
@@ -180,13 +177,8 @@ func (a *Analysis) Slice(keep Keep) (*onnx.Model, error) {
 		g.InitOrder = append(g.InitOrder, p)
 		g.Values[p] = &onnx.Value{Name: p, Type: c.Type, Shape: c.Shape()}
 		users[name]--
-		users[p] = 1
-		private[key] = p
-		for i, in := range n.Inputs {
-			if in == name {
-				n.Inputs[i] = p
-			}
-		}
+		private[p] = true
+		n.Inputs[input] = p
 		return c, nil
 	}
 	put := func(t *onnx.Tensor) {
