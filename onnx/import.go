@@ -178,6 +178,7 @@ func (m *Model) normalise() error {
 		return err
 	}
 	resolveIdentities(g)
+	foldConstantChains(g)
 	liftConstantInputs(m)
 	RemoveDeadInitializers(g)
 	return nil

@@ -1081,12 +1081,25 @@ func cancelSymbols(in, out Shape, infer int) Dim {
 			return Unknown
 		}
 	}
-	for _, c := range syms {
-		if c != 0 {
+	// One symbol left over once (N×1×1×C to -1×C) is the inferred dim itself when the known
+	// parts match.
+	left := ""
+	for sym, c := range syms {
+		switch {
+		case c == 0:
+		case c == 1 && left == "":
+			left = sym
+		default:
 			return Unknown
 		}
 	}
 	if rest == 0 || known%rest != 0 {
+		return Unknown
+	}
+	if left != "" {
+		if known == rest {
+			return Dim{Size: -1, Param: left}
+		}
 		return Unknown
 	}
 	return D(known / rest)

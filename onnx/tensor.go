@@ -3,7 +3,9 @@ package onnx
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
+	"unsafe"
 
 	"github.com/chanopt/chanopt/onnx/pb"
 	"google.golang.org/protobuf/proto"
@@ -59,8 +61,12 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 	case Float:
 		t.Floats = make([]float32, n)
 		if raw != nil {
-			for i := range t.Floats {
-				t.Floats[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+			if littleEndian {
+				copy(floatBytes(t.Floats), raw) // the wire format is little-endian, as is this machine
+			} else {
+				for i := range t.Floats {
+					t.Floats[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+				}
 			}
 		} else {
 			if err := count(len(tp.FloatData)); err != nil {
@@ -160,24 +166,45 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 	return t, nil
 }
 
-// checksum is an FNV-1a hash over the tensor's dims, type and decoded data.
+// checksumSeed is fixed per process: checksums are only compared within one run.
+var checksumSeed = maphash.MakeSeed()
+
+// checksum hashes the tensor's type, dims and decoded data (maphash runs at memory speed, which
+// matters for 100 MB of weights).
 func (t *Tensor) checksum() uint64 {
-	const prime = 1099511628211
-	h := uint64(14695981039346656037)
-	mix := func(v uint64) { h = (h ^ v) * prime }
-	mix(uint64(t.Type))
+	var h maphash.Hash
+	h.SetSeed(checksumSeed)
+	var b [8]byte
+	put := func(v uint64) {
+		binary.LittleEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+	}
+	put(uint64(t.Type))
+	put(uint64(len(t.Dims)))
 	for _, d := range t.Dims {
-		mix(uint64(d))
+		put(uint64(d))
 	}
-	for _, f := range t.Floats {
-		mix(uint64(math.Float32bits(f)))
+	put(uint64(len(t.Floats)))
+	h.Write(floatBytes(t.Floats))
+	put(uint64(len(t.Ints)))
+	if len(t.Ints) > 0 {
+		h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&t.Ints[0])), 8*len(t.Ints)))
 	}
-	for _, v := range t.Ints {
-		mix(uint64(v))
+	return h.Sum64()
+}
+
+// littleEndian reports the byte order of this machine.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// floatBytes views a float32 slice as its bytes.
+func floatBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
 	}
-	mix(uint64(len(t.Floats)))
-	mix(uint64(len(t.Ints)))
-	return h
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
 }
 
 // Unchanged reports whether the tensor still holds what it was decoded from.
@@ -210,6 +237,11 @@ func (t *Tensor) ToProto() *pb.TensorProto {
 	for i := 0; i < n; i++ {
 		switch t.Type {
 		case Float:
+			if littleEndian {
+				copy(raw, floatBytes(t.Floats))
+				i = n
+				continue
+			}
 			le.PutUint32(raw[4*i:], math.Float32bits(t.Floats[i]))
 		case Double:
 			le.PutUint64(raw[8*i:], math.Float64bits(float64(t.Floats[i])))

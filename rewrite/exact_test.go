@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,8 +54,8 @@ func sortInts(v []int) {
 }
 
 // inputsFor makes a random input per graph input at batch 2.
-func inputsFor(t *testing.T, m *onnx.Model, rng *rand.Rand) []ort.Tensor {
-	shapes, err := onnx.BatchOne(m.Graph, nil)
+func inputsFor(t *testing.T, m *onnx.Model, given map[string]onnx.Shape, rng *rand.Rand) []ort.Tensor {
+	shapes, err := onnx.BatchOne(m.Graph, given)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +78,17 @@ func inputsFor(t *testing.T, m *onnx.Model, rng *rand.Rand) []ort.Tensor {
 	return ins
 }
 
-func modelsUnderTest(t *testing.T) []string {
-	paths := testenv.BundledModelsIfAny(t)
-	return append(paths, testenv.ZooModels(t)...)
+// modelsUnderTest lists the bundled, zoo and foreign-style models with the input shapes the
+// symbolic ones need.
+func modelsUnderTest(t *testing.T) map[string]map[string]onnx.Shape {
+	out := map[string]map[string]onnx.Shape{}
+	for _, p := range append(testenv.BundledModelsIfAny(t), testenv.ZooModels(t)...) {
+		out[p] = nil
+	}
+	for _, f := range testenv.ForeignModels(t) {
+		out[f.Path] = map[string]onnx.Shape{f.InputName: onnx.ShapeOf(f.InputShape...)}
+	}
+	return out
 }
 
 // TestSliceIsExact proves the slice exact on every bundled and zoo model: channels dropped from the
@@ -91,7 +100,14 @@ func TestSliceIsExact(t *testing.T) {
 	}
 	var slimPaths []string
 	top := t.TempDir() // slim models stay until the checker has seen them all
-	for _, path := range modelsUnderTest(t) {
+	models := modelsUnderTest(t)
+	paths := make([]string, 0, len(models))
+	for p := range models {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		given := models[path]
 		name := strings.TrimSuffix(filepath.Base(path), ".onnx")
 		t.Run(name, func(t *testing.T) {
 			m, err := onnx.Load(path)
@@ -127,7 +143,7 @@ func TestSliceIsExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			slimPaths = append(slimPaths, slimPath)
-			ins := inputsFor(t, m, rng)
+			ins := inputsFor(t, m, given, rng)
 			want, err := ort.Run(maskPath, ins)
 			if err != nil {
 				t.Fatalf("masked: %v", err)

@@ -154,13 +154,8 @@ func Groups(m *onnx.Model) (*Analysis, error) {
 	}
 	a := &Analysis{Model: m, pinned: map[int]string{}, layouts: map[string]*layout{}}
 	g := m.Graph
-	for _, in := range g.Inputs {
-		if v := g.Values[in]; v != nil && len(v.Shape) >= 2 && v.Shape[1].Known() {
-			refs := a.newSpace(int(v.Shape[1].Size), "input "+in)
-			a.pin(refs, fmt.Sprintf("graph input %s is never resized", in))
-			a.layouts[in] = &layout{axis: 1, refs: refs}
-		}
-	}
+	// Graph inputs get their (pinned) channels when a consumer reads them: only the consumer knows
+	// which axis holds them (an NHWC input goes through a Transpose first).
 	for _, n := range g.Nodes {
 		if err := a.visit(n, res.IntValues); err != nil {
 			return nil, fmt.Errorf("node %s (%s): %w", n.Label(), n.OpType, err)
@@ -199,6 +194,9 @@ func (a *Analysis) get(name string, why string) *layout {
 	s := a.shape(name)
 	if len(s) < 2 || !s[1].Known() {
 		return nil
+	}
+	if a.Model.Graph.IsInput(name) {
+		why = fmt.Sprintf("graph input %s is never resized", name)
 	}
 	refs := a.newSpace(int(s[1].Size), why)
 	a.pin(refs, why)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,13 +22,24 @@ func TestShrinkHalvesMACsEverywhere(t *testing.T) {
 		testenv.Missing(t, "%v", err)
 	}
 	paths := append(testenv.BundledModelsIfAny(t), testenv.ZooModels(t)...)
+	given := map[string][]int64{}
+	for _, f := range testenv.ForeignModels(t) {
+		paths = append(paths, f.Path)
+		given[f.Path] = f.InputShape
+	}
 	dir := t.TempDir()
 	var slim []string
 	for _, p := range paths {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		out := filepath.Join(dir, name+".slim.onnx")
 		rep := filepath.Join(dir, name+".json")
-		code, _, stderr := runCLI("shrink", p, "--macs", "0.5", "--no-distill", "-o", out, "--report", rep, "-q")
+		args := []string{"shrink", p, "--macs", "0.5", "--no-distill", "-o", out, "--report", rep, "-q"}
+		var inShape map[string]onnx.Shape
+		if s, ok := given[p]; ok {
+			args = append(args, "--input-shape", shapeFlag(s))
+			inShape = map[string]onnx.Shape{}
+		}
+		code, _, stderr := runCLI(args...)
 		if code != 0 {
 			t.Errorf("%s: exit %d: %s", name, code, stderr)
 			continue
@@ -46,7 +58,10 @@ func TestShrinkHalvesMACsEverywhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shapes, err := onnx.BatchOne(orig.Graph, nil)
+		if inShape != nil {
+			inShape[orig.Graph.Inputs[0]] = onnx.ShapeOf(given[p]...)
+		}
+		shapes, err := onnx.BatchOne(orig.Graph, inShape)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,6 +94,14 @@ func TestShrinkHalvesMACsEverywhere(t *testing.T) {
 	if len(slim) > 0 {
 		testenv.CheckModels(t, slim...)
 	}
+}
+
+func shapeFlag(s []int64) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return strings.Join(parts, ",")
 }
 
 func equalShape(a, b []int64) bool {

@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -132,4 +133,47 @@ func RequireConformance(t testing.TB) string {
 func BundledModelsIfAny(t testing.TB) []string {
 	paths, _ := filepath.Glob(filepath.Join(ModelsDir(t), "*.onnx"))
 	return paths
+}
+
+// Foreign is a model in the style of another exporter (tf2onnx NHWC, opset 9/11 with Constant
+// weights and symbolic dims, ...), made by models/foreign/make_foreign.py.
+type Foreign struct {
+	Path       string
+	InputName  string
+	InputShape []int64 // batch 1, concrete spatial size
+}
+
+// ForeignDir is where `make zoo` writes the foreign-style models.
+func ForeignDir() string {
+	if d := os.Getenv("CHANOPT_FOREIGN"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "chanopt", "foreign")
+}
+
+// ForeignModels lists the foreign-style models with their input shapes, or skips/fails when they
+// were not made.
+func ForeignModels(t testing.TB) []Foreign {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(ForeignDir(), "*.onnx"))
+	if len(paths) < 5 {
+		Missing(t, "the foreign-style models in %s were not made (run make zoo)", ForeignDir())
+	}
+	var out []Foreign
+	for _, p := range paths {
+		b, err := os.ReadFile(strings.TrimSuffix(p, ".onnx") + ".cost.json")
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		var c struct {
+			InputName  string  `json:"input_name"`
+			InputShape []int64 `json:"input_shape"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out = append(out, Foreign{Path: p, InputName: c.InputName, InputShape: c.InputShape})
+	}
+	return out
 }
