@@ -4,8 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
