@@ -159,6 +159,14 @@ func (a *Analysis) listMembers() {
 		m := fmt.Sprintf("%s %s (%s)", act.node.OpType, act.node.Label(), act.role)
 		for _, e := range refs {
 			if g := a.compGroup[a.find(e)]; g != nil {
+				if !seen[g][m] && act.input == 1 {
+					switch act.role {
+					case "out", "depthwise":
+						g.Producers = append(g.Producers, act.node.Label())
+					case "in":
+						g.Consumers = append(g.Consumers, act.node.Label())
+					}
+				}
 				addMember(g, m)
 			}
 		}

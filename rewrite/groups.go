@@ -22,6 +22,9 @@ type Group struct {
 	// must all keep the same number of channels; BlockOf gives each channel's block.
 	Blocks  int   `json:"blocks,omitempty"`
 	BlockOf []int `json:"-"`
+	// Producers and Consumers name the nodes whose weights make and read the group's channels.
+	Producers []string `json:"-"`
+	Consumers []string `json:"-"`
 	// comps are the union-find roots of the group's channels, in channel order.
 	comps []int
 }

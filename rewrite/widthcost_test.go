@@ -1,0 +1,86 @@
+package rewrite_test
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// TestWidthCostPredictsSlicedCost compares the width-only predictor with the cost of the model
+// actually sliced at those widths.
+func TestWidthCostPredictsSlicedCost(t *testing.T) {
+	paths := append(testenv.BundledModelsIfAny(t), testenv.ZooModels(t)...)
+	for _, p := range paths {
+		m, err := onnx.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := rewrite.Groups(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes, _ := onnx.BatchOne(m.Graph, nil)
+		macs := nodeMACs(t, m, shapes)
+		wc := a.WidthCost(macs)
+		widths := map[rewrite.GroupID]int{}
+		keep := rewrite.Keep{}
+		for i, g := range a.Prunable() {
+			if g.Blocks > 1 {
+				continue
+			}
+			w := g.Channels * (3 + i%5) / 8
+			if w < 1 {
+				w = 1
+			}
+			widths[g.ID] = w
+			idx := make([]int, w)
+			for j := range idx {
+				idx[j] = j
+			}
+			keep[g.ID] = idx
+		}
+		pm, pp := wc.Eval(widths)
+		slim, err := a.Slice(keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real := cost(t, slim, shapes)
+		em, ep := math.Abs(pm-float64(real.MACs))/float64(real.MACs), math.Abs(pp-float64(real.Params))/float64(real.Params)
+		t.Logf("%s: predicted MACs %.0f vs %d (%.2g), params %.0f vs %d (%.2g)", filepath.Base(p), pm, real.MACs, em, pp, real.Params, ep)
+		if em > 0.01 || ep > 0.02 {
+			t.Errorf("%s: prediction off by %.3g (MACs), %.3g (params)", filepath.Base(p), em, ep)
+		}
+	}
+}
+
+func nodeMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) map[*onnx.Node]int64 {
+	c := m.Clone()
+	if _, err := onnx.InferShapes(c, onnx.InferOptions{Inputs: shapes}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[*onnx.Node]int64{}
+	for i, n := range c.Graph.Nodes {
+		v, err := onnx.NodeMACs(c.Graph, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m.Graph.Nodes[i]] = v
+	}
+	return out
+}
+
+func cost(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) onnx.Cost {
+	c := m.Clone()
+	if _, err := onnx.InferShapes(c, onnx.InferOptions{Inputs: shapes}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := onnx.MeasureCost(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
