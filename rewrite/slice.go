@@ -384,3 +384,40 @@ func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 	onnx.RemoveDeadInitializers(g)
 	return out, nil
 }
+
+// Correspondence says, for one Conv/ConvTranspose/Gemm/MatMul of the original model, which of its
+// output channels and weight-input positions the slim model keeps, in order: the slim node's
+// output channel j is the original's Out[j]. Nil means all are kept.
+type Correspondence struct {
+	Out, In []int
+}
+
+// Correspond maps each weighted node (by label) of the original to what the slim model keeps.
+func (a *Analysis) Correspond(keep Keep) (map[string]Correspondence, error) {
+	kept, err := a.keptSet(keep)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Correspondence{}
+	for _, act := range a.actions {
+		if act.input != 1 || (act.kind != sliceAxis && act.kind != sliceGroupedIn) {
+			continue
+		}
+		c := out[act.node.Label()]
+		var pos []int
+		switch {
+		case act.flat != nil:
+			pos = flatPositions(act.refs, act.flat, kept)
+		default:
+			pos = keptPositions(act.refs, kept)
+		}
+		switch act.role {
+		case "out", "depthwise":
+			c.Out = pos
+		case "in":
+			c.In = pos
+		}
+		out[act.node.Label()] = c
+	}
+	return out, nil
+}

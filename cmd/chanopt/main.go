@@ -33,6 +33,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			inspectCommand(),
 			groupsCommand(),
 			shrinkCommand(),
+			evalCommand(),
+			analyzeCommand(),
 		},
 		HideHelpCommand: true,
 		// --input-shape values contain commas: one flag, one shape.

@@ -8,43 +8,71 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/rewrite"
 	"github.com/urfave/cli/v2"
 )
 
+// dataFlags are the flags of every command that reads images.
+func dataFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data", Usage: "calibration images: IDX (.gz), .npy (N×C×H×W float32), or a folder of PNG/JPEG"},
+		&cli.StringFlag{Name: "labels", Usage: "labels for --data (IDX or .npy), to report accuracy"},
+		&cli.IntFlag{Name: "samples", Usage: "use only the first N images of --data"},
+		&cli.StringFlag{Name: "mean", Usage: "per-channel mean subtracted after scaling to [0,1], e.g. 0.485,0.456,0.406"},
+		&cli.StringFlag{Name: "std", Usage: "per-channel std divided after the mean"},
+		&cli.IntFlag{Name: "batch", Value: 64, Usage: "images per batch when running the model"},
+		&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores)"},
+	}
+}
+
 func shrinkCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write the slim model (default: MODEL with .slim.onnx)"},
+		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
+		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
+		&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair of the slim model"},
+		&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
+		&cli.StringFlag{Name: "search", Value: "anneal", Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
+		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (same seed and inputs, same output bytes)"},
+		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
+		&cli.DurationFlag{Name: "search-time", Value: 3 * time.Minute, Usage: "stop the search after this long (a search stopped by time may differ between machines)"},
+		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		inputShapeFlag,
+	}
 	return &cli.Command{
 		Name:      "shrink",
 		Usage:     "write a slimmer model that meets a MACs or params budget",
 		ArgsUsage: "MODEL",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write the slim model (default: MODEL with .slim.onnx)"},
-			&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
-			&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
-			&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair or fine-tuning"},
-			&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
-			&cli.StringFlag{Name: "search", Value: "uniform", Usage: "width search: uniform"},
-			&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
-			inputShapeFlag,
-		},
-		Action: shrinkAction,
+		Flags:     append(flags, dataFlags()...),
+		Action:    shrinkAction,
 	}
 }
 
 // shrinkReport is the JSON report of `chanopt shrink --report`.
 type shrinkReport struct {
-	Model   string             `json:"model"`
-	Output  string             `json:"output"`
-	Budget  map[string]float64 `json:"budget"`
-	Search  string             `json:"search"`
-	Before  optimizer.Costs    `json:"before"`
-	After   optimizer.Costs    `json:"after"`
-	Groups  []groupReport      `json:"groups"`
-	Distill map[string]any     `json:"distill"`
+	Model       string                   `json:"model"`
+	Output      string                   `json:"output"`
+	Budget      map[string]float64       `json:"budget"`
+	Search      string                   `json:"search"`
+	SearchStats map[string]any           `json:"search_stats,omitempty"`
+	Before      costReport               `json:"before"`
+	After       costReport               `json:"after"`
+	Groups      []groupReport            `json:"groups"`
+	Distill     *optimizer.DistillReport `json:"distill"`
+	Accuracy    map[string]any           `json:"accuracy,omitempty"`
+}
+
+type costReport struct {
+	Params    int64   `json:"params"`
+	MACs      int64   `json:"macs"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
 }
 
 type groupReport struct {
@@ -72,6 +100,24 @@ func sameFile(a, b string) bool {
 	return aa == bb
 }
 
+// loadData reads --data for a model whose (only) input has the given static shape.
+func loadData(c *cli.Context, shape onnx.Shape) (*dataset.Set, error) {
+	if len(shape) != 4 {
+		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
+	}
+	mean, err := dataset.ParseFloats(c.String("mean"))
+	if err != nil {
+		return nil, usagef("--mean: %v", err)
+	}
+	std, err := dataset.ParseFloats(c.String("std"))
+	if err != nil {
+		return nil, usagef("--std: %v", err)
+	}
+	return dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
+		Channels: int(shape[1].Size), Height: int(shape[2].Size), Width: int(shape[3].Size),
+		Samples: c.Int("samples"), Mean: mean, Std: std, Seed: c.Uint64("seed")})
+}
+
 func shrinkAction(c *cli.Context) error {
 	path, err := modelArg(c)
 	if err != nil {
@@ -91,11 +137,12 @@ func shrinkAction(c *cli.Context) error {
 	if err := budget.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
-	if c.String("search") != "uniform" {
-		return usagef("shrink: --search %q is not available; use uniform", c.String("search"))
+	search := c.String("search")
+	if search != "uniform" && search != "anneal" {
+		return usagef("shrink: --search %q: want anneal or uniform", search)
 	}
-	if !c.Bool("no-distill") {
-		return usagef("shrink: distillation is not available in this build yet; pass --no-distill to slice only")
+	if c.IsSet("labels") && !c.IsSet("data") {
+		return usagef("shrink: --labels needs --data")
 	}
 	out := c.String("output")
 	if out == "" {
@@ -103,6 +150,12 @@ func shrinkAction(c *cli.Context) error {
 	}
 	if sameFile(path, out) {
 		return fmt.Errorf("%s: the output would overwrite the input model; choose another -o", out)
+	}
+	quiet := c.Bool("quiet")
+	logf := func(format string, a ...any) {
+		if !quiet {
+			fmt.Fprintf(c.App.ErrWriter, "chanopt: "+format+"\n", a...)
+		}
 	}
 	m, err := onnx.Load(path)
 	if err != nil {
@@ -116,6 +169,25 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	threads, batch := c.Int("threads"), c.Int("batch")
+	if batch <= 0 {
+		return usagef("--batch must be positive")
+	}
+	var calib, val *dataset.Set
+	if c.IsSet("data") {
+		if len(m.Graph.Inputs) != 1 {
+			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
+		}
+		all, err := loadData(c, shapes[m.Graph.Inputs[0]])
+		if err != nil {
+			return err
+		}
+		if all.N < 20 {
+			return fmt.Errorf("%s: %d images; chanopt needs at least 20 (some are held back to check the result)", c.String("data"), all.N)
+		}
+		calib, val = all.Split(0.1, c.Uint64("seed"))
+		logf("data: %d images for calibration, %d held back", calib.N, val.N)
+	}
 	a, err := rewrite.Groups(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -124,15 +196,66 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	res, err := optimizer.ShrinkUniform(a, budget, shapes, c.Int("round-to"))
+	var res *optimizer.Result
+	var searchStats map[string]any
+	switch search {
+	case "uniform":
+		res, err = optimizer.ShrinkUniform(a, budget, shapes, c.Int("round-to"))
+	case "anneal":
+		var sr *optimizer.SearchResult
+		layers, lerr := optimizer.LayerMetricsOf(m)
+		if lerr != nil {
+			return fmt.Errorf("%s: %w", path, lerr)
+		}
+		sopt := optimizer.SearchOptions{Budget: budget, Inputs: shapes, RoundTo: c.Int("round-to"),
+			Seed: c.Uint64("seed"), Iterations: c.Int("iterations"), TimeLimit: c.Duration("search-time"),
+			Layers: layers}
+		fitness := "weights"
+		if calib != nil {
+			fitSet := calib.Head(128)
+			df, ferr := optimizer.NewDataFitness(a, fitSet, batch, threads)
+			if ferr != nil {
+				return fmt.Errorf("%s: %w", path, ferr)
+			}
+			sopt.Fitness = df.Score
+			fitness = fmt.Sprintf("teacher KL on %d calibration images after a small least-squares refit", fitSet.N)
+		}
+		prog := newProgress(c, "search")
+		sopt.Progress = prog.update
+		sr, err = optimizer.Anneal(a, sopt)
+		prog.done()
+		if sr != nil {
+			res = &sr.Result
+			searchStats = map[string]any{"iterations": sr.Iterations, "accepted": sr.Accepts, "evaluations": sr.Evaluations,
+				"fitness": sr.Fitness, "fitness_kind": fitness, "stopped_by": sr.Stopped, "seed": c.Uint64("seed")}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := onnx.Save(out, res.Model, onnx.WriteOptions{}); err != nil {
-		return err
-	}
+	student := res.Model
 	rep := &shrinkReport{Model: path, Output: out, Budget: map[string]float64{string(budget.Kind): budget.Ratio},
-		Search: "uniform", Before: before, After: res.Costs, Distill: map[string]any{"mode": "none"}}
+		Search: search, SearchStats: searchStats,
+		Before: costReport{Params: before.Params, MACs: before.MACs}, After: costReport{Params: res.Costs.Params, MACs: res.Costs.MACs}}
+	switch {
+	case c.Bool("no-distill"):
+		rep.Distill = &optimizer.DistillReport{Mode: "none"}
+	case calib == nil:
+		rep.Distill = &optimizer.DistillReport{Mode: "none"}
+		logf("no --data: the slim model keeps the original's weights without repair")
+	default:
+		corr, err := a.Correspond(res.Keep)
+		if err != nil {
+			return err
+		}
+		prog := newProgress(c, "distill")
+		rep.Distill, err = optimizer.Distill(m, student, corr, calib, val, optimizer.DistillOptions{Batch: batch, Threads: threads,
+			Seed: c.Uint64("seed"), Progress: func(stage string, d, t int) { prog.update(d, t, 0) }})
+		prog.done()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	for _, g := range a.Groups {
 		kept := g.Channels
 		if k, ok := res.Keep[g.ID]; ok {
@@ -140,8 +263,28 @@ func shrinkAction(c *cli.Context) error {
 		}
 		rep.Groups = append(rep.Groups, groupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
 	}
+	if err := onnx.Save(out, student, onnx.WriteOptions{}); err != nil {
+		return err
+	}
+	if !quiet {
+		// Latency is measured (engine, batch 1, this machine) only for the printed table: timings
+		// would make the JSON report differ between runs.
+		rep.Before.LatencyMS = latencyMS(m, shapes, threads)
+		rep.After.LatencyMS = latencyMS(student, shapes, threads)
+	}
 	if p := c.String("report"); p != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
+		r := *rep
+		r.Before.LatencyMS, r.After.LatencyMS = 0, 0
+		if r.Distill != nil {
+			d := *r.Distill
+			d.Seconds = 0
+			d.Stages = append([]optimizer.Stage(nil), d.Stages...)
+			for i := range d.Stages {
+				d.Stages[i].Seconds = 0
+			}
+			r.Distill = &d
+		}
+		b, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -149,10 +292,38 @@ func shrinkAction(c *cli.Context) error {
 			return err
 		}
 	}
-	if !c.Bool("quiet") {
+	if !quiet {
 		printShrink(c.App.ErrWriter, rep)
 	}
 	return nil
+}
+
+// latencyMS is the median time of one batch-1 inference in the engine, or 0 if it cannot run.
+func latencyMS(m *onnx.Model, shapes map[string]onnx.Shape, threads int) float64 {
+	p, err := engine.Compile(m, engine.Options{Threads: threads})
+	if err != nil {
+		return 0
+	}
+	defer p.Close()
+	var ins []*engine.Tensor
+	for _, name := range p.Inputs() {
+		s := shapes[name]
+		dims := make([]int, len(s))
+		for i, d := range s {
+			dims[i] = int(d.Size)
+		}
+		ins = append(ins, engine.Zeros(dims...))
+	}
+	var times []time.Duration
+	deadline := time.Now().Add(700 * time.Millisecond)
+	for len(times) < 5 || (time.Now().Before(deadline) && len(times) < 200) {
+		t0 := time.Now()
+		if _, err := p.RunSlice(ins...); err != nil {
+			return 0
+		}
+		times = append(times, time.Since(t0))
+	}
+	return float64(medianDuration(times).Microseconds()) / 1000
 }
 
 func printShrink(w io.Writer, rep *shrinkReport) {
@@ -163,7 +334,39 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 	}
 	row("params", rep.Before.Params, rep.After.Params)
 	row("MACs", rep.Before.MACs, rep.After.MACs)
+	if rep.Before.LatencyMS > 0 && rep.After.LatencyMS > 0 {
+		fmt.Fprintf(tw, "latency (ms, batch 1)\t%.3f\t%.3f\t%.3f\t\n", rep.Before.LatencyMS, rep.After.LatencyMS, rep.After.LatencyMS/rep.Before.LatencyMS)
+	}
+	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
+		first, last := d.Stages[0].Agreement, d.Stages[0].Agreement
+		for _, s := range d.Stages {
+			if s.Kept {
+				last = s.Agreement
+			}
+		}
+		if d.Teacher != nil && last.Accuracy != nil {
+			fmt.Fprintf(tw, "accuracy (held back)\t%.2f%%\t%.2f%%\t\t\n", 100**d.Teacher, 100**last.Accuracy)
+		}
+		fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
+		_ = first
+	}
 	tw.Flush()
+	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
+		fmt.Fprintf(w, "\nrepair on %d held-back images:\n", d.HeldBack)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, s := range d.Stages {
+			note := ""
+			if !s.Kept {
+				note = "(undone: no better)"
+			}
+			acc := ""
+			if s.Agreement.Accuracy != nil {
+				acc = fmt.Sprintf("accuracy %.2f%%", 100**s.Agreement.Accuracy)
+			}
+			fmt.Fprintf(tw, "  %s\tagreement %.2f%%\tKL %.4f\t%s\t%s\n", s.Name, 100*s.Agreement.Top1, s.Agreement.KL, acc, note)
+		}
+		tw.Flush()
+	}
 	shrunk := 0
 	for _, g := range rep.Groups {
 		if g.Kept < g.Channels {

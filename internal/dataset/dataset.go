@@ -230,3 +230,17 @@ func pathErr(kind, path string, err error) error {
 	}
 	return fmt.Errorf("%s: %s: %w", kind, path, err)
 }
+
+// Head returns the first n images (and labels) as a view of s, or s itself when it has no more.
+func (s *Set) Head(n int) *Set {
+	if n >= s.N {
+		return s
+	}
+	h := *s
+	h.N = n
+	h.Images = s.Images[:n*s.C*s.H*s.W]
+	if s.Labels != nil {
+		h.Labels = s.Labels[:n]
+	}
+	return &h
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/optimizer"
+	"github.com/urfave/cli/v2"
+)
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "eval",
+		Usage:     "measure accuracy on labelled data and/or agreement with a teacher model",
+		ArgsUsage: "MODEL",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "teacher", Usage: "the original model, to measure top-1 agreement and KL"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for sampling image folders"},
+			inputShapeFlag,
+		}, dataFlags()...),
+		Action: evalAction,
+	}
+}
+
+type evalReport struct {
+	Model    string               `json:"model"`
+	Teacher  string               `json:"teacher,omitempty"`
+	Images   int                  `json:"images"`
+	Accuracy *float64             `json:"accuracy,omitempty"`
+	Agree    *optimizer.Agreement `json:"agreement,omitempty"`
+}
+
+func evalAction(c *cli.Context) error {
+	path, err := modelArg(c)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("data") {
+		return usagef("eval: --data is required")
+	}
+	if !c.IsSet("labels") && !c.IsSet("teacher") {
+		return usagef("eval: give --labels (accuracy) or --teacher (agreement), or both")
+	}
+	m, err := onnx.Load(path)
+	if err != nil {
+		return err
+	}
+	if len(m.Graph.Inputs) != 1 {
+		return fmt.Errorf("%s: eval feeds images to a model with one input, this one has %d", path, len(m.Graph.Inputs))
+	}
+	given, err := parseInputShapes(m.Graph, c.StringSlice("input-shape"))
+	if err != nil {
+		return err
+	}
+	shapes, err := onnx.BatchOne(m.Graph, given)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	set, err := loadData(c, shapes[m.Graph.Inputs[0]])
+	if err != nil {
+		return err
+	}
+	logitsOf := func(mm *onnx.Model, p string) ([]float32, int, error) {
+		prog, err := engine.Compile(mm, engine.Options{Threads: c.Int("threads")})
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", p, err)
+		}
+		defer prog.Close()
+		l, k, err := optimizer.Logits(prog, set, c.Int("batch"))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", p, err)
+		}
+		return l, k, nil
+	}
+	logits, classes, err := logitsOf(m, path)
+	if err != nil {
+		return err
+	}
+	rep := evalReport{Model: path, Images: set.N}
+	if set.Labels != nil {
+		a := optimizer.Compare(logits, logits, classes, set.Labels)
+		rep.Accuracy = a.Accuracy
+	}
+	if t := c.String("teacher"); t != "" {
+		tm, err := onnx.Load(t)
+		if err != nil {
+			return err
+		}
+		tl, tk, err := logitsOf(tm, t)
+		if err != nil {
+			return err
+		}
+		if tk != classes {
+			return fmt.Errorf("%s: gives %d classes, %s gives %d", t, tk, path, classes)
+		}
+		a := optimizer.Compare(tl, logits, classes, set.Labels)
+		rep.Teacher, rep.Agree = t, &a
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "model\t%s\nimages\t%d\n", path, set.N)
+	if rep.Accuracy != nil {
+		fmt.Fprintf(tw, "accuracy\t%.2f%%\n", 100**rep.Accuracy)
+	}
+	if rep.Agree != nil {
+		if rep.Agree.Teacher != nil {
+			fmt.Fprintf(tw, "teacher accuracy\t%.2f%%\n", 100**rep.Agree.Teacher)
+		}
+		fmt.Fprintf(tw, "top-1 agreement\t%.2f%%\nKL(teacher‖model)\t%.5f\n", 100*rep.Agree.Top1, rep.Agree.KL)
+	}
+	return tw.Flush()
+}

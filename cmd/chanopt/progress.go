@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// progress reports long work: a bar with ETA on a terminal, a log line every few seconds in a
+// pipeline's logs, nothing with --quiet.
+type progress struct {
+	w     io.Writer
+	stage string
+	bar   *progressbar.ProgressBar
+	last  time.Time
+	start time.Time
+	quiet bool
+}
+
+func newProgress(c *cli.Context, stage string) *progress {
+	p := &progress{w: c.App.ErrWriter, stage: stage, quiet: c.Bool("quiet"), start: time.Now()}
+	if f, ok := p.w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !p.quiet {
+		p.bar = progressbar.NewOptions(1, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(stage),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	return p
+}
+
+// update records progress; best is a stage-specific figure shown beside it.
+func (p *progress) update(done, total int, best float64) {
+	if p.quiet {
+		return
+	}
+	if p.bar != nil {
+		p.bar.ChangeMax(total)
+		p.bar.Describe(fmt.Sprintf("%s (best %.4g)", p.stage, best))
+		p.bar.Set(done)
+		return
+	}
+	if time.Since(p.last) >= 5*time.Second || done == total {
+		p.last = time.Now()
+		eta := time.Duration(0)
+		if done > 0 {
+			eta = time.Duration(float64(time.Since(p.start)) * float64(total-done) / float64(done))
+		}
+		fmt.Fprintf(p.w, "chanopt: %s %d/%d, best %.4g, eta %s\n", p.stage, done, total, best, eta.Round(time.Second))
+	}
+}
+
+func (p *progress) done() {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+}
+
+// medianDuration returns the median of durations (sorting them).
+func medianDuration(ds []time.Duration) time.Duration {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}

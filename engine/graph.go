@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/chanopt/chanopt/onnx"
+)
+
+// graph is a compiled graph: values numbered, constants converted, nodes turned into steps.
+type graph struct {
+	names  []string
+	ids    map[string]int
+	consts []*Tensor // by value id: the constant's value, or nil
+	steps  []*step
+	inIDs  []int
+	outIDs []int
+	// declared holds the graph inputs' declared shapes (-1 for free dims), by input position.
+	declared [][]int
+	// fused lists the values that fusion removed (computed inside a fused step, not stored).
+	fused map[string]bool
+	plans map[string]*plan
+	last  *plan
+}
+
+// step is one compiled node (or a fused chain of nodes).
+type step struct {
+	label  string // the node's name, for messages
+	opType string
+	op     op
+	in     []int // value ids, -1 for absent optional inputs
+	out    []int
+}
+
+func (s *step) errorf(err error) error {
+	return fmt.Errorf("engine: node %s (%s): %w", s.label, s.opType, err)
+}
+
+// compileGraph builds the steps of a model. keepUnfused names values fusion must leave readable.
+func compileGraph(m *onnx.Model, keepUnfused map[string]bool, noFusion bool) (*graph, error) {
+	mg := m.Graph
+	g := &graph{ids: map[string]int{}, fused: map[string]bool{}, plans: map[string]*plan{}}
+	id := func(name string) int {
+		if name == "" {
+			return -1
+		}
+		if i, ok := g.ids[name]; ok {
+			return i
+		}
+		g.ids[name] = len(g.names)
+		g.names = append(g.names, name)
+		g.consts = append(g.consts, nil)
+		return len(g.names) - 1
+	}
+	consts := map[string]*Tensor{}
+	for _, name := range mg.InitOrder {
+		t := mg.Inits[name]
+		if t == nil {
+			continue
+		}
+		ct, err := constTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("engine: initializer %s: %w", name, err)
+		}
+		consts[name] = ct
+		g.consts[id(name)] = ct
+	}
+	for name, t := range mg.Inits { // initializers missing from InitOrder
+		if _, ok := consts[name]; ok {
+			continue
+		}
+		ct, err := constTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("engine: initializer %s: %w", name, err)
+		}
+		consts[name] = ct
+		g.consts[id(name)] = ct
+	}
+	for _, name := range mg.Inputs {
+		g.inIDs = append(g.inIDs, id(name))
+		var dims []int
+		if v := mg.Values[name]; v != nil && v.Shape != nil {
+			dims = make([]int, len(v.Shape))
+			for i, d := range v.Shape {
+				dims[i] = int(d.Size)
+			}
+		}
+		g.declared = append(g.declared, dims)
+	}
+	opset := m.Opset()
+	var fusions map[*onnx.Node]*fusion
+	var skip map[*onnx.Node]bool
+	var normActs map[*onnx.Node]*onnx.Node
+	if !noFusion {
+		fusions, skip = planFusions(mg, consts, keepUnfused)
+		normActs = planNormActs(mg, skip, fusions, keepUnfused)
+		for _, a := range normActs {
+			skip[a] = true
+		}
+	}
+	for _, n := range mg.Nodes {
+		if skip[n] {
+			continue
+		}
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			return nil, fmt.Errorf("engine: node %s: op %s.%s is not supported", n.Label(), n.Domain, n.OpType)
+		}
+		b := &builder{g: mg, n: n, opset: opset, consts: consts}
+		var o op
+		var err error
+		inputs, outputs := n.Inputs, n.Outputs
+		label, opType := n.Label(), n.OpType
+		if f := fusions[n]; f != nil {
+			o, err = buildFusedConv(b, f)
+			inputs, outputs = f.inputs, f.outputs
+			opType = f.opType()
+			for _, v := range f.removed {
+				g.fused[v] = true
+			}
+		} else {
+			build, ok := builderFor(n.OpType)
+			if !ok {
+				return nil, fmt.Errorf("engine: node %s: op %s is not supported", n.Label(), n.OpType)
+			}
+			o, err = build(b)
+			if a := normActs[n]; a != nil && err == nil {
+				if bn, ok := o.(*batchNormOp); ok {
+					bn.lo, bn.hi = activationBounds(a)
+					g.fused[n.Outputs[0]] = true
+					outputs = []string{a.Outputs[0]}
+					opType += "+" + a.OpType
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: node %s (%s): %w", label, opType, err)
+		}
+		s := &step{label: label, opType: opType, op: o}
+		for _, in := range inputs {
+			s.in = append(s.in, id(in))
+		}
+		for _, out := range outputs {
+			s.out = append(s.out, id(out))
+		}
+		g.steps = append(g.steps, s)
+	}
+	// every value read must be defined by an initializer, an input or an earlier step
+	defined := make([]bool, len(g.names))
+	for i, c := range g.consts {
+		defined[i] = c != nil
+	}
+	for _, i := range g.inIDs {
+		defined[i] = true
+	}
+	for _, s := range g.steps {
+		for _, i := range s.in {
+			if i >= 0 && !defined[i] {
+				return nil, fmt.Errorf("engine: node %s (%s) reads %q, which nothing defines", s.label, s.opType, g.names[i])
+			}
+		}
+		for _, o := range s.out {
+			if o >= 0 {
+				defined[o] = true
+			}
+		}
+	}
+	for _, name := range mg.Outputs {
+		i := id(name)
+		if i >= len(defined) || !defined[i] {
+			return nil, fmt.Errorf("engine: graph output %q is not computed by any node", name)
+		}
+		g.outIDs = append(g.outIDs, i)
+	}
+	return g, nil
+}
+
+// constTensor converts an initializer, keeping the kernels' slack after float data.
+func constTensor(t *onnx.Tensor) (*Tensor, error) {
+	shape := make([]int, len(t.Dims))
+	for i, d := range t.Dims {
+		shape[i] = int(d)
+	}
+	switch {
+	case t.Floats != nil || (t.Type.IsFloat() && t.NumElements() == 0):
+		d := newFloats(len(t.Floats))
+		copy(d, t.Floats)
+		return &Tensor{Shape: shape, Data: d}, nil
+	case t.Ints != nil || (t.Type.IsInt() && t.NumElements() == 0):
+		return &Tensor{Shape: shape, Ints: append([]int64{}, t.Ints...)}, nil
+	}
+	return nil, fmt.Errorf("%v tensors are not supported", t.Type)
+}

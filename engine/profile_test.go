@@ -1,0 +1,55 @@
+package engine
+
+import (
+	"math/rand"
+	"os"
+	"sort"
+	"testing"
+	"time"
+)
+
+// TestProfileSteps prints where a run's time goes, per step, for $CHANOPT_PROFILE_MODEL
+// (a development aid; skipped without the variable).
+func TestProfileSteps(t *testing.T) {
+	path := os.Getenv("CHANOPT_PROFILE_MODEL")
+	if path == "" {
+		t.Skip("set CHANOPT_PROFILE_MODEL")
+	}
+	for _, batch := range []int{1, 32} {
+		m, p := loadProgram(t, path, Options{Threads: 2})
+		shape, err := inputShape(m, p.Inputs()[0], batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := randomInput(rand.New(rand.NewSource(1)), shape)
+		if _, err := p.RunSlice(x); err != nil {
+			t.Fatal(err)
+		}
+		pl := p.graphs[""].last
+		times := make([]time.Duration, len(pl.steps))
+		const runs = 50
+		var total time.Duration
+		for r := 0; r < runs; r++ {
+			t0 := time.Now()
+			for i := range pl.steps {
+				ps := &pl.steps[i]
+				s := time.Now()
+				if err := ps.st.op.run(&pl.ctx, ps.in, ps.out); err != nil {
+					t.Fatal(err)
+				}
+				times[i] += time.Since(s)
+			}
+			total += time.Since(t0)
+		}
+		idx := make([]int, len(times))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool { return times[idx[a]] > times[idx[b]] })
+		t.Logf("batch %d: %.3f ms per run", batch, float64(total)/runs/1e6)
+		for _, i := range idx[:min(12, len(idx))] {
+			ps := pl.steps[i]
+			t.Logf("  %7.3f ms  %-40s %-30s out %v", float64(times[i])/runs/1e6, ps.st.opType, ps.st.label, ps.out[0].Shape)
+		}
+	}
+}

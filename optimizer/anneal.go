@@ -1,0 +1,467 @@
+package optimizer
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// Widths maps each prunable group to the number of channels it keeps.
+type Widths map[rewrite.GroupID]int
+
+// key is a canonical string for caching a candidate's fitness.
+func (w Widths) key() string {
+	ids := make([]int, 0, len(w))
+	for id := range w {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(strconv.Itoa(id))
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(w[rewrite.GroupID(id)]))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func (w Widths) clone() Widths {
+	c := make(Widths, len(w))
+	for k, v := range w {
+		c[k] = v
+	}
+	return c
+}
+
+// Fitness scores a candidate (higher is better). It may be expensive: the annealer caches it.
+type Fitness func(w Widths) (float64, error)
+
+// SearchOptions configures the width search.
+type SearchOptions struct {
+	Budget  Budget
+	Inputs  map[string]onnx.Shape
+	RoundTo int
+	Seed    uint64
+	// Iterations is the number of proposals (0: 4000 for the weight-only fitness, 150 otherwise).
+	Iterations int
+	// TimeLimit stops the search early (0: none). A search stopped by time depends on the machine's
+	// speed, so the same seed may then give other widths; the result says when this happened.
+	TimeLimit time.Duration
+	// Fitness judges candidates; nil uses the weight-only score (spectral retention).
+	Fitness Fitness
+	// Layers are the CONet layer metrics: they give the group scores that guide proposals and the
+	// retention curves of the weight-only fitness. Nil computes them.
+	Layers []LayerMetrics
+	// CostBase gives each node's cost for a latency budget (ms per node at batch 1); nil for MACs
+	// and params budgets.
+	CostBase map[*onnx.Node]int64
+	// Progress, if set, is called after each proposal.
+	Progress func(done, total int, best float64)
+}
+
+// SearchResult is the annealer's outcome.
+type SearchResult struct {
+	Result
+	Fitness             float64
+	Iterations, Accepts int
+	Evaluations         int    // fitness evaluations (cache misses)
+	Stopped             string // "iterations" or "time limit"
+	Target, Base        float64
+}
+
+// annealer holds the search state.
+type annealer struct {
+	a       *rewrite.Analysis
+	opt     SearchOptions
+	groups  []*rewrite.Group // prunable, by ID
+	unit    map[rewrite.GroupID]int
+	wc      *rewrite.WidthCost
+	target  float64
+	ret     map[rewrite.GroupID][]float64
+	score   map[rewrite.GroupID]float64 // rank-like: low = redundant
+	rng     *rand.Rand
+	cache   map[string]float64
+	evals   int
+	fitness Fitness
+}
+
+// cost predicts the budgeted cost of a candidate.
+func (s *annealer) cost(w Widths) float64 {
+	macs, params := s.wc.Eval(w)
+	if s.opt.Budget.Kind == Params {
+		return params
+	}
+	return macs // MACs, or latency when the predictor was built on per-node latency
+}
+
+func (s *annealer) feasible(w Widths) bool { return s.cost(w) <= s.target }
+
+func (s *annealer) fit(w Widths) (float64, error) {
+	k := w.key()
+	if f, ok := s.cache[k]; ok {
+		return f, nil
+	}
+	f, err := s.fitness(w)
+	if err != nil {
+		return 0, err
+	}
+	s.evals++
+	s.cache[k] = f
+	return f, nil
+}
+
+// weightOnly is CONet's weight-only view: the mean spectral energy the kept channels can carry.
+func (s *annealer) weightOnly(w Widths) (float64, error) {
+	sum := 0.0
+	for _, g := range s.groups {
+		curve := s.ret[g.ID]
+		if len(curve) == 0 {
+			continue
+		}
+		sum += curve[w[g.ID]]
+	}
+	return sum / float64(len(s.groups)), nil
+}
+
+// step returns the widths one unit apart for a group.
+func (s *annealer) clampWidth(g *rewrite.Group, v int) int {
+	u := s.unit[g.ID]
+	if v >= g.Channels {
+		return g.Channels
+	}
+	v = v / u * u
+	if v < u {
+		v = u
+	}
+	return v
+}
+
+// Anneal searches widths under the budget with simulated annealing: metric-guided proposals move
+// channels from redundant (low-rank) groups to the others, worse candidates are accepted with the
+// Metropolis rule under a temperature that falls linearly over the run, and the best feasible
+// candidate is kept.
+func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
+	if err := opt.Budget.Validate(); err != nil {
+		return nil, err
+	}
+	s := &annealer{a: a, opt: opt, unit: map[rewrite.GroupID]int{}, cache: map[string]float64{},
+		rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))}
+	for _, g := range a.Prunable() {
+		s.groups = append(s.groups, g)
+		u := 1
+		if opt.RoundTo > 1 {
+			u = opt.RoundTo
+		}
+		if g.Blocks > 1 {
+			u = lcm(u, g.Blocks)
+		}
+		s.unit[g.ID] = u
+	}
+	if len(s.groups) == 0 {
+		return nil, fmt.Errorf("no channel group can shrink (all are pinned)")
+	}
+	base := opt.CostBase
+	if base == nil {
+		var err error
+		base, err = nodeMACs(a.Model, opt.Inputs)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.wc = a.WidthCost(base)
+	full := Widths{}
+	for _, g := range s.groups {
+		full[g.ID] = g.Channels
+	}
+	baseCost := s.cost(full)
+	s.target = opt.Budget.Ratio * baseCost
+	layers := opt.Layers
+	if layers == nil {
+		var err error
+		if layers, err = LayerMetricsOf(a.Model); err != nil {
+			return nil, err
+		}
+	}
+	s.ret = Retention(a, layers)
+	scores := GroupScores(a, layers)
+	s.score = map[rewrite.GroupID]float64{}
+	for _, g := range s.groups {
+		if sc, ok := scores[g.ID]; ok && sc.Sides > 0 {
+			s.score[g.ID] = sc.Rank
+		} else {
+			s.score[g.ID] = halfEnergyRank(s.ret[g.ID])
+		}
+	}
+	s.fitness = opt.Fitness
+	if s.fitness == nil {
+		s.fitness = s.weightOnly
+	}
+	iters := opt.Iterations
+	if iters <= 0 {
+		iters = 4000
+		if opt.Fitness != nil {
+			iters = 150
+		}
+	}
+
+	cur, err := s.uniformStart()
+	if err != nil {
+		return nil, err
+	}
+	s.fill(cur)
+	curF, err := s.fit(cur)
+	if err != nil {
+		return nil, err
+	}
+	best, bestF := cur.clone(), curF
+	t0 := s.initialTemperature(cur, curF)
+	res := &SearchResult{Stopped: "iterations", Target: s.target, Base: baseCost}
+	start := time.Now()
+	for it := 0; it < iters; it++ {
+		if opt.TimeLimit > 0 && time.Since(start) > opt.TimeLimit {
+			res.Stopped = "time limit"
+			break
+		}
+		res.Iterations++
+		// CONetV2 lowers its temperature linearly, T = T0·(N−t)/N; the floor keeps the last
+		// proposals from dividing by zero while making them plain hill-climbing.
+		temp := t0*float64(iters-it)/float64(iters) + 1e-12
+		cand := s.propose(cur)
+		if cand == nil {
+			continue
+		}
+		f, err := s.fit(cand)
+		if err != nil {
+			return nil, err
+		}
+		if d := f - curF; d >= 0 || s.rng.Float64() < math.Exp(d/temp) {
+			cur, curF = cand, f
+			res.Accepts++
+			if f > bestF {
+				best, bestF = cand.clone(), f
+			}
+		}
+		if opt.Progress != nil {
+			opt.Progress(it+1, iters, bestF)
+		}
+	}
+	s.fill(best)
+	if f, err := s.fit(best); err == nil && f >= bestF {
+		bestF = f
+	}
+	imp := L1Importance(a)
+	keep := KeepWidths(a, imp, best)
+	m, err := a.Slice(keep)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Measure(m, opt.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	res.Result = Result{Model: m, Keep: keep, Widths: best, Costs: c}
+	res.Fitness, res.Evaluations = bestF, s.evals
+	return res, nil
+}
+
+// halfEnergyRank is the share of channels holding half the spectral energy: a rank-like score when
+// no layer metric touches a group.
+func halfEnergyRank(curve []float64) float64 {
+	if len(curve) < 2 {
+		return 1
+	}
+	for w, r := range curve {
+		if r >= 0.5 {
+			return float64(w) / float64(len(curve)-1)
+		}
+	}
+	return 1
+}
+
+// uniformStart keeps the same fraction of every group, the largest the budget allows.
+func (s *annealer) uniformStart() (Widths, error) {
+	at := func(r float64) Widths {
+		w := Widths{}
+		for _, g := range s.groups {
+			w[g.ID] = s.clampWidth(g, int(math.Round(r*float64(g.Channels))))
+		}
+		return w
+	}
+	if s.feasible(at(1)) {
+		return at(1), nil
+	}
+	lo, hi := 0.0, 1.0
+	for i := 0; i < 40; i++ {
+		mid := (lo + hi) / 2
+		if s.feasible(at(mid)) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	w := at(lo)
+	if !s.feasible(w) {
+		return nil, fmt.Errorf("budget %v cannot be met: with every prunable group at its minimum width the model keeps %.1f%% of its %s (pinned groups hold the rest)",
+			s.opt.Budget, 100*s.cost(w)/(s.target/s.opt.Budget.Ratio), s.opt.Budget.Kind)
+	}
+	return w, nil
+}
+
+// fill grows groups one unit at a time, best retention gain per cost first, while the budget
+// allows, so the result lands just under it.
+func (s *annealer) fill(w Widths) {
+	for {
+		cur := s.cost(w)
+		bestGain, bestID := 0.0, rewrite.GroupID(-1)
+		for _, g := range s.groups {
+			v := w[g.ID]
+			if v >= g.Channels {
+				continue
+			}
+			next := s.clampWidth(g, v+s.unit[g.ID])
+			w[g.ID] = next
+			c := s.cost(w)
+			w[g.ID] = v
+			if c > s.target || c <= cur {
+				continue
+			}
+			curve := s.ret[g.ID]
+			gain := 1e-9
+			if len(curve) > next {
+				gain += curve[next] - curve[v]
+			}
+			if r := gain / (c - cur); r > bestGain {
+				bestGain, bestID = r, g.ID
+			}
+		}
+		if bestID < 0 {
+			return
+		}
+		g := s.a.Groups[bestID]
+		w[bestID] = s.clampWidth(g, w[bestID]+s.unit[bestID])
+	}
+}
+
+// pick draws a group with probability proportional to weight.
+func (s *annealer) pick(cands []*rewrite.Group, weight func(*rewrite.Group) float64) *rewrite.Group {
+	if len(cands) == 0 {
+		return nil
+	}
+	total := 0.0
+	for _, g := range cands {
+		total += weight(g)
+	}
+	x := s.rng.Float64() * total
+	for _, g := range cands {
+		x -= weight(g)
+		if x <= 0 {
+			return g
+		}
+	}
+	return cands[len(cands)-1]
+}
+
+// propose moves channels from a donor group to a receiver. Guided draws (70%) take donors in
+// proportion to their redundancy (1 − rank) and receivers in proportion to their rank, as CONet
+// shrinks low-rank layers and grows the others; the rest are uniform, the random push of CONetV2.
+func (s *annealer) propose(cur Widths) Widths {
+	guided := s.rng.Float64() < 0.7
+	var donors, receivers []*rewrite.Group
+	for _, g := range s.groups {
+		if cur[g.ID] > s.unit[g.ID] {
+			donors = append(donors, g)
+		}
+		if cur[g.ID] < g.Channels {
+			receivers = append(receivers, g)
+		}
+	}
+	uniform := func(*rewrite.Group) float64 { return 1 }
+	wDonor, wRecv := uniform, uniform
+	if guided {
+		wDonor = func(g *rewrite.Group) float64 { return 1 - s.score[g.ID] + 0.05 }
+		wRecv = func(g *rewrite.Group) float64 { return s.score[g.ID] + 0.05 }
+	}
+	d := s.pick(donors, wDonor)
+	if d == nil {
+		return nil
+	}
+	cand := cur.clone()
+	units := 1 + s.rng.IntN(3)
+	cand[d.ID] = s.clampWidth(d, cur[d.ID]-units*s.unit[d.ID])
+	var rs []*rewrite.Group
+	for _, g := range receivers {
+		if g.ID != d.ID {
+			rs = append(rs, g)
+		}
+	}
+	if r := s.pick(rs, wRecv); r != nil {
+		// Grow the receiver as far as the freed budget allows (cost grows with width: bisect).
+		lo, hi := cand[r.ID], r.Channels
+		for lo < hi {
+			mid := s.clampWidth(r, (lo+hi+1)/2)
+			if mid <= lo {
+				mid = s.clampWidth(r, lo+s.unit[r.ID])
+			}
+			cand[r.ID] = mid
+			if s.feasible(cand) {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		cand[r.ID] = lo
+	}
+	if !s.feasible(cand) || cand.key() == cur.key() {
+		return nil
+	}
+	return cand
+}
+
+// initialTemperature sets T0 to the median fitness change of a few proposals, so that early on a
+// typical worse move is accepted with probability 1/e.
+func (s *annealer) initialTemperature(cur Widths, curF float64) float64 {
+	var ds []float64
+	for i := 0; i < 24 && len(ds) < 12; i++ {
+		c := s.propose(cur)
+		if c == nil {
+			continue
+		}
+		f, err := s.fit(c)
+		if err != nil {
+			continue
+		}
+		if d := math.Abs(f - curF); d > 0 {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return 1e-3
+	}
+	sort.Float64s(ds)
+	return ds[len(ds)/2]
+}
+
+// nodeMACs computes each node's MACs at the input shapes (batch 1 where symbolic).
+func nodeMACs(m *onnx.Model, inputs map[string]onnx.Shape) (map[*onnx.Node]int64, error) {
+	tmp := shallowCopy(m)
+	if _, err := onnx.InferShapes(tmp, onnx.InferOptions{Inputs: inputs}); err != nil {
+		return nil, err
+	}
+	out := make(map[*onnx.Node]int64, len(m.Graph.Nodes))
+	for _, n := range m.Graph.Nodes {
+		v, err := onnx.NodeMACs(tmp.Graph, n)
+		if err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, nil
+}

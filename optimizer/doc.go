@@ -1,0 +1,10 @@
+// Package optimizer decides how wide each channel group of a trained network should be and repairs
+// the network after it is cut.
+//
+// It owns the CONet low-rank metrics of each layer (EVBMF rank, knowledge gain KG, mapping condition
+// MC and their combination QC, see LayerMetricsOf), channel importance, budgets (MACs, parameters,
+// measured latency), the annealer that searches widths under a budget, and distillation (BN
+// recalibration, least-squares reconstruction, KD fine-tuning).
+//
+// It works on the IR of package onnx and never parses flags or prints: the CLI does both.
+package optimizer
