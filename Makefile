@@ -6,10 +6,11 @@ ORT_VERSION := 1.30.0
 ORT_DIR := $(CACHE)/ort-$(ORT_VERSION)
 ORT_LIB := $(ORT_DIR)/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
 ZOO := $(CACHE)/zoo
+FOREIGN := $(CACHE)/foreign
 PY := /usr/bin/python3
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 BIN := bin/chanopt
-TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_PYTHON=$(PY)
+TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY)
 
 .PHONY: build test demo bench fuzz proto ort lint deps zoo models clean
 
@@ -22,9 +23,12 @@ deps:
 ort:
 	@scripts/ort.sh $(ORT_DIR) $(ORT_VERSION)
 
+# torchvision architectures (random init) and small models in other exporters' styles, generated
+# into the cache, never committed; existing files are kept.
 zoo: deps
-	@mkdir -p $(ZOO)
+	@mkdir -p $(ZOO) $(FOREIGN)
 	$(PY) models/zoo/export_zoo.py $(ZOO)
+	$(PY) models/foreign/make_foreign.py $(FOREIGN)
 
 test: deps ort zoo lint
 	$(TEST_ENV) $(GO) test -tags ort -timeout 25m ./...

@@ -8,18 +8,45 @@ import (
 )
 
 // L1Importance scores each channel of each group by the L1 norm of its producers' filters, summed
-// over every producer in the group (a residual group sums the filters of both branches).
+// over every producer in the group (a residual group sums the filters of both branches). Each
+// producer's norms are divided by their mean first, so a stem conv with 9 weights per filter counts
+// as much as a block conv with 576.
 func L1Importance(a *rewrite.Analysis) map[rewrite.GroupID][]float64 {
 	imp := map[rewrite.GroupID][]float64{}
 	for _, g := range a.Groups {
 		imp[g.ID] = make([]float64, g.Channels)
 	}
+	type key struct {
+		g    rewrite.GroupID
+		node string
+	}
+	norms := map[key][]float64{}
+	var order []key
 	for _, p := range a.ProducerSlices() {
+		k := key{p.Group, p.Node}
+		if norms[k] == nil {
+			norms[k] = make([]float64, len(imp[p.Group]))
+			order = append(order, k)
+		}
 		s := 0.0
 		for _, v := range p.Values {
 			s += math.Abs(float64(v))
 		}
-		imp[p.Group][p.Channel] += s
+		norms[k][p.Channel] += s
+	}
+	for _, k := range order {
+		n := norms[k]
+		mean := 0.0
+		for _, v := range n {
+			mean += v
+		}
+		mean /= float64(len(n))
+		if mean == 0 {
+			continue
+		}
+		for i, v := range n {
+			imp[k.g][i] += v / mean
+		}
 	}
 	return imp
 }

@@ -126,32 +126,24 @@ func RecalibrateBN(m *onnx.Model, set *dataset.Set, batch, threads int) (int, er
 	if len(bns) == 0 {
 		return 0, nil
 	}
-	p, err := engine.Compile(m, engine.Options{Threads: threads, NoFusion: true})
-	if err != nil {
-		return 0, err
-	}
-	defer p.Close()
-	moments := make([]channelMoments, len(bns))
-	err = forEachBatch(p, set, batch, keep, func(vals map[string]*engine.Tensor) error {
-		for i, n := range bns {
-			moments[i].add(vals[n.Inputs[0]])
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
+	// One BN at a time, in graph order: each one's input depends on the BNs before it, whose new
+	// statistics must already be in place (a single pass would measure later layers on inputs
+	// normalised with stale statistics).
 	for i, n := range bns {
+		ms, err := momentsOf(m, keep[i:i+1], set, batch, threads)
+		if err != nil {
+			return i, err
+		}
 		mt, vt := g.Inits[n.Inputs[3]], g.Inits[n.Inputs[4]]
 		c := len(mt.Floats)
-		if moments[i].sum == nil || len(moments[i].sum) != c {
+		if ms[0].sum == nil || len(ms[0].sum) != c {
 			continue
 		}
 		mean := &onnx.Tensor{Type: mt.Type, Dims: append([]int64(nil), mt.Dims...), Floats: make([]float32, c)}
 		variance := &onnx.Tensor{Type: vt.Type, Dims: append([]int64(nil), vt.Dims...), Floats: make([]float32, c)}
 		for k := 0; k < c; k++ {
-			mean.Floats[k] = float32(moments[i].mean(k))
-			variance.Floats[k] = float32(moments[i].variance(k))
+			mean.Floats[k] = float32(ms[0].mean(k))
+			variance.Floats[k] = float32(ms[0].variance(k))
 		}
 		setConst(g, n, 3, mean)
 		setConst(g, n, 4, variance)
@@ -218,11 +210,13 @@ func correctBias(teacher *onnx.Model, cached map[string]*channelMoments, student
 			return 0, err
 		}
 	}
-	sm, err := momentsOf(student, keep, set, batch, threads)
-	if err != nil {
-		return 0, err
-	}
+	// One layer at a time, in graph order: a correction changes the inputs of every later layer, so
+	// each layer is measured after the ones before it were corrected.
 	for i, n := range nodes {
+		sm, err := momentsOf(student, keep[i:i+1], set, batch, threads)
+		if err != nil {
+			return i, err
+		}
 		b := sg.Inits[n.Inputs[2]]
 		nb := b.Clone()
 		nb.Source = nil
@@ -232,8 +226,8 @@ func correctBias(teacher *onnx.Model, cached map[string]*channelMoments, student
 			if out != nil {
 				tj = out[j]
 			}
-			if tj < len(tm[i].sum) && j < len(sm[i].sum) {
-				nb.Floats[j] += float32(tm[i].mean(tj) - sm[i].mean(j))
+			if tj < len(tm[i].sum) && j < len(sm[0].sum) {
+				nb.Floats[j] += float32(tm[i].mean(tj) - sm[0].mean(j))
 			}
 		}
 		setConst(sg, n, 2, nb)
