@@ -50,4 +50,3 @@ func (c *ctx) chunks(items int, work int) int {
 	n := min(items, c.threads*4, max(1, work/grain))
 	return max(1, n)
 }
-
