@@ -36,3 +36,36 @@ func TestExp32(t *testing.T) {
 		t.Error("exp32(NaN) is not NaN")
 	}
 }
+
+// TestExpSlice checks the vector exp and sigmoid against math.Exp.
+func TestExpSlice(t *testing.T) {
+	var src []float32
+	for x := float32(-120); x < 100; x += 0.0731 {
+		src = append(src, x)
+	}
+	for _, sig := range []bool{false, true} {
+		dst := make([]float32, len(src))
+		expSlice(dst, src, sig)
+		for i, x := range src {
+			want := math.Exp(float64(x))
+			if sig {
+				want = 1 / (1 + math.Exp(-float64(x)))
+			}
+			got := float64(dst[i])
+			switch {
+			case !sig && want > math.MaxFloat32:
+				if !math.IsInf(got, 1) {
+					t.Errorf("exp(%v) = %g, want +Inf", x, got)
+				}
+			case !sig && want < 1e-37: // subnormal results: absolute error
+				if math.Abs(got-want) > 1e-44 {
+					t.Errorf("exp(%v) = %g, want %g", x, got, want)
+				}
+			default:
+				if math.Abs(got-want) > 3e-7*want+1e-38 {
+					t.Fatalf("sigmoid %v: f(%v) = %g, want %g", sig, x, got, want)
+				}
+			}
+		}
+	}
+}

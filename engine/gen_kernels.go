@@ -30,6 +30,7 @@ func main() {
 	}
 	genSeg(w)
 	genDepthwise(w)
+	genExp(w)
 	if err := os.WriteFile("kernel_amd64.s", b.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
@@ -284,6 +285,87 @@ func genDepthwise(w func(string, ...any)) {
 		}
 	}
 	w("dwdone:")
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// genExp writes expAVX2(dst, src *float32, n int, sigmoid bool) over n/8·8 elements: e^x (Cephes
+// expf: clamp, range reduction by ln 2, degree-6 polynomial, scale by 2^n), or 1/(1+e^-x).
+func genExp(w func(string, ...any)) {
+	consts := []struct {
+		name string
+		v    string
+	}{
+		{"hi", "88.3762626647949"}, {"lo", "-88.3762626647949"}, {"log2e", "1.44269504088896341"},
+		{"half", "0.5"}, {"c1", "0.693359375"}, {"c2", "-2.12194440e-4"},
+		{"p0", "1.9875691500e-4"}, {"p1", "1.3981999507e-3"}, {"p2", "8.3334519073e-3"},
+		{"p3", "4.1665795894e-2"}, {"p4", "1.6666665459e-1"}, {"p5", "5.0000001201e-1"}, {"one", "1.0"},
+	}
+	for i, c := range consts {
+		w("DATA expConst<>+%d(SB)/4, $%s", i*4, c.v)
+	}
+	w("DATA expConst<>+%d(SB)/4, $127", len(consts)*4)
+	w("GLOBL expConst<>(SB), RODATA|NOPTR, $%d", (len(consts)+1)*4)
+	off := func(name string) int {
+		for i, c := range consts {
+			if c.name == name {
+				return i * 4
+			}
+		}
+		panic(name)
+	}
+	w("")
+	w("// func expAVX2(dst, src *float32, n int, sigmoid bool)")
+	w("TEXT ·expAVX2(SB), NOSPLIT, $0-25")
+	w("\tMOVQ dst+0(FP), DI")
+	w("\tMOVQ src+8(FP), SI")
+	w("\tMOVQ n+16(FP), CX")
+	w("\tMOVBLZX sigmoid+24(FP), DX")
+	w("\tLEAQ expConst<>(SB), R8")
+	regs := map[string]string{"hi": "Y8", "lo": "Y9", "log2e": "Y10", "half": "Y11", "c1": "Y12", "c2": "Y13", "one": "Y14"}
+	for name, r := range regs {
+		w("\tVBROADCASTSS %d(R8), %s", off(name), r)
+	}
+	w("\tVPBROADCASTD %d(R8), Y15", len(consts)*4)
+	w("\tSHRQ $3, CX")
+	w("\tJZ expdone")
+	w("exploop:")
+	w("\tVMOVUPS (SI), Y0")
+	w("\tTESTQ DX, DX")
+	w("\tJZ expnoneg")
+	w("\tVXORPS Y1, Y1, Y1")
+	w("\tVSUBPS Y0, Y1, Y0") // x = -x
+	w("expnoneg:")
+	w("\tVMINPS Y8, Y0, Y0")
+	w("\tVMAXPS Y9, Y0, Y0")
+	w("\tVMOVAPS Y11, Y1")
+	w("\tVFMADD231PS Y10, Y0, Y1")  // fx = x*log2e + 0.5
+	w("\tVROUNDPS $1, Y1, Y1")      // floor
+	w("\tVFNMADD231PS Y12, Y1, Y0") // x -= fx*c1
+	w("\tVFNMADD231PS Y13, Y1, Y0") // x -= fx*c2
+	w("\tVBROADCASTSS %d(R8), Y2", off("p0"))
+	for _, p := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		w("\tVBROADCASTSS %d(R8), Y3", off(p))
+		w("\tVFMADD213PS Y3, Y0, Y2") // y = y*x + p
+	}
+	w("\tVMULPS Y0, Y0, Y3")      // z = x*x
+	w("\tVFMADD213PS Y0, Y3, Y2") // y = y*z + x
+	w("\tVADDPS Y14, Y2, Y2")     // + 1
+	w("\tVCVTTPS2DQ Y1, Y4")      // n
+	w("\tVPADDD Y15, Y4, Y4")     // + 127
+	w("\tVPSLLD $23, Y4, Y4")     // 2^n
+	w("\tVMULPS Y4, Y2, Y2")
+	w("\tTESTQ DX, DX")
+	w("\tJZ expstore")
+	w("\tVADDPS Y14, Y2, Y2") // 1 + e^-x
+	w("\tVDIVPS Y2, Y14, Y2") // 1 / that
+	w("expstore:")
+	w("\tVMOVUPS Y2, (DI)")
+	w("\tADDQ $32, SI")
+	w("\tADDQ $32, DI")
+	w("\tDECQ CX")
+	w("\tJNZ exploop")
+	w("expdone:")
 	w("\tVZEROUPPER")
 	w("\tRET")
 }

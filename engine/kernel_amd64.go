@@ -61,3 +61,32 @@ func dwRow(p *dwArgs) {
 		dwRowGo(p)
 	}
 }
+
+//go:noescape
+func expAVX2(dst, src *float32, n int, sigmoid bool)
+
+// expSlice writes e^x (or, with sigmoid, 1/(1+e^-x)) of src into dst.
+func expSlice(dst, src []float32, sigmoid bool) {
+	n := len(dst)
+	src = src[:n]
+	done := 0
+	if haveAVX2 && n >= 8 {
+		done = n &^ 7
+		expAVX2(&dst[0], &src[0], done, sigmoid)
+		if !sigmoid {
+			// the vector code clamps to ±88.38 and flushes results below 2^-126 to 0; redo those exactly
+			for i, v := range src[:done] {
+				if v > 88.3762626647949 || v < -87 || v != v {
+					dst[i] = exp32(v)
+				}
+			}
+		}
+	}
+	for i := done; i < n; i++ {
+		if sigmoid {
+			dst[i] = sigmoid32(src[i])
+		} else {
+			dst[i] = exp32(src[i])
+		}
+	}
+}

@@ -11,3 +11,14 @@ func kern8(p *kargs)  { kernelGo(p, 8) }
 func kernSeg(p *segArgs) { kernelSegGo(p) }
 
 func dwRow(p *dwArgs) { dwRowGo(p) }
+
+func expSlice(dst, src []float32, sigmoid bool) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		if sigmoid {
+			dst[i] = sigmoid32(v)
+		} else {
+			dst[i] = exp32(v)
+		}
+	}
+}

@@ -88,6 +88,9 @@ func (o *reduceOp) infer(in []*Tensor) ([]spec, error) {
 func (o *reduceOp) run(_ *ctx, in, out []*Tensor) error {
 	x, y := in[0], out[0]
 	r := len(x.Shape)
+	if !o.axesInput && !x.IsInt() && o.suffixRun(x, y) {
+		return nil
+	}
 	red, noop, err := o.reduced(in, r)
 	if err != nil {
 		return err
@@ -241,4 +244,71 @@ func sortedInts(v []int) []int {
 	s := append([]int{}, v...)
 	sort.Ints(s)
 	return s
+}
+
+// suffixRun handles the common case without allocating: float input, constant axes that are the
+// trailing dims (global pooling written as ReduceMean over H and W). It reports whether it ran.
+func (o *reduceOp) suffixRun(x, y *Tensor) bool {
+	r := len(x.Shape)
+	if r > maxRank {
+		return false
+	}
+	var red [maxRank]bool
+	if !o.hasAxes || len(o.axes) == 0 {
+		if o.noopEmpty {
+			return false
+		}
+		for i := 0; i < r; i++ {
+			red[i] = true
+		}
+	}
+	for _, a := range o.axes {
+		if a < 0 {
+			a += r
+		}
+		if a < 0 || a >= r {
+			return false
+		}
+		red[a] = true
+	}
+	first := r
+	for first > 0 && red[first-1] {
+		first--
+	}
+	for i := 0; i < first; i++ {
+		if red[i] {
+			return false // not a trailing block
+		}
+	}
+	outer, inner := numel(x.Shape[:first]), numel(x.Shape[first:])
+	if outer != y.Len() {
+		return false
+	}
+	for i := 0; i < outer; i++ {
+		row := x.Data[i*inner : (i+1)*inner]
+		var acc float64
+		switch o.kind {
+		case "ReduceMean", "ReduceSum":
+			for _, v := range row {
+				acc += float64(v)
+			}
+			if o.kind == "ReduceMean" && inner > 0 {
+				acc /= float64(inner)
+			}
+		case "ReduceMax":
+			acc = math.Inf(-1)
+			for _, v := range row {
+				acc = math.Max(acc, float64(v))
+			}
+		case "ReduceMin":
+			acc = math.Inf(1)
+			for _, v := range row {
+				acc = math.Min(acc, float64(v))
+			}
+		default:
+			return false // other reductions take the general path (nothing written yet: i is 0)
+		}
+		y.Data[i] = float32(acc)
+	}
+	return true
 }

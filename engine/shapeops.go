@@ -236,6 +236,7 @@ func copyTensor(dst, src *Tensor) {
 // transposeOp permutes dims (default: reversed).
 type transposeOp struct {
 	perm []int
+	rev  []int // the default permutation for the last rank seen
 	rt   rangeTask
 	// run state
 	x, y       *Tensor
@@ -246,11 +247,13 @@ type transposeOp struct {
 
 func (o *transposeOp) permFor(r int) ([]int, error) {
 	if o.perm == nil {
-		p := make([]int, r)
-		for i := range p {
-			p[i] = r - 1 - i
+		if len(o.rev) != r {
+			o.rev = make([]int, r)
+			for i := range o.rev {
+				o.rev[i] = r - 1 - i
+			}
 		}
-		return p, nil
+		return o.rev, nil
 	}
 	if len(o.perm) != r {
 		return nil, fmt.Errorf("perm %v for rank %d", o.perm, r)
@@ -289,7 +292,14 @@ func (o *transposeOp) run(c *ctx, in, out []*Tensor) error {
 		copyTensor(y, x)
 		return nil
 	}
-	st := strides(x.Shape)
+	if cap(o.inSt) < r {
+		o.inSt = make([]int, r)
+	}
+	st := o.inSt[:r]
+	for k, acc := r-1, 1; k >= 0; k-- {
+		st[k] = acc
+		acc *= x.Shape[k]
+	}
 	o.x, o.y, o.p, o.inSt, o.outShape = x, y, p, st, y.Shape
 	if o.rt.fn == nil {
 		o.rt.fn = o.apply
@@ -523,6 +533,32 @@ func (o *splitOp) run(_ *ctx, in, out []*Tensor) error {
 type sliceOp struct {
 	starts, ends, axes, steps []int64
 	fromInputs                bool
+	// the resolved slice of the last input shape (attribute form), and the copy's index buffer
+	cacheShape, cacheStart, cacheStep, idx []int
+	cacheParams                            []int64 // run-time starts/ends/axes/steps the cache is for
+}
+
+// sameParams reports whether the run-time parameter inputs equal the cached ones.
+func (o *sliceOp) sameParams(in []*Tensor) bool {
+	if !o.fromInputs {
+		return true
+	}
+	j := 0
+	for _, t := range in[1:] {
+		if t != nil && t.IsInt() {
+			for _, v := range t.Ints {
+				if j >= len(o.cacheParams) || o.cacheParams[j] != v {
+					return false
+				}
+				j++
+			}
+		}
+		if j >= len(o.cacheParams) || o.cacheParams[j] != -1<<62 {
+			return false
+		}
+		j++
+	}
+	return j == len(o.cacheParams)
 }
 
 func buildSlice(b *builder) (op, error) {
@@ -624,23 +660,44 @@ func (o *sliceOp) infer(in []*Tensor) ([]spec, error) {
 }
 
 func (o *sliceOp) run(_ *ctx, in, out []*Tensor) error {
-	start, step, _, err := o.resolve(in)
-	if err != nil {
-		return err
+	var start, step []int
+	if shapeEq(o.cacheShape, in[0].Shape) && o.sameParams(in) {
+		start, step = o.cacheStart, o.cacheStep
+	} else {
+		var err error
+		if start, step, _, err = o.resolve(in); err != nil {
+			return err
+		}
+		o.cacheShape, o.cacheStart, o.cacheStep = append(o.cacheShape[:0], in[0].Shape...), start, step
+		o.cacheParams = o.cacheParams[:0]
+		for _, t := range in[1:] {
+			if t != nil && t.IsInt() {
+				o.cacheParams = append(o.cacheParams, t.Ints...)
+			}
+			o.cacheParams = append(o.cacheParams, -1<<62) // separator
+		}
 	}
-	stridedCopy(out[0], in[0], start, step)
+	o.idx = stridedCopy(out[0], in[0], start, step, o.idx)
 	return nil
 }
 
-// stridedCopy copies y[i...] = x[start + i·step ...] for y's shape.
-func stridedCopy(y, x *Tensor, start, step []int) {
+// stridedCopy copies y[i...] = x[start + i·step ...] for y's shape. It returns its index buffer
+// (buf, grown if needed) for reuse.
+func stridedCopy(y, x *Tensor, start, step []int, buf []int) []int {
 	r := len(y.Shape)
 	n := y.Len()
 	if n == 0 {
-		return
+		return buf
 	}
-	st := strides(x.Shape)
-	idx := make([]int, r)
+	if cap(buf) < 2*r {
+		buf = make([]int, 2*r)
+	}
+	idx, st := buf[:r], buf[r:2*r]
+	clear(idx)
+	for k, acc := r-1, 1; k >= 0; k-- {
+		st[k] = acc
+		acc *= x.Shape[k]
+	}
 	base := 0
 	for k := 0; k < r; k++ {
 		base += start[k] * st[k]
@@ -673,6 +730,7 @@ func stridedCopy(y, x *Tensor, start, step []int) {
 			idx[k] = 0
 		}
 	}
+	return buf
 }
 
 // gatherOp is Gather along an axis (negative indices count from the end).

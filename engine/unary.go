@@ -212,13 +212,9 @@ func (o *unaryOp) apply(lo, hi int) {
 			y[i] = float32(math.Abs(float64(v)))
 		}
 	case unSigmoid:
-		for i, v := range x {
-			y[i] = sigmoid32(v)
-		}
+		expSlice(y, x, true)
 	case unExp:
-		for i, v := range x {
-			y[i] = exp32(v)
-		}
+		expSlice(y, x, false)
 	default:
 		f := o.fn()
 		for i, v := range x {

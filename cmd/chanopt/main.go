@@ -35,6 +35,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			shrinkCommand(),
 			evalCommand(),
 			analyzeCommand(),
+			runCommand(),
+			benchCommand(),
 		},
 		HideHelpCommand: true,
 		// --input-shape values contain commas: one flag, one shape.
