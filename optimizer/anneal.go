@@ -65,6 +65,9 @@ type SearchOptions struct {
 	CostBase map[*onnx.Node]int64
 	// Progress, if set, is called after each proposal.
 	Progress func(done, total int, best float64)
+	// Random makes the search a baseline: every proposal is accepted, unguided, without judging
+	// candidates, so the result is a random allocation under the same budget.
+	Random bool
 }
 
 // SearchResult is the annealer's outcome.
@@ -222,7 +225,10 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		return nil, err
 	}
 	best, bestF := cur.clone(), curF
-	t0 := s.initialTemperature(cur, curF)
+	t0 := 1.0
+	if !opt.Random {
+		t0 = s.initialTemperature(cur, curF)
+	}
 	res := &SearchResult{Stopped: "iterations", Target: s.target, Base: baseCost}
 	start := time.Now()
 	for it := 0; it < iters; it++ {
@@ -236,6 +242,11 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		temp := t0*float64(iters-it)/float64(iters) + 1e-12
 		cand := s.propose(cur)
 		if cand == nil {
+			continue
+		}
+		if opt.Random {
+			cur, best = cand, cand
+			res.Accepts++
 			continue
 		}
 		f, err := s.fit(cand)
@@ -373,7 +384,7 @@ func (s *annealer) pick(cands []*rewrite.Group, weight func(*rewrite.Group) floa
 // proportion to their redundancy (1 − rank) and receivers in proportion to their rank, as CONet
 // shrinks low-rank layers and grows the others; the rest are uniform, the random push of CONetV2.
 func (s *annealer) propose(cur Widths) Widths {
-	guided := s.rng.Float64() < 0.7
+	guided := !s.opt.Random && s.rng.Float64() < 0.7
 	var donors, receivers []*rewrite.Group
 	for _, g := range s.groups {
 		if cur[g.ID] > s.unit[g.ID] {

@@ -36,6 +36,7 @@ func shrinkCommand() *cli.Command {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write the slim model (default: MODEL with .slim.onnx)"},
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
+		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair of the slim model"},
 		&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
 		&cli.StringFlag{Name: "search", Value: "anneal", Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
@@ -125,14 +126,14 @@ func shrinkAction(c *cli.Context) error {
 	}
 	var budget optimizer.Budget
 	set := 0
-	for _, k := range []optimizer.BudgetKind{optimizer.MACs, optimizer.Params} {
+	for _, k := range []optimizer.BudgetKind{optimizer.MACs, optimizer.Params, optimizer.Latency} {
 		if c.IsSet(string(k)) {
 			budget = optimizer.Budget{Kind: k, Ratio: c.Float64(string(k))}
 			set++
 		}
 	}
 	if set != 1 {
-		return usagef("shrink: give exactly one budget: --macs R or --params R")
+		return usagef("shrink: give exactly one budget: --macs R, --params R or --latency R")
 	}
 	if err := budget.Validate(); err != nil {
 		return usageError{err.Error()}
@@ -200,6 +201,9 @@ func shrinkAction(c *cli.Context) error {
 	var searchStats map[string]any
 	switch search {
 	case "uniform":
+		if budget.Kind == optimizer.Latency {
+			return usagef("shrink: --latency needs --search anneal")
+		}
 		res, err = optimizer.ShrinkUniform(a, budget, shapes, c.Int("round-to"))
 	case "anneal":
 		var sr *optimizer.SearchResult
@@ -222,8 +226,20 @@ func shrinkAction(c *cli.Context) error {
 		}
 		prog := newProgress(c, "search")
 		sopt.Progress = prog.update
-		sr, err = optimizer.Anneal(a, sopt)
+		var lat *optimizer.LatencyResult
+		if budget.Kind == optimizer.Latency {
+			lat, err = optimizer.AnnealLatency(a, sopt, threads)
+			if lat != nil {
+				sr = lat.SearchResult
+			}
+		} else {
+			sr, err = optimizer.Anneal(a, sopt)
+		}
 		prog.done()
+		if lat != nil {
+			logf("latency (engine, batch 1): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
+				lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, budget.Ratio, lat.Attempts)
+		}
 		if sr != nil {
 			res = &sr.Result
 			searchStats = map[string]any{"iterations": sr.Iterations, "accepted": sr.Accepts, "evaluations": sr.Evaluations,
