@@ -25,13 +25,18 @@ type DistillOptions struct {
 	Batch, Threads int
 	Seed           uint64
 	NoRefit        bool
-	Progress       func(stage string, done, total int)
+	// Epochs of knowledge-distillation fine-tuning over the calibration images (0: none).
+	Epochs   float64
+	LR       float64
+	MaxTime  time.Duration // cap on the fine-tuning time (0: none)
+	Progress func(stage string, done, total int)
 }
 
 // DistillReport is the record of a distillation.
 type DistillReport struct {
 	Mode     string   `json:"mode"` // "data" (user data) or "none"
 	Samples  int      `json:"samples"`
+	Epochs   float64  `json:"epochs,omitempty"`
 	HeldBack int      `json:"held_back"`
 	Stages   []Stage  `json:"stages"`
 	Seconds  float64  `json:"seconds"`
@@ -145,6 +150,22 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 		if err != nil {
 			return nil, err
 		}
+	}
+	if opt.Epochs > 0 {
+		t0 := time.Now()
+		ag, steps, err := FineTune(teacher, student, calib, val, tlog, classes, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
+			LR: opt.LR, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5,
+			Progress: func(s, total int, loss float64) {
+				if opt.Progress != nil {
+					opt.Progress("fine-tune", s, total)
+				}
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("fine-tune: %w", err)
+		}
+		rep.Stages = append(rep.Stages, Stage{Name: "fine-tune", Layers: steps, Agreement: ag, Seconds: time.Since(t0).Seconds(),
+			Kept: better(ag, cur) && ag != cur})
+		rep.Epochs = opt.Epochs
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil

@@ -38,6 +38,9 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair of the slim model"},
+		&cli.Float64Flag{Name: "epochs", Value: 2, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only)"},
+		&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
+		&cli.DurationFlag{Name: "distill-time", Value: 6 * time.Minute, Usage: "stop fine-tuning after this long (the best weights so far are kept)"},
 		&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
 		&cli.StringFlag{Name: "search", Value: "anneal", Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (same seed and inputs, same output bytes)"},
@@ -266,7 +269,8 @@ func shrinkAction(c *cli.Context) error {
 		}
 		prog := newProgress(c, "distill")
 		rep.Distill, err = optimizer.Distill(m, student, corr, calib, val, optimizer.DistillOptions{Batch: batch, Threads: threads,
-			Seed: c.Uint64("seed"), Progress: func(stage string, d, t int) { prog.update(d, t, 0) }})
+			Seed: c.Uint64("seed"), Epochs: c.Float64("epochs"), LR: c.Float64("lr"), MaxTime: c.Duration("distill-time"),
+			Progress: func(stage string, d, t int) { prog.stage = stage; prog.update(d, t, 0) }})
 		prog.done()
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
