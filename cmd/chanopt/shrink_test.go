@@ -35,7 +35,7 @@ func TestShrinkHalvesMACsEverywhere(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		out := filepath.Join(dir, name+".slim.onnx")
 		rep := filepath.Join(dir, name+".json")
-		args := []string{"shrink", p, "--macs", "0.5", "--no-distill", "-o", out, "--report", rep, "-q"}
+		args := []string{"shrink", p, "--macs", "0.5", "--no-distill", "--iterations", "600", "-o", out, "--report", rep, "-q"}
 		var inShape map[string]onnx.Shape
 		if s, ok := given[p]; ok {
 			args = append(args, "--input-shape", shapeFlag(s))
