@@ -39,6 +39,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair of the slim model"},
 		&cli.Float64Flag{Name: "epochs", Value: 2, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only)"},
+		&cli.IntFlag{Name: "synthetic", Value: 512, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
 		&cli.DurationFlag{Name: "distill-time", Value: 6 * time.Minute, Usage: "stop fine-tuning after this long (the best weights so far are kept)"},
 		&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
@@ -260,8 +261,35 @@ func shrinkAction(c *cli.Context) error {
 	case c.Bool("no-distill"):
 		rep.Distill = &optimizer.DistillReport{Mode: "none"}
 	case calib == nil:
-		rep.Distill = &optimizer.DistillReport{Mode: "none"}
-		logf("no --data: the slim model keeps the original's weights without repair")
+		// Data-free: images synthesised from the original (BN statistics and confident classes).
+		in := shapes[m.Graph.Inputs[0]]
+		if len(m.Graph.Inputs) != 1 || len(in) != 4 {
+			rep.Distill = &optimizer.DistillReport{Mode: "none"}
+			logf("no --data, and data-free repair needs one N×C×H×W input: the slim model is not repaired")
+			break
+		}
+		prog := newProgress(c, "synthesise")
+		synth, err := optimizer.Synthesize(m, int(in[1].Size), int(in[2].Size), int(in[3].Size), optimizer.SynthesizeOptions{
+			Images: c.Int("synthetic"), Threads: threads, Seed: c.Uint64("seed"), Progress: func(d, t int) { prog.update(d, t, 0) }})
+		prog.done()
+		if err != nil {
+			return fmt.Errorf("%s: data-free synthesis: %w", path, err)
+		}
+		scal, sval := synth.Split(0.2, c.Uint64("seed"))
+		corr, err := a.Correspond(res.Keep)
+		if err != nil {
+			return err
+		}
+		dprog := newProgress(c, "distill")
+		rep.Distill, err = optimizer.Distill(m, student, corr, scal, sval, optimizer.DistillOptions{Batch: batch, Threads: threads,
+			Seed: c.Uint64("seed"), Epochs: c.Float64("epochs"), LR: c.Float64("lr"), MaxTime: c.Duration("distill-time"),
+			Progress: func(stage string, d, t int) { dprog.stage = stage; dprog.update(d, t, 0) }})
+		dprog.done()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		rep.Distill.Mode = "data-free"
+		logf("no --data: repaired on %d images synthesised from the original (agreement is measured on synthetic images too)", synth.N)
 	default:
 		corr, err := a.Correspond(res.Keep)
 		if err != nil {
