@@ -22,7 +22,7 @@ func writePlot(path string, rep *analyzeReport) error {
 }
 
 func plotSVG(rep *analyzeReport) string {
-	const left, right, top, bottom, plotH = 60, 20, 40, 120, 300
+	const left, right, top, bottom, plotH = 60, 56, 40, 120, 300
 	n := len(rep.Layers)
 	step := 24.0
 	if n > 60 {
@@ -46,6 +46,11 @@ func plotSVG(rep *analyzeReport) string {
 			left, width-right, y(v), y(v), left-6, y(v)+4, v)
 	}
 	fmt.Fprintf(&b, `<text transform="translate(14,%d) rotate(-90)" text-anchor="middle">channels</text>`+"\n", top+plotH/2)
+	for i := 0; i <= 4; i++ {
+		r := float64(i) / 4
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#e45756">%.2f</text>`+"\n", width-right+4, float64(top)+plotH-r*plotH+4, r)
+	}
+	fmt.Fprintf(&b, `<text transform="translate(%d,%d) rotate(90)" text-anchor="middle" fill="#e45756" font-size="10">rank (fraction of channels)</text>`+"\n", width-10, top+plotH/2)
 	var rin, rout []string
 	for i, l := range rep.Layers {
 		x := float64(left) + step*float64(i)
@@ -59,9 +64,11 @@ func plotSVG(rep *analyzeReport) string {
 			l.RankOut, int(l.RankOut*float64(l.OutChannels)+0.5), l.KGIn, l.KGOut, l.MCIn, l.MCOut, l.QC, l.Params, l.MACs,
 			map[bool]string{true: "&#10;pinned", false: ""}[l.Pinned])
 		cx := x + step/2
-		rout = append(rout, fmt.Sprintf("%.1f,%.1f", cx, y(l.RankOut*float64(l.OutChannels))))
+		// Ranks are fractions of the channels: drawn against the right-hand axis.
+		yr := func(r float64) float64 { return top + plotH - r*plotH }
+		rout = append(rout, fmt.Sprintf("%.1f,%.1f", cx, yr(l.RankOut)))
 		if l.InChannels > 1 && l.RankIn > 0 || l.Op != "Conv" {
-			rin = append(rin, fmt.Sprintf("%.1f,%.1f", cx, y(l.RankIn*float64(l.InChannels))))
+			rin = append(rin, fmt.Sprintf("%.1f,%.1f", cx, yr(l.RankIn)))
 		}
 		fmt.Fprintf(&b, `<text transform="translate(%.1f,%d) rotate(60)" font-size="9">%s</text>`+"\n", cx-3, top+plotH+8, html.EscapeString(short(l.Name, 24)))
 	}
