@@ -26,6 +26,7 @@ var sections = []section{
 	{"format", benchFormat},
 	{"inference", benchInference},
 	{"search", benchSearch},
+	{"distill", benchDistill},
 }
 
 func main() {

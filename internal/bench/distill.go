@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/internal/ort"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// fashionTrain is Debian's Fashion-MNIST training set: the calibration data of the distillation
+// benchmark (used without its labels).
+const fashionTrain = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+const fashionTest = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+const fashionTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
+// ortEval returns accuracy on a labelled set and the median batch-1 latency, both in ONNX Runtime.
+func ortEval(path string, set *dataset.Set) (acc float64, latency time.Duration, err error) {
+	s, err := ort.Open(path, 2)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	per := set.C * set.H * set.W
+	var logits []float32
+	const batch = 500
+	for i := 0; i*batch < set.N; i++ {
+		x := set.Batch(i, batch)
+		out, err := s.Run([]ort.Tensor{{Shape: []int64{int64(len(x) / per), int64(set.C), int64(set.H), int64(set.W)}, Data: x}})
+		if err != nil {
+			return 0, 0, err
+		}
+		logits = append(logits, out[0].Data...)
+	}
+	a := optimizer.Compare(logits, logits, len(logits)/set.N, set.Labels)
+	one := []ort.Tensor{{Shape: []int64{1, int64(set.C), int64(set.H), int64(set.W)}, Data: set.Images[:per]}}
+	latency, err = median(200, func() error { _, err := s.Run(one); return err })
+	return *a.Accuracy, latency, err
+}
+
+// benchDistill runs the whole pipeline the way `chanopt shrink MODEL --macs 0.5 --data
+// <Fashion-MNIST training images>` does on every bundled model, and reports per stage the agreement
+// on held-back images, and accuracy and latency before and after in ONNX Runtime on the 10k test set.
+func benchDistill(env *benchEnv) error {
+	samples := 60000
+	if v := os.Getenv("CHANOPT_BENCH_SAMPLES"); v != "" {
+		fmt.Sscan(v, &samples)
+	}
+	test, err := dataset.Load(fashionTest, fashionTestLabels, dataset.Options{Channels: 1, Height: 28, Width: 28})
+	if err != nil {
+		return err
+	}
+	all, err := dataset.Load(fashionTrain, "", dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: samples})
+	if err != nil {
+		return err
+	}
+	calib, val := all.Split(0.05, 1)
+	fmt.Printf("   --macs 0.5, %d unlabelled training images (%d held back), 2 epochs of KD; ONNX Runtime on the 10k test set\n", calib.N, val.N)
+	fmt.Println("   | model | params | MACs | accuracy | ORT latency (batch 1) | stages: held-back agreement | time |")
+	fmt.Println("   |---|---|---|---|---|---|---|")
+	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
+	if only := os.Getenv("CHANOPT_BENCH_MODELS"); only != "" {
+		paths = nil
+		for _, n := range strings.Split(only, ",") {
+			paths = append(paths, filepath.Join(env.models, n+".onnx"))
+		}
+	}
+	dir, err := os.MkdirTemp("", "chanopt-distill")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		start := time.Now()
+		m, err := onnx.Load(p)
+		if err != nil {
+			return err
+		}
+		shapes, _ := onnx.BatchOne(m.Graph, nil)
+		a, err := rewrite.Groups(m)
+		if err != nil {
+			return err
+		}
+		fit, err := optimizer.NewDataFitness(a, calib.Head(128), 64, 0)
+		if err != nil {
+			return err
+		}
+		sr, err := optimizer.Anneal(a, optimizer.SearchOptions{Budget: optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5},
+			Inputs: shapes, Seed: 1, Iterations: 40, Fitness: fit.Score, TimeLimit: 2 * time.Minute})
+		if err != nil {
+			return err
+		}
+		corr, err := a.Correspond(sr.Keep)
+		if err != nil {
+			return err
+		}
+		rep, err := optimizer.Distill(m, sr.Model, corr, calib, val, optimizer.DistillOptions{Batch: 64, Epochs: 2, LR: 1e-3,
+			MaxTime: 6 * time.Minute})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		elapsed := time.Since(start)
+		out := filepath.Join(dir, name+".slim.onnx")
+		if err := onnx.Save(out, sr.Model, onnx.WriteOptions{}); err != nil {
+			return err
+		}
+		before, err := optimizer.Measure(m, shapes)
+		if err != nil {
+			return err
+		}
+		after, err := optimizer.Measure(sr.Model, shapes)
+		if err != nil {
+			return err
+		}
+		accB, latB, err := ortEval(p, test)
+		if err != nil {
+			return err
+		}
+		accA, latA, err := ortEval(out, test)
+		if err != nil {
+			return err
+		}
+		var stages []string
+		for _, s := range rep.Stages {
+			mark := ""
+			if !s.Kept {
+				mark = " (undone)"
+			}
+			stages = append(stages, fmt.Sprintf("%s %.1f%%%s", s.Name, 100*s.Agreement.Top1, mark))
+		}
+		fmt.Printf("   | %s | %d → %d | %.2fM → %.2fM (%.3f) | %.2f%% → %.2f%% (%+.2f) | %.3f → %.3f ms | %s | %s |\n", name,
+			before.Params, after.Params, float64(before.MACs)/1e6, float64(after.MACs)/1e6, float64(after.MACs)/float64(before.MACs),
+			100*accB, 100*accA, 100*(accA-accB), float64(latB.Microseconds())/1000, float64(latA.Microseconds())/1000,
+			strings.Join(stages, ", "), elapsed.Round(time.Second))
+	}
+	return nil
+}
