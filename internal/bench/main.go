@@ -25,6 +25,7 @@ type benchEnv struct {
 var sections = []section{
 	{"format", benchFormat},
 	{"inference", benchInference},
+	{"train", benchTrain},
 	{"search", benchSearch},
 	{"distill", benchDistill},
 }
