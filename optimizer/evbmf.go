@@ -273,3 +273,7 @@ func evbObjective(v float64, s []float64, l, m int, energy, alpha, xBar float64)
 	}
 	return f
 }
+
+// SingularValues returns a matrix's singular values, descending, the way the metrics compute them
+// (for benchmarks that compare the metrics with a plain sweep).
+func SingularValues(a mat.Matrix) ([]float64, error) { return gramSingularValues(a) }

@@ -26,6 +26,7 @@ var sections = []section{
 	{"format", benchFormat},
 	{"inference", benchInference},
 	{"train", benchTrain},
+	{"analyze", benchAnalyze},
 	{"search", benchSearch},
 	{"distill", benchDistill},
 }
