@@ -133,6 +133,9 @@ func (o *convGrad) backward(c *ctx, a *gradArgs) error {
 	if dy == nil {
 		return nil
 	}
+	if err := o.prepare(c, a.in, a.out); err != nil { // another input shape ran since
+		return err
+	}
 	g := &o.geo
 	x, w := a.in[0], a.in[1]
 	var dB []float32
@@ -342,7 +345,7 @@ func (t *wgrad) unroll(rows, x []float32) {
 }
 
 // channelsLast copies image x (C×H×W) into img as hp×wp×C with the padding zero. Channels go
-// in blocks of 4: four input rows are read side by side and written as contiguous quads.
+// in blocks of 8 (then 4): that many input rows are read side by side and written contiguously.
 func (t *wgrad) channelsLast(img, x []float32) {
 	g := &t.geo
 	C, W, hw := g.c, g.w, g.h*g.w
@@ -359,19 +362,30 @@ func (t *wgrad) channelsLast(img, x []float32) {
 		clear(row[x1*C:])
 		n := x1 - x0
 		c := 0
-		for ; c+4 <= C; c += 4 {
-			s0 := x[c*hw+iy*W-g.pl+x0:][:n]
-			s1 := x[(c+1)*hw+iy*W-g.pl+x0:][:n]
-			s2 := x[(c+2)*hw+iy*W-g.pl+x0:][:n]
-			s3 := x[(c+3)*hw+iy*W-g.pl+x0:][:n]
+		base := iy*W - g.pl + x0
+		for ; c+8 <= C; c += 8 {
+			s0, s1 := x[c*hw+base:][:n], x[(c+1)*hw+base:][:n]
+			s2, s3 := x[(c+2)*hw+base:][:n], x[(c+3)*hw+base:][:n]
+			s4, s5 := x[(c+4)*hw+base:][:n], x[(c+5)*hw+base:][:n]
+			s6, s7 := x[(c+6)*hw+base:][:n], x[(c+7)*hw+base:][:n]
 			d := row[x0*C+c:]
 			for i := range s0 {
-				q := d[i*C : i*C+4 : i*C+4]
+				q := (*[8]float32)(d[i*C:])
+				q[0], q[1], q[2], q[3] = s0[i], s1[i], s2[i], s3[i]
+				q[4], q[5], q[6], q[7] = s4[i], s5[i], s6[i], s7[i]
+			}
+		}
+		for ; c+4 <= C; c += 4 {
+			s0, s1 := x[c*hw+base:][:n], x[(c+1)*hw+base:][:n]
+			s2, s3 := x[(c+2)*hw+base:][:n], x[(c+3)*hw+base:][:n]
+			d := row[x0*C+c:]
+			for i := range s0 {
+				q := (*[4]float32)(d[i*C:])
 				q[0], q[1], q[2], q[3] = s0[i], s1[i], s2[i], s3[i]
 			}
 		}
 		for ; c < C; c++ {
-			src := x[c*hw+iy*W-g.pl+x0:][:n]
+			src := x[c*hw+base:][:n]
 			d := row[x0*C+c:]
 			for i, v := range src {
 				d[i*C] = v
@@ -776,6 +790,9 @@ func (o *convTGrad) backward(c *ctx, a *gradArgs) error {
 	dy := a.dout[0]
 	if dy == nil {
 		return nil
+	}
+	if err := o.prepare(c, a.in, a.out); err != nil { // another input shape ran since
+		return err
 	}
 	x, w := a.in[0], a.in[1]
 	if dx := a.din[0]; dx != nil {

@@ -100,8 +100,9 @@ func (g *unaryGrad) apply(lo, hi int) {
 			}
 		}
 	case "Clip":
+		// strict at the bounds, as PyTorch's ReLU6/Hardtanh (which export as Clip)
 		for i, v := range x {
-			if v >= g.lo && v <= g.hi {
+			if v > g.lo && v < g.hi {
 				put(i, dy[i])
 			} else {
 				put(i, 0)

@@ -72,8 +72,8 @@ func (g *poolGrad) backward(c *ctx, a *gradArgs) error {
 	if a.din[0] == nil || a.dout[0] == nil {
 		return nil
 	}
-	if !shapeEq(g.shape, a.in[0].Shape) {
-		return fmt.Errorf("internal: pool backward not prepared for %v", a.in[0].Shape)
+	if err := g.prepare(c, a.in, a.out); err != nil { // another input shape ran since
+		return err
 	}
 	g.x, g.y, g.dy, g.dx, g.acc = a.in[0].Data, a.out[0].Data, a.dout[0].Data, a.din[0].Data, a.acc[0]
 	planes := a.in[0].Shape[0] * a.in[0].Shape[1]

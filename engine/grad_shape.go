@@ -168,8 +168,11 @@ func (g *gatherGrad) backward(c *ctx, a *gradArgs) error {
 	if dx == nil || dy == nil {
 		return nil
 	}
-	if !shapeEq(g.shape, a.in[0].Shape) || len(g.src) != dy.Len() {
-		return fmt.Errorf("internal: backward not prepared for %v", a.in[0].Shape)
+	if err := g.prepare(c, a.in, a.out); err != nil { // another input shape ran since
+		return err
+	}
+	if len(g.src) != dy.Len() {
+		return fmt.Errorf("internal: backward prepared for %d outputs, dy has %d", len(g.src), dy.Len())
 	}
 	g.dy, g.dx, g.acc = dy.Data, dx.Data, a.acc[0]
 	if !(g.injective && g.covering && !g.acc) {

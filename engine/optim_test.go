@@ -73,7 +73,7 @@ func TestOptimAdam(t *testing.T) {
 	}
 }
 
-func TestCosine(t *testing.T) {
+func TestOptimCosine(t *testing.T) {
 	if got := Cosine(1, 0, 100, 10); !near(got, 0.1) {
 		t.Errorf("first warmup step %g", got)
 	}
@@ -99,7 +99,7 @@ func TestCosine(t *testing.T) {
 	}
 }
 
-func TestClipGradNorm(t *testing.T) {
+func TestOptimClipGradNorm(t *testing.T) {
 	p := param([]float32{0, 0}, 3, 4)
 	if n := ClipGradNorm([]*Param{p}, 1); n != 5 {
 		t.Errorf("norm %g", n)

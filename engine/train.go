@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -57,6 +56,15 @@ type Param struct {
 // gradients back to the parameters and the input. Forward and Backward reuse their buffers: after
 // the first step at a given input shape they allocate nothing (for the ops of CNNs). A Trainer
 // is not safe for concurrent use.
+//
+// The graph runs unfused, every node on the inference engine's forward op except
+// BatchNormalization (trainBN, which has the train mode). Parameters are not constants of the
+// ops: convs and Gemms pack their weights on every run, so optimizer updates to Param.Value take
+// effect at the next Forward. The tape is simply every value of the graph, each in its own buffer
+// for the input shape (views share their input's). Gradients live in slots, one per value that a
+// parameter or the input influences (views share their input's slot; a parameter's slot is its
+// Grad); a backward either writes an input's slot or adds to it when another consumer already
+// wrote it, so nothing is cleared between steps. Each op's backward is in a grad_*.go file.
 type Trainer struct {
 	opt     TrainOptions
 	threads int
@@ -523,7 +531,6 @@ type tplan struct {
 	slotOf  []int     // by value id: gradient slot, or -1
 	grads   []*Tensor // by value id: the gradient, a view of its slot
 	ctx     ctx
-	temp    []float32 // shared temporary gradient buffer (see gradTemp)
 }
 
 type tstep struct {
@@ -732,7 +739,6 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 		}
 	}
 	// backward arguments and scratch
-	temp := 0
 	for i := range pl.steps {
 		s := &pl.steps[i]
 		tn := s.n
@@ -747,7 +753,6 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 			if v >= 0 && tn.diff[j] && pl.slotOf[v] >= 0 {
 				s.inSlot[j] = pl.slotOf[v]
 				s.ga.din[j] = pl.grads[v]
-				temp = max(temp, pl.grads[v].Len())
 			}
 		}
 		for j, v := range tn.out {
@@ -770,7 +775,6 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 			grow(gs.gradScratch(s.in, s.out, t.threads))
 		}
 	}
-	pl.temp = newFloats(temp)
 	return pl, nil
 }
 
@@ -856,15 +860,4 @@ func (t *Trainer) backward(pl *tplan) error {
 		}
 	}
 	return nil
-}
-
-// valueNames is for messages.
-func (t *Trainer) valueNames(ids []int) string {
-	var s []string
-	for _, i := range ids {
-		if i >= 0 {
-			s = append(s, t.names[i])
-		}
-	}
-	return strings.Join(s, ", ")
 }
