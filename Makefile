@@ -12,7 +12,7 @@ GOBIN ?= $(shell $(GO) env GOPATH)/bin
 BIN := bin/chanopt
 TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY)
 
-.PHONY: build test demo bench fuzz proto ort lint deps zoo models clean
+.PHONY: build test demo bench fuzz proto ort lint deps zoo models golden clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chanopt
@@ -33,8 +33,13 @@ zoo: deps
 test: deps ort zoo lint
 	$(TEST_ENV) $(GO) test -tags ort -timeout 25m ./...
 
-demo: build
+demo: deps build
 	$(BIN) inspect models/resnet8.onnx
+	@mkdir -p demo-out
+	$(BIN) shrink models/resnet8_bn.onnx --macs 0.5 --data models/data/calib-images-idx3-ubyte.gz \
+	  -o demo-out/resnet8_bn.slim.onnx --report demo-out/report.json --search uniform --epochs 3
+	$(BIN) eval demo-out/resnet8_bn.slim.onnx --data models/data/eval-images-idx3-ubyte.gz \
+	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8_bn.onnx
 
 bench: deps ort zoo build
 	$(TEST_ENV) $(GO) run -tags ort ./internal/bench
@@ -51,9 +56,14 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags ort ./...
 
-models: deps
+models: deps ort
 	$(PY) models/train/make_data.py
 	for m in resnet8 densenet mobilenetv2_se resnext vgg; do $(PY) models/train/train.py --model $$m || exit 1; done
+	ORT_NODE_MODULES=$(ORT_DIR)/node_modules node models/train/ort_eval.mjs --check16 models/resnet8.onnx models/resnet8_bn.onnx models/densenet.onnx models/mobilenetv2_se.onnx models/resnext.onnx models/vgg.onnx
+
+# Rewrites the golden files of the packages that keep them (review the diff before committing).
+golden: deps ort zoo
+	$(TEST_ENV) $(GO) test -tags ort ./cmd/chanopt ./engine -update
 
 clean:
 	rm -rf bin

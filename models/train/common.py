@@ -236,11 +236,12 @@ def eval16():
 
 
 @torch.no_grad()
-def dump_logits(model, name):
+def dump_logits(model, name, data_dir=DATA_DIR):
+    """Write data_dir/<name>.logits16.npy (eval-mode logits on eval16()) and data_dir/eval16.npy."""
     model.eval()
-    os.makedirs(DATA_DIR, exist_ok=True)
+    os.makedirs(data_dir, exist_ok=True)
     x = eval16()
     logits = model(x).numpy().astype(np.float32)
-    np.save(os.path.join(DATA_DIR, f"{name}.logits16.npy"), logits)
-    np.save(os.path.join(DATA_DIR, "eval16.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(data_dir, f"{name}.logits16.npy"), logits)
+    np.save(os.path.join(data_dir, "eval16.npy"), x.numpy().astype(np.float32))
     return logits

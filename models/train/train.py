@@ -26,7 +26,7 @@ def count_bn(module):
     return sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
 
 
-def export_checked(model, name, keep_bn, out_dir):
+def export_checked(model, name, keep_bn, out_dir, data_dir):
     path = os.path.join(out_dir, name + ".onnx")
     m = common.export(model, path, keep_bn=keep_bn)
     hist = common.op_histogram(m)
@@ -34,7 +34,7 @@ def export_checked(model, name, keep_bn, out_dir):
     size = os.path.getsize(path)
     if size >= 2 << 20:
         raise SystemExit(f"{path}: {size} bytes, over the 2 MB limit")
-    common.dump_logits(model, name)
+    common.dump_logits(model, name, data_dir)
     return {"name": name, "path": path, "bytes": size, "params": params, "macs": macs, "ops": hist}
 
 
@@ -43,7 +43,8 @@ def main():
     ap.add_argument("--model", required=True, choices=sorted(nets.NETS))
     ap.add_argument("--epochs", type=int, default=None, help="default: per-model value in EPOCHS")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", default=common.MODELS_DIR)
+    ap.add_argument("--out-dir", default=common.MODELS_DIR, help="where <name>.onnx goes (default models/)")
+    ap.add_argument("--data-dir", default=common.DATA_DIR, help="where the logits go (default models/data/)")
     ap.add_argument("--checkpoint", default=None, help="also save the state dict here (.pt)")
     ap.add_argument("--from-checkpoint", default=None, help="skip training, load this state dict, export")
     args = ap.parse_args()
@@ -62,9 +63,9 @@ def main():
         torch.save(model.state_dict(), args.checkpoint)
     model.eval()
 
-    results = [export_checked(model, args.model, False, args.out_dir)]
+    results = [export_checked(model, args.model, False, args.out_dir, args.data_dir)]
     if args.model == "resnet8":
-        results.append(export_checked(model, "resnet8_bn", True, args.out_dir))
+        results.append(export_checked(model, "resnet8_bn", True, args.out_dir, args.data_dir))
     for r in results:
         bn = r["ops"].get("BatchNormalization", 0)
         if r["name"].endswith("_bn") and bn != count_bn(model):

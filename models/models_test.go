@@ -1,0 +1,121 @@
+// Package models_test checks the bundled models against what models/README.md says of them.
+package models_test
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/internal/npy"
+	"github.com/chanopt/chanopt/internal/ort"
+	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/optimizer"
+)
+
+func ortLogits(t *testing.T, s *ort.Session, set *dataset.Set) []float32 {
+	t.Helper()
+	var out []float32
+	const batch = 500
+	for i := 0; i*batch < set.N; i++ {
+		x := set.Batch(i, batch)
+		r, err := s.Run([]ort.Tensor{{Shape: []int64{int64(len(x) / 784), 1, 28, 28}, Data: x}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r[0].Data...)
+	}
+	return out
+}
+
+// readmeAccuracy reads the ONNX Runtime 10k accuracy column of models/README.md.
+func readmeAccuracy(t *testing.T) map[string]float64 {
+	b, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|.*\\| ([0-9.]+)% \\|")
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			out[m[1]] = v / 100
+		}
+	}
+	return out
+}
+
+// TestBundledModels: each bundled model runs in ONNX Runtime, reproduces its stored PyTorch logits
+// to 1e-4, reaches 88% on the 1k bundled test subset, and reaches exactly the 10k accuracy the
+// README states when Debian's Fashion-MNIST is installed.
+func TestBundledModels(t *testing.T) {
+	if err := ort.Available(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	dir := filepath.Join(testenv.ModelsDir(t), "data")
+	eval16, err := npy.ReadFile(filepath.Join(dir, "eval16.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := dataset.Load(filepath.Join(dir, "eval-images-idx3-ubyte.gz"), filepath.Join(dir, "eval-labels-idx1-ubyte.gz"),
+		dataset.Options{Channels: 1, Height: 28, Width: 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full *dataset.Set
+	const t10k = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+	if _, err := os.Stat(t10k); err == nil {
+		if full, err = dataset.Load(t10k, strings.Replace(t10k, "images-idx3", "labels-idx1", 1), dataset.Options{Channels: 1, Height: 28, Width: 28}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		testenv.Missing(t, "%s is missing (apt-get install dataset-fashion-mnist)", t10k)
+	}
+	stated := readmeAccuracy(t)
+	models := testenv.BundledModels(t)
+	if len(models) < 6 {
+		t.Errorf("%d bundled models, want 6", len(models))
+	}
+	for _, p := range models {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		s, err := ort.Open(p, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := npy.ReadFile(filepath.Join(dir, name+".logits16.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Run([]ort.Tensor{{Shape: []int64{16, 1, 28, 28}, Data: eval16.Float32}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, v := range ref.Float32 {
+			worst = math.Max(worst, math.Abs(float64(v-got[0].Data[i]))/math.Max(1, math.Abs(float64(v))))
+		}
+		if worst > 1e-4 {
+			t.Errorf("%s: ONNX Runtime logits differ from PyTorch's by %.3g", name, worst)
+		}
+		acc := *optimizer.Compare(ortLogits(t, s, sub), ortLogits(t, s, sub), 10, sub.Labels).Accuracy
+		t.Logf("%s: logits within %.2g of PyTorch; accuracy %.1f%% on the 1k subset", name, worst, 100*acc)
+		if acc < 0.88 {
+			t.Errorf("%s: %.1f%% on the 1k test subset, want at least 88%%", name, 100*acc)
+		}
+		if full != nil {
+			l := ortLogits(t, s, full)
+			acc10k := *optimizer.Compare(l, l, 10, full.Labels).Accuracy
+			want, ok := stated[name]
+			if !ok {
+				t.Errorf("%s: models/README.md states no accuracy", name)
+			} else if math.Abs(acc10k-want) > 0.00005 {
+				t.Errorf("%s: ONNX Runtime measures %.2f%% on the 10k test set, README says %.2f%%", name, 100*acc10k, 100*want)
+			}
+		}
+		s.Close()
+	}
+}
