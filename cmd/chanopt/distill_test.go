@@ -40,21 +40,24 @@ func ortAccuracy(t *testing.T, path string) float64 {
 	return *optimizer.Compare(logits, logits, 10, set.Labels).Accuracy
 }
 
-// TestShrinkWithDataRepairs runs the whole pipeline on a trained model with the bundled calibration
-// images (no labels) at half the MACs, with a short fine-tuning: every repair stage must improve the
-// held-back agreement, and the slim model, measured in ONNX Runtime on the 1,000 test images, must
-// stay within 10 points of the original after this short run on 1,800 images (the full run on the
-// 60,000 training images in models/README.md is the one that must stay within 1 point).
+// TestShrinkWithDataRepairs runs the whole pipeline on a trained model with 6,000 unlabelled
+// Fashion-MNIST training images at half the MACs, with one epoch of fine-tuning: every repair
+// stage must improve the held-back agreement, and the slim model, measured in ONNX Runtime on the
+// 1,000 bundled test images, must stay within 6 points of the original after this short run (the
+// full run on all 60,000 images, in models/README.md, is the one that must stay within 1 point).
 func TestShrinkWithDataRepairs(t *testing.T) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "%v", err)
 	}
-	src := filepath.Join(testenv.ModelsDir(t), "resnet8_bn.onnx")
-	calib := filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz")
+	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
+	const calib = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(calib); err != nil {
+		testenv.Missing(t, "%s is missing (apt-get install dataset-fashion-mnist)", calib)
+	}
 	dir := t.TempDir()
 	out, rep := filepath.Join(dir, "slim.onnx"), filepath.Join(dir, "report.json")
 	start := time.Now()
-	code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--data", calib, "--epochs", "2", "--search", "uniform",
+	code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--data", calib, "--samples", "6000", "--epochs", "1", "--search", "uniform",
 		"-o", out, "--report", rep, "-q")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -84,7 +87,7 @@ func TestShrinkWithDataRepairs(t *testing.T) {
 	before, after := ortAccuracy(t, src), ortAccuracy(t, out)
 	t.Logf("ONNX Runtime accuracy on 1000 test images: %.1f%% → %.1f%% at %.3f of the MACs, in %s",
 		100*before, 100*after, float64(r.After.MACs)/float64(r.Before.MACs), elapsed.Round(time.Second))
-	if before-after > 0.10 {
+	if before-after > 0.06 {
 		t.Errorf("accuracy fell from %.1f%% to %.1f%%", 100*before, 100*after)
 	}
 	testenv.CheckModels(t, out)
