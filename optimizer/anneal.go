@@ -414,21 +414,24 @@ func (s *annealer) propose(cur Widths) Widths {
 		}
 	}
 	if r := s.pick(rs, wRecv); r != nil {
-		// Grow the receiver as far as the freed budget allows (cost grows with width: bisect).
-		lo, hi := cand[r.ID], r.Channels
+		// Grow the receiver as far as the freed budget allows (cost grows with width: bisect on
+		// whole units; the last step may reach the full width, which need not be a multiple).
+		u := s.unit[r.ID]
+		steps := (r.Channels - cand[r.ID] + u - 1) / u // units until the full width
+		widthAt := func(k int) int { return min(r.Channels, cand[r.ID]+k*u) }
+		base := cand[r.ID]
+		lo, hi := 0, steps
 		for lo < hi {
-			mid := s.clampWidth(r, (lo+hi+1)/2)
-			if mid <= lo {
-				mid = s.clampWidth(r, lo+s.unit[r.ID])
-			}
-			cand[r.ID] = mid
+			mid := (lo + hi + 1) / 2
+			cand[r.ID] = widthAt(mid)
 			if s.feasible(cand) {
 				lo = mid
 			} else {
 				hi = mid - 1
 			}
+			cand[r.ID] = base
 		}
-		cand[r.ID] = lo
+		cand[r.ID] = widthAt(lo)
 	}
 	if !s.feasible(cand) || cand.key() == cur.key() {
 		return nil
