@@ -10,7 +10,7 @@ FOREIGN := $(CACHE)/foreign
 PY := /usr/bin/python3
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 BIN := bin/chanopt
-TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY)
+TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY) CHANOPT_ENGINE_MODELS="$(ZOO)/*.onnx"
 
 .PHONY: build test demo bench fuzz proto ort lint deps zoo models golden clean
 
