@@ -94,6 +94,7 @@ type annealer struct {
 	cache   map[string]float64
 	evals   int
 	fitness Fitness
+	base    int64 // the original's measured cost, once computed
 }
 
 // cost predicts the budgeted cost of a candidate.
@@ -269,18 +270,82 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		bestF = f
 	}
 	imp := L1Importance(a)
-	keep := KeepWidths(a, imp, best)
-	m, err := a.Slice(keep)
-	if err != nil {
-		return nil, err
-	}
-	c, err := Measure(m, opt.Inputs)
-	if err != nil {
-		return nil, err
+	// The prediction assumes each group keeps the same share of every slice it takes part in;
+	// channels chosen by importance can break that a little (a group split in halves by a Split).
+	// The budget is a hard constraint: measure, and take units away until the sliced model meets it.
+	var m *onnx.Model
+	var keep rewrite.Keep
+	var c Costs
+	for round := 0; ; round++ {
+		keep = KeepWidths(a, imp, best)
+		var err error
+		if m, err = a.Slice(keep); err != nil {
+			return nil, err
+		}
+		if c, err = Measure(m, opt.Inputs); err != nil {
+			return nil, err
+		}
+		real := float64(c.MACs)
+		if opt.Budget.Kind == Params {
+			real = float64(c.Params)
+		}
+		if opt.CostBase != nil || real <= opt.Budget.Ratio*float64(s.measuredBase(opt)) || round == 20 {
+			break
+		}
+		if !s.shave(best) {
+			break
+		}
 	}
 	res.Result = Result{Model: m, Keep: keep, Widths: best, Costs: c}
 	res.Fitness, res.Evaluations = bestF, s.evals
 	return res, nil
+}
+
+// measuredBase is the original's exact budgeted cost (MACs or params).
+func (s *annealer) measuredBase(opt SearchOptions) int64 {
+	if s.base == 0 {
+		c, err := Measure(s.a.Model, opt.Inputs)
+		if err == nil {
+			s.base = c.MACs
+			if opt.Budget.Kind == Params {
+				s.base = c.Params
+			}
+		}
+	}
+	return s.base
+}
+
+// shave takes one unit from the group whose loss of retention per predicted cost is smallest.
+func (s *annealer) shave(w Widths) bool {
+	cur := s.cost(w)
+	bestRatio, bestID := math.Inf(1), rewrite.GroupID(-1)
+	for _, g := range s.groups {
+		v := w[g.ID]
+		if v <= s.unit[g.ID] {
+			continue
+		}
+		next := s.clampWidth(g, v-s.unit[g.ID])
+		w[g.ID] = next
+		c := s.cost(w)
+		w[g.ID] = v
+		saved := cur - c
+		if saved <= 0 {
+			continue
+		}
+		curve := s.ret[g.ID]
+		loss := 1e-9
+		if len(curve) > v {
+			loss += curve[v] - curve[next]
+		}
+		if r := loss / saved; r < bestRatio {
+			bestRatio, bestID = r, g.ID
+		}
+	}
+	if bestID < 0 {
+		return false
+	}
+	w[bestID] = s.clampWidth(s.a.Groups[bestID], w[bestID]-s.unit[bestID])
+	return true
 }
 
 // halfEnergyRank is the share of channels holding half the spectral energy: a rank-like score when

@@ -37,9 +37,12 @@ func TestWidthCostPredictsSlicedCost(t *testing.T) {
 				w = 1
 			}
 			widths[g.ID] = w
+			// Channels spread evenly over the group, as importance-chosen ones are: the predictor
+			// assumes a group's kept share is the same in every slice that takes part of it (a
+			// Split of the group into halves).
 			idx := make([]int, w)
 			for j := range idx {
-				idx[j] = j
+				idx[j] = j * g.Channels / w
 			}
 			keep[g.ID] = idx
 		}
