@@ -152,3 +152,26 @@ func hasBN(m *onnx.Model) bool {
 	}
 	return false
 }
+
+// TestShrinkReportGolden keeps the `shrink --report` of every bundled model at a fixed seed and
+// budget (weight-only search, no repair) under testdata/shrink.
+func TestShrinkReportGolden(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range testenv.BundledModels(t) {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		rep := filepath.Join(dir, name+".json")
+		code, _, stderr := runCLI("shrink", p, "--macs", "0.5", "--no-distill", "--seed", "7", "--iterations", "1000",
+			"-o", filepath.Join(dir, name+".slim.onnx"), "--report", rep, "-q")
+		if code != 0 {
+			t.Fatalf("%s: %s", name, stderr)
+		}
+		b, err := os.ReadFile(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Paths differ between checkouts; the rest must not.
+		s := strings.ReplaceAll(string(b), dir, "OUT")
+		s = strings.ReplaceAll(s, testenv.RepoRoot(t), "REPO")
+		golden.Check(t, filepath.Join("testdata", "shrink", name+".json"), []byte(s))
+	}
+}
