@@ -150,7 +150,7 @@ func analyzeAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		set = set.Head(500)
+		set = set.Head(256)
 		prog := newProgress(c, "sensitivity")
 		sens, err := optimizer.Sensitivities(a, set, c.Int("batch"), c.Int("threads"), func(d, t int) { prog.update(d, t, 0) })
 		prog.done()
