@@ -9,6 +9,8 @@ type padOp struct {
 	pads  []int64
 	value float32
 	dyn   bool
+	// The begin offsets resolved for the last static input shape, so runs do not allocate.
+	lastShape, lastBegin []int
 }
 
 func buildPad(b *builder) (op, error) {
@@ -116,9 +118,18 @@ func (o *padOp) source(i, begin, d int) int {
 }
 
 func (o *padOp) run(_ *ctx, in, out []*Tensor) error {
-	begin, _, value, err := o.resolve(in)
-	if err != nil {
-		return err
+	var begin []int
+	value := o.value
+	if !o.dyn && o.lastShape != nil && shapeEq(o.lastShape, in[0].Shape) {
+		begin = o.lastBegin
+	} else {
+		var err error
+		if begin, _, value, err = o.resolve(in); err != nil {
+			return err
+		}
+		if !o.dyn {
+			o.lastShape, o.lastBegin = append([]int(nil), in[0].Shape...), begin
+		}
 	}
 	x, y := in[0], out[0]
 	r := len(y.Shape)
@@ -126,9 +137,20 @@ func (o *padOp) run(_ *ctx, in, out []*Tensor) error {
 		copyTensor(y, x)
 		return nil
 	}
-	st := strides(x.Shape)
+	// Small fixed buffers keep the hot path free of allocations for every rank CNNs use.
+	var stBuf, idxBuf [8]int
+	var st, idx []int
+	if r <= len(stBuf) {
+		st, idx = stBuf[:r], idxBuf[:r]
+		acc := 1
+		for k := r - 1; k >= 0; k-- {
+			st[k] = acc
+			acc *= x.Shape[k]
+		}
+	} else {
+		st, idx = strides(x.Shape), make([]int, r)
+	}
 	last := y.Shape[r-1]
-	idx := make([]int, r)
 	for i := 0; i < y.Len(); i += last {
 		src, fill := 0, false
 		for k := 0; k < r-1; k++ {
