@@ -276,31 +276,13 @@ func shrinkAction(c *cli.Context) error {
 			return fmt.Errorf("%s: data-free synthesis: %w", path, err)
 		}
 		scal, sval := synth.Split(0.2, c.Uint64("seed"))
-		corr, err := a.Correspond(res.Keep)
-		if err != nil {
-			return err
-		}
-		dprog := newProgress(c, "distill")
-		rep.Distill, err = optimizer.Distill(m, student, corr, scal, sval, optimizer.DistillOptions{Batch: batch, Threads: threads,
-			Seed: c.Uint64("seed"), Epochs: c.Float64("epochs"), LR: c.Float64("lr"), MaxTime: c.Duration("distill-time"),
-			Progress: func(stage string, d, t int) { dprog.stage = stage; dprog.update(d, t, 0) }})
-		dprog.done()
-		if err != nil {
+		if rep.Distill, err = distill(c, m, student, a, res.Keep, scal, sval); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		rep.Distill.Mode = "data-free"
 		logf("no --data: repaired on %d images synthesised from the original (agreement is measured on synthetic images too)", synth.N)
 	default:
-		corr, err := a.Correspond(res.Keep)
-		if err != nil {
-			return err
-		}
-		prog := newProgress(c, "distill")
-		rep.Distill, err = optimizer.Distill(m, student, corr, calib, val, optimizer.DistillOptions{Batch: batch, Threads: threads,
-			Seed: c.Uint64("seed"), Epochs: c.Float64("epochs"), LR: c.Float64("lr"), MaxTime: c.Duration("distill-time"),
-			Progress: func(stage string, d, t int) { prog.stage = stage; prog.update(d, t, 0) }})
-		prog.done()
-		if err != nil {
+		if rep.Distill, err = distill(c, m, student, a, res.Keep, calib, val); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -344,6 +326,20 @@ func shrinkAction(c *cli.Context) error {
 		printShrink(c.App.ErrWriter, rep)
 	}
 	return nil
+}
+
+// distill repairs the student against the original on calibration images, with progress.
+func distill(c *cli.Context, teacher, student *onnx.Model, a *rewrite.Analysis, keep rewrite.Keep, calib, val *dataset.Set) (*optimizer.DistillReport, error) {
+	corr, err := a.Correspond(keep)
+	if err != nil {
+		return nil, err
+	}
+	prog := newProgress(c, "distill")
+	defer prog.done()
+	return optimizer.Distill(teacher, student, corr, calib, val, optimizer.DistillOptions{Batch: c.Int("batch"),
+		Threads: c.Int("threads"), Seed: c.Uint64("seed"), Epochs: c.Float64("epochs"), LR: c.Float64("lr"),
+		MaxTime:  c.Duration("distill-time"),
+		Progress: func(stage string, d, t int) { prog.stage = stage; prog.update(d, t, 0) }})
 }
 
 // latencyMS is the median time of one batch-1 inference in the engine, or 0 if it cannot run.
