@@ -36,10 +36,10 @@ test: deps ort zoo lint
 demo: deps build
 	$(BIN) inspect models/resnet8.onnx
 	@mkdir -p demo-out
-	$(BIN) shrink models/resnet8_bn.onnx --macs 0.5 --data models/data/calib-images-idx3-ubyte.gz \
-	  -o demo-out/resnet8_bn.slim.onnx --report demo-out/report.json --search uniform --epochs 3
-	$(BIN) eval demo-out/resnet8_bn.slim.onnx --data models/data/eval-images-idx3-ubyte.gz \
-	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8_bn.onnx
+	$(BIN) shrink models/resnet8.onnx --macs 0.5 --data models/data/calib-images-idx3-ubyte.gz \
+	  -o demo-out/resnet8.slim.onnx --report demo-out/report.json --search uniform --epochs 3
+	$(BIN) eval demo-out/resnet8.slim.onnx --data models/data/eval-images-idx3-ubyte.gz \
+	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8.onnx
 
 bench: deps ort zoo build
 	$(TEST_ENV) $(GO) run -tags ort ./internal/bench

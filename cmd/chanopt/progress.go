@@ -40,7 +40,11 @@ func (p *progress) update(done, total int, best float64) {
 	}
 	if p.bar != nil {
 		p.bar.ChangeMax(total)
-		p.bar.Describe(fmt.Sprintf("%s (best %.4g)", p.stage, best))
+		if best != 0 {
+			p.bar.Describe(fmt.Sprintf("%s (best %.4g)", p.stage, best))
+		} else {
+			p.bar.Describe(p.stage)
+		}
 		p.bar.Set(done)
 		return
 	}
@@ -50,7 +54,11 @@ func (p *progress) update(done, total int, best float64) {
 		if done > 0 {
 			eta = time.Duration(float64(time.Since(p.start)) * float64(total-done) / float64(done))
 		}
-		fmt.Fprintf(p.w, "chanopt: %s %d/%d, best %.4g, eta %s\n", p.stage, done, total, best, eta.Round(time.Second))
+		fig := ""
+		if best != 0 {
+			fig = fmt.Sprintf(", best %.4g", best)
+		}
+		fmt.Fprintf(p.w, "chanopt: %s %d/%d%s, eta %s\n", p.stage, done, total, fig, eta.Round(time.Second))
 	}
 }
 
