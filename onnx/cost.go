@@ -63,12 +63,7 @@ func MeasureCost(m *Model) (Cost, error) {
 	g := m.Graph
 	c := Cost{Params: CountParams(m)}
 	for _, n := range g.Nodes {
-		nc := NodeCost{Node: n.Label(), Op: n.OpType}
-		for _, in := range n.Inputs {
-			if t, ok := g.Inits[in]; ok && t.Type.IsFloat() {
-				nc.Params += t.NumElements()
-			}
-		}
+		nc := NodeCost{Node: n.Label(), Op: n.OpType, Params: NodeParams(g, n)}
 		macs, err := nodeMACs(g, n)
 		if err != nil {
 			return c, fmt.Errorf("MACs of node %s (%s): %w", n.Label(), n.OpType, err)
@@ -78,6 +73,18 @@ func MeasureCost(m *Model) (Cost, error) {
 		c.Nodes = append(c.Nodes, nc)
 	}
 	return c, nil
+}
+
+// NodeParams counts the floating-point constant elements a node reads (a shared constant counts
+// at each reader).
+func NodeParams(g *Graph, n *Node) int64 {
+	var p int64
+	for _, in := range n.Inputs {
+		if t, ok := g.Inits[in]; ok && t.Type.IsFloat() {
+			p += t.NumElements()
+		}
+	}
+	return p
 }
 
 func staticShape(g *Graph, name string) (Shape, error) {

@@ -160,14 +160,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))}
 	for _, g := range a.Prunable() {
 		s.groups = append(s.groups, g)
-		u := 1
-		if opt.RoundTo > 1 {
-			u = opt.RoundTo
-		}
-		if g.Blocks > 1 {
-			u = lcm(u, g.Blocks)
-		}
-		s.unit[g.ID] = u
+		s.unit[g.ID] = widthUnit(g, opt.RoundTo)
 	}
 	if len(s.groups) == 0 {
 		return nil, fmt.Errorf("no channel group can shrink (all are pinned)")

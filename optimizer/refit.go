@@ -41,10 +41,7 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
-	sub := set
-	if set.N > opt.Images {
-		sub = &dataset.Set{N: opt.Images, C: set.C, H: set.H, W: set.W, Images: set.Images[:opt.Images*set.C*set.H*set.W]}
-	}
+	sub := set.Head(opt.Images)
 	sg := student.Graph
 	var todo []*onnx.Node
 	for _, n := range sg.Nodes {

@@ -11,13 +11,7 @@ import (
 // Width rounds a target channel count for a group: a multiple of roundTo and of the group's blocks,
 // at least one unit, at most the group's channels.
 func Width(g *rewrite.Group, target float64, roundTo int) int {
-	unit := 1
-	if roundTo > 1 {
-		unit = roundTo
-	}
-	if g.Blocks > 1 {
-		unit = lcm(unit, g.Blocks)
-	}
+	unit := widthUnit(g, roundTo)
 	if unit >= g.Channels {
 		return g.Channels
 	}
@@ -29,6 +23,16 @@ func Width(g *rewrite.Group, target float64, roundTo int) int {
 		w = g.Channels
 	}
 	return w
+}
+
+// widthUnit is the step a group's width moves in: a multiple of --round-to and of the blocks of
+// a grouped convolution, which must all keep the same count.
+func widthUnit(g *rewrite.Group, roundTo int) int {
+	unit := max(roundTo, 1)
+	if g.Blocks > 1 {
+		unit = lcm(unit, g.Blocks)
+	}
+	return unit
 }
 
 func gcd(a, b int) int {

@@ -124,11 +124,7 @@ func analyzeAction(c *cli.Context) error {
 	}
 	params := map[string]int64{}
 	for _, n := range m.Graph.Nodes {
-		for _, in := range n.Inputs {
-			if t, ok := m.Graph.Inits[in]; ok && t.Type.IsFloat() {
-				params[n.Label()] += t.NumElements()
-			}
-		}
+		params[n.Label()] += onnx.NodeParams(m.Graph, n)
 	}
 	for _, l := range layers {
 		rep.Layers = append(rep.Layers, layerReport{Name: l.Name, Op: l.Op, InChannels: l.InChannels, OutChannels: l.OutChannels,

@@ -159,12 +159,7 @@ func inspectModel(path string, shapeSpecs []string) (*inspectReport, error) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("MACs of %s (%s) unknown: it follows an op chanopt does not know", n.Label(), n.OpType))
 			continue
 		}
-		var params int64
-		for _, in := range n.Inputs {
-			if t, ok := g.Inits[in]; ok && t.Type.IsFloat() {
-				params += t.NumElements()
-			}
-		}
+		params := onnx.NodeParams(g, n)
 		rep.MACs += macs
 		if macs > 0 || params > 0 {
 			rep.Layers = append(rep.Layers, layerInfo{Name: n.Label(), Op: n.OpType, MACs: macs, Params: params})

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -66,10 +65,4 @@ func (p *progress) done() {
 	if p.bar != nil {
 		p.bar.Finish()
 	}
-}
-
-// medianDuration returns the median of durations (sorting them).
-func medianDuration(ds []time.Duration) time.Duration {
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2]
 }

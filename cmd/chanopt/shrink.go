@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
@@ -342,32 +341,13 @@ func distill(c *cli.Context, teacher, student *onnx.Model, a *rewrite.Analysis, 
 		Progress: func(stage string, d, t int) { prog.stage = stage; prog.update(d, t, 0) }})
 }
 
-// latencyMS is the median time of one batch-1 inference in the engine, or 0 if it cannot run.
+// latencyMS is the median batch-1 time in the engine, for the printed table (0 if it cannot run).
 func latencyMS(m *onnx.Model, shapes map[string]onnx.Shape, threads int) float64 {
-	p, err := engine.Compile(m, engine.Options{Threads: threads})
+	ms, err := optimizer.MeasureLatency(m, shapes, threads, 700*time.Millisecond)
 	if err != nil {
 		return 0
 	}
-	defer p.Close()
-	var ins []*engine.Tensor
-	for _, name := range p.Inputs() {
-		s := shapes[name]
-		dims := make([]int, len(s))
-		for i, d := range s {
-			dims[i] = int(d.Size)
-		}
-		ins = append(ins, engine.Zeros(dims...))
-	}
-	var times []time.Duration
-	deadline := time.Now().Add(700 * time.Millisecond)
-	for len(times) < 5 || (time.Now().Before(deadline) && len(times) < 200) {
-		t0 := time.Now()
-		if _, err := p.RunSlice(ins...); err != nil {
-			return 0
-		}
-		times = append(times, time.Since(t0))
-	}
-	return float64(medianDuration(times).Microseconds()) / 1000
+	return ms
 }
 
 func printShrink(w io.Writer, rep *shrinkReport) {
