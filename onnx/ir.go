@@ -218,14 +218,21 @@ type Node struct {
 // Tensor is a constant: an initializer, or a Constant node's value after normalisation.
 // Floating-point tensors of every width are held as float32 in Floats, integer and bool tensors as
 // int64 in Ints; anything else (strings, complex) stays encoded in Source.
-// Transforms that change a tensor replace its data slices; export notices by a checksum and re-encodes.
+//
+// Float32 data read from raw_data on a little-endian machine is not copied: Floats is a view of
+// Source's raw_data bytes (when they are 4-byte aligned, which ReadFile arranges). Writing into
+// Floats in place therefore also writes Source's raw_data, and export writes the new values; other
+// holders of the same Source (a Model.Clone) have their own copies of the data and are compared with
+// the changed bytes, so they are re-encoded. Transforms may also replace the data slices; export
+// notices either way (see Unchanged) and re-encodes.
 type Tensor struct {
 	Name   string
 	Type   DataType
 	Dims   []int64
 	Floats []float32
 	Ints   []int64
-	// Source is the tensor as read, and sum the checksum of its data at import.
+	// Source is the tensor as read. sum is the checksum of its data at import, for sources that
+	// Unchanged does not compare with directly (see rawFloatSource).
 	Source *pb.TensorProto
 	sum    uint64
 }
@@ -515,7 +522,8 @@ func (n *Node) setAttr(name string, a *Attr) {
 	n.Attrs[name] = a
 }
 
-// Clone deep-copies the model's IR (tensor data included); Source protos are shared, read-only.
+// Clone deep-copies the model's IR (tensor data included); Source protos are shared (the copy's
+// tensors no longer view their raw_data, so in-place changes to either model stay private to it).
 func (m *Model) Clone() *Model {
 	c := &Model{Opsets: map[string]int64{}, Source: m.Source, Path: m.Path}
 	for k, v := range m.Opsets {

@@ -1,10 +1,12 @@
 package onnx
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/chanopt/chanopt/onnx/pb"
@@ -59,8 +61,12 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 	le := binary.LittleEndian
 	switch t.Type {
 	case Float:
-		t.Floats = make([]float32, n)
 		if raw != nil {
+			if f, ok := floatView(raw); ok {
+				t.Floats = f // the source's own bytes: see Tensor
+				break
+			}
+			t.Floats = make([]float32, n)
 			if littleEndian {
 				copy(floatBytes(t.Floats), raw) // the wire format is little-endian, as is this machine
 			} else {
@@ -69,6 +75,7 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				}
 			}
 		} else {
+			t.Floats = make([]float32, n)
 			if err := count(len(tp.FloatData)); err != nil {
 				return nil, err
 			}
@@ -162,8 +169,27 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 			}
 		}
 	}
-	t.sum = t.checksum()
+	if !rawFloatSource(tp) {
+		t.sum = t.checksum()
+	}
 	return t, nil
+}
+
+// rawFloatSource reports whether tp is a float32 tensor in raw_data on a little-endian machine: then
+// the IR's Floats hold exactly tp's bytes, and Unchanged compares them with raw_data directly
+// instead of through a checksum taken at import (which would cost a pass over every weight).
+func rawFloatSource(tp *pb.TensorProto) bool {
+	return littleEndian && tp.RawData != nil && DataType(tp.GetDataType()) == Float
+}
+
+// floatView returns raw's bytes as float32 values without copying: on a little-endian machine, when
+// raw is 4-byte aligned and not empty. The capacity is the length, so an append copies.
+func floatView(raw []byte) ([]float32, bool) {
+	p := unsafe.SliceData(raw)
+	if !littleEndian || len(raw) == 0 || len(raw)%4 != 0 || uintptr(unsafe.Pointer(p))%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), len(raw)/4), true
 }
 
 // checksumSeed is fixed per process: checksums are only compared within one run.
@@ -207,9 +233,27 @@ func floatBytes(f []float32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
 }
 
-// Unchanged reports whether the tensor still holds what it was decoded from.
+// Unchanged reports whether the tensor still holds what its source proto holds, so that the
+// source can be written as it is. For float32 raw_data sources the data is compared with raw_data
+// itself: at no cost when Floats is still the view of raw_data that import made (changes made in
+// place are then changes of raw_data too), byte by byte otherwise (copies, clones, re-decoded
+// data). Other sources are compared through the checksum taken at import.
 func (t *Tensor) Unchanged() bool {
-	return t.Source != nil && t.Name == t.Source.GetName() && t.checksum() == t.sum
+	src := t.Source
+	if src == nil || t.Name != src.GetName() {
+		return false
+	}
+	if !rawFloatSource(src) {
+		return t.checksum() == t.sum
+	}
+	if t.Type != Float || t.Ints != nil || t.Floats == nil || !slices.Equal(t.Dims, src.Dims) {
+		return false
+	}
+	b := floatBytes(t.Floats)
+	if len(b) != len(src.RawData) {
+		return false
+	}
+	return len(b) == 0 || unsafe.SliceData(b) == unsafe.SliceData(src.RawData) || bytes.Equal(b, src.RawData)
 }
 
 // ToProto encodes the tensor, reusing the source proto when nothing changed.
