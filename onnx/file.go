@@ -152,13 +152,9 @@ func encodeModel(m *pb.ModelProto) ([]byte, error) {
 // and data_location stay as they were, so WriteFile can write the tensor back the same way.
 // Errors name path.
 func ReadFile(path string) (*pb.ModelProto, error) {
-	data, err := os.ReadFile(path)
+	m, err := readModel(path)
 	if err != nil {
 		return nil, fileError(path, err)
-	}
-	m, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := loadExternalData(filepath.Dir(path), m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -407,9 +403,9 @@ func writeFile(path string, m *pb.ModelProto, opt WriteOptions, limit int64) err
 		move(spillThreshold)
 		apply()
 	}
-	data, err := encodeModel(m)
-	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("model is %d bytes, over protobuf's 2 GB limit even with large initializers stored externally", len(data))
+	data, err := encodeParts(m)
+	if err == nil && data.n > limit {
+		err = fmt.Errorf("model is %d bytes, over protobuf's 2 GB limit even with large initializers stored externally", data.n)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -429,10 +425,7 @@ func writeFile(path string, m *pb.ModelProto, opt WriteOptions, limit int64) err
 			return fmt.Errorf("%s: external data: %w", path, err)
 		}
 	}
-	if err := writeAtomic(path, func(w *os.File) error {
-		_, err := w.Write(data)
-		return err
-	}); err != nil {
+	if err := writeAtomic(path, data.writeTo); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
@@ -561,7 +554,10 @@ func (f *extFile) writeTo(w *os.File) error {
 }
 
 // writeAtomic writes path through a temporary file in the same directory: fill, fsync,
-// rename, then fsync the directory.
+// rename, then fsync the directory. The fsync before the rename stays: without it a crash could
+// leave path renamed but empty, which is worse than the old file. It is cheap as far as fill
+// started the writeback early (see parts.writeTo). A file that path replaces is freed in the
+// background (see holdReplaced).
 func writeAtomic(path string, fill func(*os.File) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -589,6 +585,8 @@ func writeAtomic(path string, fill func(*os.File) error) (err error) {
 	if err = tmp.Close(); err != nil {
 		return err
 	}
+	release := holdReplaced(path)
+	defer release()
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}

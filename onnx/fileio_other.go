@@ -1,0 +1,11 @@
+//go:build !linux
+
+package onnx
+
+import "os"
+
+// startWriteback does nothing where sync_file_range does not exist; see writeback_linux.go.
+func startWriteback(f *os.File, off, n int64) {}
+
+// holdReplaced does nothing here; see fileio_linux.go.
+func holdReplaced(path string) (release func()) { return func() {} }
