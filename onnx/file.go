@@ -49,6 +49,11 @@ type WriteOptions struct {
 	// ExternalDataFile is the file, relative to the model's directory, that receives moved
 	// initializers. Default: the model's base name + ".data".
 	ExternalDataFile string
+	// NoSync skips the fsyncs (of the files before their rename, and of the directory after). The
+	// write stays atomic for other processes (a temporary file renamed into place), but is not
+	// durable: after a crash or power loss the file may be old, empty or missing. For scratch
+	// output that a crash would make worthless anyway; the default is durable.
+	NoSync bool
 }
 
 // Decode parses an ONNX model from its protobuf bytes. It rejects empty input, bytes that are
@@ -421,11 +426,11 @@ func writeFile(path string, m *pb.ModelProto, opt WriteOptions, limit int64) err
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return fmt.Errorf("%s: external data: %w", path, err)
 		}
-		if err := writeAtomic(target, f.writeTo); err != nil {
+		if err := writeAtomic(target, !opt.NoSync, f.writeTo); err != nil {
 			return fmt.Errorf("%s: external data: %w", path, err)
 		}
 	}
-	if err := writeAtomic(path, data.writeTo); err != nil {
+	if err := writeAtomic(path, !opt.NoSync, func(w *os.File) error { return data.writeTo(w, !opt.NoSync) }); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
@@ -553,12 +558,13 @@ func (f *extFile) writeTo(w *os.File) error {
 	return w.Truncate(end)
 }
 
-// writeAtomic writes path through a temporary file in the same directory: fill, fsync,
-// rename, then fsync the directory. The fsync before the rename stays: without it a crash could
-// leave path renamed but empty, which is worse than the old file. It is cheap as far as fill
-// started the writeback early (see parts.writeTo). A file that path replaces is freed in the
-// background (see holdReplaced).
-func writeAtomic(path string, fill func(*os.File) error) (err error) {
+// writeAtomic writes path through a temporary file in the same directory: fill, fsync (if sync),
+// rename, then fsync the directory (if sync). The fsync comes before the rename: without it a
+// crash could leave path renamed but empty, which is worse than the old file. It is cheap as far
+// as fill started the writeback early (see parts.writeTo), but for a large model it is still a
+// good part of WriteFile's time: the disk writes more slowly than memory copies. A file that path
+// replaces is freed in the background (see holdReplaced).
+func writeAtomic(path string, sync bool, fill func(*os.File) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -579,8 +585,10 @@ func writeAtomic(path string, fill func(*os.File) error) (err error) {
 	if err = tmp.Chmod(0o644); err != nil {
 		return err
 	}
-	if err = tmp.Sync(); err != nil {
-		return err
+	if sync {
+		if err = tmp.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = tmp.Close(); err != nil {
 		return err
@@ -589,6 +597,9 @@ func writeAtomic(path string, fill func(*os.File) error) (err error) {
 	defer release()
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync() // best effort: not every file system syncs directories

@@ -40,3 +40,15 @@ func holdReplaced(path string) (release func()) {
 	}
 	return func() { go f.Close() }
 }
+
+// preallocate reserves n bytes of disk for f, which is about to be written from its start, in
+// one go (fallocate, keeping the file's size): the file system then does not reserve and map the
+// blocks one page at a time as the writes come in. A hint: errors (file systems without
+// fallocate) are ignored.
+func preallocate(f *os.File, n int64) {
+	if c, err := f.SyscallConn(); err == nil {
+		c.Control(func(fd uintptr) {
+			unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, 0, n)
+		})
+	}
+}

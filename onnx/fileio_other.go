@@ -9,3 +9,6 @@ func startWriteback(f *os.File, off, n int64) {}
 
 // holdReplaced does nothing here; see fileio_linux.go.
 func holdReplaced(path string) (release func()) { return func() {} }
+
+// preallocate does nothing here; see fileio_linux.go.
+func preallocate(f *os.File, n int64) {}

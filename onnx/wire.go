@@ -19,11 +19,15 @@ package onnx
 // always what proto.Unmarshal and proto.Marshal give.
 
 import (
-	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -78,15 +82,20 @@ func readModel(path string) (*pb.ModelProto, error) {
 	return Decode(data)
 }
 
-// streamModel parses size bytes of model from f (then expects the end of the file).
+// streamModel parses size bytes of model from f (then expects the end of the file): first the
+// skeleton, skipping the raw_data to read aside, then that data, into one buffer, by a few
+// goroutines: with more than one core free, the copies from the page cache run side by side.
 func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
-	s := &skeleton{r: bufio.NewReaderSize(f, 128<<10), raw: map[int][]byte{}}
+	s := &skeleton{r: &fileWindow{f: f, buf: make([]byte, windowMax)}, raw: map[int]*asideRead{}}
 	skel, err := s.model(make([]byte, 0, 64<<10), size)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.r.ReadByte(); err != io.EOF {
+	if _, err := s.r.byte(); err != io.EOF {
 		return nil, errWire // the file grew while being read
+	}
+	if err := readAside(f, s.raw); err != nil {
+		return nil, errWire
 	}
 	m := &pb.ModelProto{}
 	if err := proto.Unmarshal(skel, m); err != nil {
@@ -100,30 +109,154 @@ func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
 		if len(inits) != s.inits {
 			return nil, errWire
 		}
-		for i, data := range s.raw {
+		for i, j := range s.raw {
 			t := inits[i]
 			if t == nil || t.RawData == nil || len(t.RawData) != 0 {
 				return nil, errWire
 			}
-			t.RawData = data
+			t.RawData = j.data
 		}
 	}
 	return m, nil
 }
 
+// readAside reads the raw_data of reads into one buffer, each at an 8-byte aligned offset. One
+// buffer, not one per tensor: a hundred large allocations of different sizes per model leave the
+// heap fragmented and cost page faults on every load; the price is that the buffer lives as long
+// as any of the tensors does.
+func readAside(f *os.File, reads map[int]*asideRead) error {
+	if len(reads) == 0 {
+		return nil
+	}
+	list := make([]*asideRead, 0, len(reads))
+	total := int64(0)
+	for _, j := range reads {
+		list = append(list, j)
+		total += (j.n + 7) / 8 * 8
+	}
+	slices.SortFunc(list, func(a, b *asideRead) int { return cmp.Compare(a.off, b.off) })
+	buf := alignedBytes(int(total))
+	at := int64(0)
+	for _, j := range list {
+		j.data = buf[at : at+j.n : at+j.n]
+		at += (j.n + 7) / 8 * 8
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for range max(1, min(runtime.GOMAXPROCS(0), 4, len(list))) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(list)); i = next.Add(1) - 1 {
+				if _, err := f.ReadAt(list[i].data, list[i].off); err != nil {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return errWire
+	}
+	return nil
+}
+
+// asideRead is one raw_data read aside: n bytes at offset off of the file.
+type asideRead struct {
+	off, n int64
+	data   []byte
+}
+
+// The window fileWindow reads through: after a skip it reads windowMin bytes (the few fields
+// between two large raw_data), doubling up to windowMax while the reading goes on.
+const (
+	windowMin = 4 << 10
+	windowMax = 128 << 10
+)
+
+// fileWindow reads a file front to back through a buffer, and skips ahead without reading.
+type fileWindow struct {
+	f    *os.File
+	buf  []byte
+	base int64 // the file offset of buf[0]
+	r, w int   // buf[r:w] is read but not consumed
+	next int   // how much the next fill reads
+}
+
+// fill makes sure there is something to consume: an error at the end of the file.
+func (fw *fileWindow) fill() error {
+	if fw.r < fw.w {
+		return nil
+	}
+	fw.base += int64(fw.w)
+	fw.r, fw.w = 0, 0
+	fw.next = min(max(fw.next, windowMin), len(fw.buf))
+	n, err := fw.f.ReadAt(fw.buf[:fw.next], fw.base)
+	fw.next *= 2
+	fw.w = n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+func (fw *fileWindow) byte() (byte, error) {
+	if err := fw.fill(); err != nil {
+		return 0, err
+	}
+	fw.r++
+	return fw.buf[fw.r-1], nil
+}
+
+// read fills p.
+func (fw *fileWindow) read(p []byte) error {
+	for len(p) > 0 {
+		if fw.r == fw.w && len(p) >= len(fw.buf) {
+			// Large: straight into p.
+			fw.base += int64(fw.w)
+			fw.r, fw.w = 0, 0
+			n, err := fw.f.ReadAt(p, fw.base)
+			fw.base += int64(n)
+			if n < len(p) {
+				return err
+			}
+			return nil
+		}
+		if err := fw.fill(); err != nil {
+			return err
+		}
+		n := copy(p, fw.buf[fw.r:fw.w])
+		fw.r += n
+		p = p[n:]
+	}
+	return nil
+}
+
+// skip passes over n bytes.
+func (fw *fileWindow) skip(n int64) {
+	if n <= int64(fw.w-fw.r) {
+		fw.r += int(n)
+		return
+	}
+	fw.base += int64(fw.w) + n - int64(fw.w-fw.r)
+	fw.r, fw.w, fw.next = 0, 0, windowMin
+}
+
 // skeleton builds the model's bytes without the large initializer raw_data, reading from r.
 type skeleton struct {
-	r      *bufio.Reader
-	off    int64          // bytes consumed from r
-	graphs int            // model.graph fields seen
-	inits  int            // graph.initializer fields seen
-	raw    map[int][]byte // initializer index -> its raw_data, read aside
-	last   []byte         // the bytes of the last varint read
-	tag    []byte         // the bytes of the last tag read
+	r      *fileWindow
+	off    int64              // bytes consumed from r
+	graphs int                // model.graph fields seen
+	inits  int                // graph.initializer fields seen
+	raw    map[int]*asideRead // initializer index -> its raw_data, read aside
+	last   []byte             // the bytes of the last varint read
+	tag    []byte             // the bytes of the last tag read
 }
 
 func (s *skeleton) byte() (byte, error) {
-	b, err := s.r.ReadByte()
+	b, err := s.r.byte()
 	if err != nil {
 		return 0, errWire
 	}
@@ -155,11 +288,10 @@ func (s *skeleton) varint() (uint64, error) {
 
 // read fills p from r.
 func (s *skeleton) read(p []byte) error {
-	n, err := io.ReadFull(s.r, p)
-	s.off += int64(n)
-	if err != nil {
+	if err := s.r.read(p); err != nil {
 		return errWire
 	}
+	s.off += int64(len(p))
 	return nil
 }
 
@@ -303,11 +435,9 @@ func (s *skeleton) tensor(n int64, i int) ([]byte, error) {
 			dst = append(dst, make([]byte, n)...)
 			return dst, true, s.read(dst[len(dst)-int(n):])
 		}
-		data := alignedBytes(int(n))
-		if err := s.read(data); err != nil {
-			return nil, false, err
-		}
-		s.raw[i] = data
+		s.raw[i] = &asideRead{off: s.off, n: n}
+		s.r.skip(n)
+		s.off += n
 		return append(append(dst, s.tag...), 0), true, nil // an empty raw_data in its place
 	})
 }
@@ -475,8 +605,10 @@ func walk(b []byte, fn func(num protowire.Number, typ protowire.Type, field, val
 // disk, so that the fsync at the end finds little left to do.
 const writebackChunk = 8 << 20
 
-// writeTo writes the parts to w from its start.
-func (p parts) writeTo(w *os.File) error {
+// writeTo writes the parts to w from its start, starting the writeback as it goes if it is to be
+// synced.
+func (p parts) writeTo(w *os.File, sync bool) error {
+	preallocate(w, p.n)
 	var off, flushed int64
 	for _, b := range p.bufs {
 		for len(b) > 0 {
@@ -485,7 +617,7 @@ func (p parts) writeTo(w *os.File) error {
 				return err
 			}
 			b, off = b[n:], off+int64(n)
-			if off-flushed >= writebackChunk {
+			if sync && off-flushed >= writebackChunk {
 				startWriteback(w, flushed, off-flushed)
 				flushed = off
 			}

@@ -327,3 +327,28 @@ func fileMustLoad(t *testing.T, data []byte) *Model {
 	}
 	return m
 }
+
+// TestWriteFileReplaces writes a model over a large file (which writeAtomic frees in the background
+// on Linux), durably and with NoSync: the file then holds the new model, and nothing is left over.
+func TestWriteFileReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.onnx")
+	if err := os.WriteFile(path, make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []WriteOptions{{}, {NoSync: true}} {
+		m := wireAliasProto()
+		m.Graph.Initializer[0] = fileFloatTensor("w1", 5000, float32(len(m.Graph.Node)))
+		if opt.NoSync {
+			m.ProducerName = proto.String("nosync")
+		}
+		if err := WriteFile(path, m, opt); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := proto.Marshal(m)
+		if !bytes.Equal(fileMustRead(t, path), want) {
+			t.Errorf("NoSync %v: the file does not hold the model written", opt.NoSync)
+		}
+		fileNoTempFiles(t, dir)
+	}
+}
