@@ -155,7 +155,8 @@ func encodeModel(m *pb.ModelProto) ([]byte, error) {
 // location (relative to the model's directory; absolute paths and paths leaving the directory
 // are rejected), offset and length (absent: to the end of the file). The external_data entries
 // and data_location stay as they were, so WriteFile can write the tensor back the same way.
-// Errors name path.
+// Errors name path. The raw_data of the large graph initializers (see wire.go) all lives in one
+// buffer, which stays allocated while any of them is referenced.
 func ReadFile(path string) (*pb.ModelProto, error) {
 	m, err := readModel(path)
 	if err != nil {
@@ -283,7 +284,7 @@ func loadExternalData(dir string, m *pb.ModelProto) error {
 		if n > math.MaxInt {
 			return fmt.Errorf("tensor %q: external data of %d bytes is too large", t.GetName(), n)
 		}
-		buf := make([]byte, n)
+		buf := alignedBytes(int(n)) // float32 data can then be viewed in place (floatView)
 		if _, err := f.ReadAt(buf, ref.offset); err != nil {
 			return fmt.Errorf("tensor %q: reading external data %s: %w", t.GetName(), ref.location, err)
 		}

@@ -7,11 +7,12 @@ package onnx
 // and encode-write of a 100 MB model moves each weight byte through memory four times on top of the
 // two kernel copies. Here the raw_data of large graph initializers travels separately:
 //
-//   - readModel parses the file's wire format as it streams in, reads each large raw_data straight
-//     into a buffer of its own (8-byte aligned, so float32 data can be viewed in place, see
-//     floatView) and hands protobuf only the rest of the file, with those fields left empty;
+//   - readModel parses the file's wire format, skipping each large raw_data, hands protobuf only
+//     the rest of the file (with those fields left empty) and reads the skipped data straight from
+//     the file into one buffer, each at an 8-byte aligned offset so float32 data can be viewed in
+//     place (see floatView);
 //   - encodeParts marshals the model with those fields emptied and splices the data back in as
-//     separate parts, which writeParts writes to the file one after the other.
+//     separate parts, which parts.writeTo writes to the file one after the other.
 //
 // Only the path model.graph.initializer[i].raw_data is treated this way; everything else (tensors
 // in attributes, subgraphs, functions) goes through protobuf as usual. Both functions check that
