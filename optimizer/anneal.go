@@ -57,6 +57,8 @@ type SearchOptions struct {
 	TimeLimit time.Duration
 	// Fitness judges candidates; nil uses the weight-only score (spectral retention).
 	Fitness Fitness
+	// Importance picks the channels each group keeps at the chosen width; nil uses L1Importance.
+	Importance map[rewrite.GroupID][]float64
 	// Layers are the CONet layer metrics: they give the group scores that guide proposals and the
 	// retention curves of the weight-only fitness. Nil computes them.
 	Layers []LayerMetrics
@@ -262,7 +264,10 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	if f, err := s.fit(best); err == nil && f >= bestF {
 		bestF = f
 	}
-	imp := L1Importance(a)
+	imp := opt.Importance
+	if imp == nil {
+		imp = L1Importance(a)
+	}
 	// The prediction assumes each group keeps the same share of every slice it takes part in;
 	// channels chosen by importance can break that a little (a group split in halves by a Split).
 	// The budget is a hard constraint: measure, and take units away until the sliced model meets it.

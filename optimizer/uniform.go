@@ -79,6 +79,11 @@ type Result struct {
 // ShrinkUniform cuts every prunable group by the same fraction, the largest that meets the budget,
 // keeping each group's channels of highest L1 importance.
 func ShrinkUniform(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int) (*Result, error) {
+	return ShrinkUniformBy(a, b, inputs, roundTo, nil)
+}
+
+// ShrinkUniformBy is ShrinkUniform keeping the channels of highest imp (nil: L1Importance).
+func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int, imp map[rewrite.GroupID][]float64) (*Result, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
@@ -90,7 +95,9 @@ func ShrinkUniform(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, 
 		return nil, err
 	}
 	target := b.Ratio * base.Of(b.Kind)
-	imp := L1Importance(a)
+	if imp == nil {
+		imp = L1Importance(a)
+	}
 	try := func(r float64) (*Result, error) {
 		widths := UniformWidths(a, r, roundTo)
 		keep := KeepWidths(a, imp, widths)

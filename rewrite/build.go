@@ -239,3 +239,42 @@ func (a *Analysis) ProducerSlices() []ProducerSlice {
 	}
 	return out
 }
+
+// ConsumerSlice is where one consumer reads one channel of a group: the positions along the input
+// axis of its weight (a Conv's input channel; a Gemm's or MatMul's input rows, several when the
+// channel was flattened with its spatial positions).
+type ConsumerSlice struct {
+	Group   GroupID
+	Channel int
+	Node    string
+	// Inputs are positions along the weight's input axis: axis 1 of a Conv weight (over all the
+	// conv's input channels, grouped or not), the input axis of a Gemm/MatMul weight.
+	Inputs []int
+}
+
+// ConsumerSlices lists, for each channel of each group, the weight positions of every node that
+// reads it (the inputs Slice cuts), for importance scores that look at what a channel feeds.
+func (a *Analysis) ConsumerSlices() []ConsumerSlice {
+	var out []ConsumerSlice
+	for _, act := range a.actions {
+		if act.input != 1 || act.role != "in" || (act.kind != sliceAxis && act.kind != sliceGroupedIn) {
+			continue
+		}
+		for p, e := range act.refs {
+			grp, ch := a.groupOf(e)
+			if grp == nil {
+				continue
+			}
+			var pos []int
+			if act.flat != nil {
+				for k := 0; k < act.flat.K; k++ {
+					pos = append(pos, p*act.flat.A+k*act.flat.B)
+				}
+			} else {
+				pos = []int{p}
+			}
+			out = append(out, ConsumerSlice{Group: grp.ID, Channel: ch, Node: act.node.Label(), Inputs: pos})
+		}
+	}
+	return out
+}

@@ -36,7 +36,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
-		&cli.BoolFlag{Name: "no-distill", Usage: "slice only: no repair of the slim model"},
+		&cli.BoolFlag{Name: "no-distill", Usage: "no repair by data or training: slice, then fold each removed channel's mean into the biases of the layers that read it (means from --data, else estimated from the model alone)"},
 		&cli.Float64Flag{Name: "epochs", Value: 2, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only)"},
 		&cli.IntFlag{Name: "synthetic", Value: 512, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
@@ -70,7 +70,15 @@ type shrinkReport struct {
 	After       costReport               `json:"after"`
 	Groups      []groupReport            `json:"groups"`
 	Distill     *optimizer.DistillReport `json:"distill"`
-	Accuracy    map[string]any           `json:"accuracy,omitempty"`
+	// Compensation is set when --no-distill folded the removed channels' means into their consumers.
+	Compensation *compensationReport `json:"compensation,omitempty"`
+	Accuracy     map[string]any      `json:"accuracy,omitempty"`
+}
+
+// compensationReport is what optimizer.Compensate did and where its means came from.
+type compensationReport struct {
+	optimizer.CompensateReport
+	Means string `json:"means"` // "estimated" (without data: BN statistics, N(0,1) after a conv without BN) or "data"
 }
 
 type costReport struct {
@@ -200,6 +208,17 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// Structure only (--no-distill, no data): nothing will repair the cut but the mean
+	// compensation, so channels and widths are chosen by what a cut costs once compensated: the
+	// share of each consumer's output variance lost, from moments estimated without data. With a
+	// repair to follow, the choice stays as it was (compensation measured no gain before BN
+	// recalibration or bias correction: those reset the same means from data).
+	var est map[string]*optimizer.Moments
+	var imp map[rewrite.GroupID][]float64
+	if c.Bool("no-distill") && calib == nil {
+		est = optimizer.EstimateMoments(m, optimizer.MomentOptions{})
+		imp = optimizer.ContributionImportance(a, est, optimizer.MomentOptions{})
+	}
 	var res *optimizer.Result
 	var searchStats map[string]any
 	switch search {
@@ -207,7 +226,7 @@ func shrinkAction(c *cli.Context) error {
 		if budget.Kind == optimizer.Latency {
 			return usagef("shrink: --latency needs --search anneal")
 		}
-		res, err = optimizer.ShrinkUniform(a, budget, shapes, c.Int("round-to"))
+		res, err = optimizer.ShrinkUniformBy(a, budget, shapes, c.Int("round-to"), imp)
 	case "anneal":
 		var sr *optimizer.SearchResult
 		layers, lerr := optimizer.LayerMetricsOf(m)
@@ -226,6 +245,13 @@ func shrinkAction(c *cli.Context) error {
 			}
 			sopt.Fitness = df.Score
 			fitness = fmt.Sprintf("teacher KL on %d calibration images after a small least-squares refit", fitSet.N)
+		} else if est != nil {
+			sopt.Fitness = optimizer.ContributionFitness(a, est, optimizer.MomentOptions{})
+			sopt.Importance = imp
+			if sopt.Iterations == 0 {
+				sopt.Iterations = 4000 // as cheap as the weight-only score
+			}
+			fitness = "consumer variance lost after mean compensation (data-free)"
 		}
 		prog := newProgress(c, "search")
 		sopt.Progress = prog.update
@@ -258,7 +284,23 @@ func shrinkAction(c *cli.Context) error {
 		Before: costReport{Params: before.Params, MACs: before.MACs}, After: costReport{Params: res.Costs.Params, MACs: res.Costs.MACs}}
 	switch {
 	case c.Bool("no-distill"):
-		rep.Distill = &optimizer.DistillReport{Mode: "none"}
+		mom, means := est, "estimated"
+		if calib != nil {
+			if mom, err = optimizer.MeasureMoments(m, calib, batch, threads); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			means = "data"
+		}
+		corr, err := a.Correspond(res.Keep)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		cr, err := optimizer.Compensate(m, student, corr, mom)
+		if err != nil {
+			return fmt.Errorf("%s: mean compensation: %w", path, err)
+		}
+		rep.Distill = &optimizer.DistillReport{Mode: "compensate"}
+		rep.Compensation = &compensationReport{CompensateReport: cr, Means: means}
 	case calib == nil:
 		// Data-free: images synthesised from the original (BN statistics and confident classes).
 		in := shapes[m.Graph.Inputs[0]]
@@ -396,6 +438,13 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		if g.Kept < g.Channels {
 			shrunk++
 		}
+	}
+	if cr := rep.Compensation; cr != nil {
+		fmt.Fprintf(w, "compensated %d removed channels in %d layers (means %s)", cr.Channels, cr.Layers, cr.Means)
+		if cr.Skipped > 0 {
+			fmt.Fprintf(w, "; %d left without an estimate", cr.Skipped)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
 }
