@@ -6,7 +6,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/viterin/vek"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -44,8 +45,9 @@ const minimizeIters = 500
 // EVBMF estimates the rank of y by empirical variational Bayes (see EVBMFResult). It fails when y
 // holds NaN or Inf or a factorisation does not converge. An empty or all-zero matrix has rank 0.
 //
-// The singular values come from the eigenvalues of the L×L Gram matrix of y's smaller side, which
-// costs about half of gonum's SVD. Each eigenvalue s² is then exact up to about L·ε·s₁². That is
+// The singular values come from the eigenvalues of the L×L Gram matrix of y's smaller side (formed
+// by gemmNT, reduced by symEigenvalues): 5–10 times faster than gonum's SVD, or its Dsyrk and Dsyev,
+// on ResNet-50's layers. Each eigenvalue s² is then exact up to about L·ε·s₁². That is
 // far below what the noise estimate needs, and below a millionth of every value near or above the
 // threshold unless the threshold lies more than about six decades of s² below s₁² (a nearly
 // noise-free matrix): then the estimate is repeated on the singular values of a full SVD.
@@ -95,11 +97,11 @@ func gramSingularValues(a mat.Matrix) ([]float64, error) {
 	if r, c := a.Dims(); r > c {
 		a = a.T()
 	}
-	var eig mat.EigenSym
-	if !eig.Factorize(gramOf(a), false) {
+	g := gramOf(a)
+	ev, ok := symEigenvalues(g.Data, g.N, g.Stride) // ascending
+	if !ok {
 		return nil, errors.New("evbmf: eigendecomposition did not converge")
 	}
-	ev := eig.Values(nil) // ascending
 	s := make([]float64, len(ev))
 	for i, v := range ev {
 		s[len(ev)-1-i] = math.Sqrt(math.Max(v, 0))
@@ -107,25 +109,42 @@ func gramSingularValues(a mat.Matrix) ([]float64, error) {
 	return s, nil
 }
 
-// gramOf returns a·aᵀ. Each entry is one dot product of two rows, done with vek's AVX2 kernel
-// (about twice gonum's Dsyrk here); only the upper triangle is computed, as SymDense reads no more.
-func gramOf(a mat.Matrix) *mat.SymDense {
-	d, ok := a.(*mat.Dense)
-	if !ok {
-		d = mat.DenseCopyOf(a) // a transposed view: lay its rows out contiguously
-	}
-	raw := d.RawMatrix()
-	l, m := raw.Rows, raw.Cols
-	g := mat.NewSymDense(l, nil)
-	out := g.RawSymmetric()
-	for i := 0; i < l; i++ {
-		ri := raw.Data[i*raw.Stride : i*raw.Stride+m]
-		row := out.Data[i*out.Stride : i*out.Stride+l]
-		for j := i; j < l; j++ {
-			row[j] = vek.Dot(ri, raw.Data[j*raw.Stride:j*raw.Stride+m])
+// gramOf returns a·aᵀ, both triangles filled (a blas64.Symmetric reads the upper one). The upper
+// triangle is computed by gemmNT and mirrored. The rows are gramStride apart.
+func gramOf(a mat.Matrix) blas64.Symmetric {
+	l, m := a.Dims()
+	var rows strided
+	switch d := a.(type) {
+	case *mat.Dense:
+		raw := d.RawMatrix()
+		rows = strided{raw.Data, raw.Stride, 1}
+	case mat.Transpose:
+		if d, ok := d.Matrix.(*mat.Dense); ok { // a tall matrix's transpose: read it by columns
+			raw := d.RawMatrix()
+			rows = strided{raw.Data, 1, raw.Stride}
+			break
 		}
+		rows = strided{mat.DenseCopyOf(a).RawMatrix().Data, m, 1}
+	default:
+		rows = strided{mat.DenseCopyOf(a).RawMatrix().Data, m, 1}
 	}
+	g := blas64.Symmetric{N: l, Stride: gramStride(l), Uplo: blas.Upper}
+	g.Data = make([]float64, max(l-1, 0)*g.Stride+l)
+	gemmNT(g.Data, g.Stride, rows, rows, l, l, m, true)
+	mirrorUpper(g.Data, l, g.Stride)
 	return g
+}
+
+// gramStride is the row stride of an n×n Gram matrix: the smallest odd multiple of 8 elements (one
+// 64-byte cache line) from n up, so that consecutive rows start in different cache sets and a
+// column touches all of them before one repeats (at a power-of-two stride, the usual layer width,
+// every row of a column falls into the same sets).
+func gramStride(n int) int {
+	s := (n + 7) &^ 7
+	if s%16 == 0 {
+		s += 8
+	}
+	return s
 }
 
 // svdSingularValues returns the singular values of a, descending, without forming vectors.
@@ -139,26 +158,41 @@ func svdSingularValues(a mat.Matrix) ([]float64, error) {
 
 // checkFinite reports the first NaN or Inf element of a.
 func checkFinite(a mat.Matrix) error {
+	if i, j, v, bad := firstNonFinite(a); bad {
+		return fmt.Errorf("evbmf: element (%d,%d) is %v", i, j, v)
+	}
+	return nil
+}
+
+// firstNonFinite finds a NaN or Inf element of a, reading a dense matrix (or the transpose of one)
+// row by row in its storage.
+func firstNonFinite(a mat.Matrix) (i, j int, v float64, bad bool) {
+	if t, ok := a.(mat.Transpose); ok {
+		if _, ok := t.Matrix.(mat.RawMatrixer); ok {
+			i, j, v, bad = firstNonFinite(t.Matrix)
+			return j, i, v, bad
+		}
+	}
 	r, c := a.Dims()
 	if d, ok := a.(mat.RawMatrixer); ok {
 		raw := d.RawMatrix()
 		for i := 0; i < r; i++ {
 			for j, v := range raw.Data[i*raw.Stride : i*raw.Stride+c] {
 				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return fmt.Errorf("evbmf: element (%d,%d) is %v", i, j, v)
+					return i, j, v, true
 				}
 			}
 		}
-		return nil
+		return 0, 0, 0, false
 	}
 	for i := 0; i < r; i++ {
 		for j := 0; j < c; j++ {
 			if v := a.At(i, j); math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("evbmf: element (%d,%d) is %v", i, j, v)
+				return i, j, v, true
 			}
 		}
 	}
-	return nil
+	return 0, 0, 0, false
 }
 
 // EVBMFSpectrum runs EVBMF on a matrix of the given shape known only by its singular values, in any

@@ -40,8 +40,10 @@ func EVBMFWithVectors(y mat.Matrix) (EVBMFFactors, error) {
 	small, big := mat.NewDense(l, k, nil), mat.NewDense(m, k, nil)
 	t := evbThreshold(res.L, res.M, res.Sigma2)
 	if l >= gramMinRows && t*t > gramMargin*float64(l)*eps*res.Singular[0]*res.Singular[0] {
+		var gram mat.SymDense
+		gram.SetRawSymmetric(gramOf(a))
 		var eig mat.EigenSym
-		if !eig.Factorize(gramOf(a), true) {
+		if !eig.Factorize(&gram, true) {
 			return EVBMFFactors{}, errors.New("evbmf: eigendecomposition did not converge")
 		}
 		var vecs mat.Dense

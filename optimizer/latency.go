@@ -43,7 +43,11 @@ func LatencyTable(m *onnx.Model, inputs map[string]onnx.Shape, threads int) (map
 	return out, nil
 }
 
-// MeasureLatency is the median time of one inference in the engine (fused, as deployed), in ms.
+// MeasureLatency is the median time of one inference in the engine (fused, as deployed), in ms: of
+// as many runs as fit in budget, at least 15 (up to 500) while that takes no more than the budget,
+// and at least 5 however long one run is. The runs before the timed ones (planning the run, faulting
+// in the buffers) stop after three or once they have taken a quarter of the budget, so a large model
+// costs some seconds, not fifteen times its inference.
 func MeasureLatency(m *onnx.Model, inputs map[string]onnx.Shape, threads int, budget time.Duration) (float64, error) {
 	p, err := engine.Compile(m, engine.Options{Threads: threads})
 	if err != nil {
@@ -51,14 +55,21 @@ func MeasureLatency(m *onnx.Model, inputs map[string]onnx.Shape, threads int, bu
 	}
 	defer p.Close()
 	ins := zeroInputs(p, inputs)
-	for i := 0; i < 3; i++ { // warm up: plan the run, fault in the buffers
+	var one time.Duration // the last warm-up run: what a timed run will take
+	for i, start := 0, time.Now(); i < 3 && (i == 0 || time.Since(start) < budget/4); i++ {
+		t0 := time.Now()
 		if _, err := p.RunSlice(ins...); err != nil {
 			return 0, err
 		}
+		one = time.Since(t0)
+	}
+	minRuns := 15
+	if one > 0 {
+		minRuns = max(5, min(15, int(budget/one)))
 	}
 	var ts []time.Duration
 	deadline := time.Now().Add(budget)
-	for len(ts) < 15 || (time.Now().Before(deadline) && len(ts) < 500) {
+	for len(ts) < minRuns || (time.Now().Before(deadline) && len(ts) < 500) {
 		t0 := time.Now()
 		if _, err := p.RunSlice(ins...); err != nil {
 			return 0, err

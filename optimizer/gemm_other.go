@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package optimizer
+
+func mulTile4x8(k int, a, b []float64, c *[tileM * tileN]float64) { mulTile4x8Go(k, a, b, c) }
+
+func mulAddTile4x8(k int, a, b, c []float64, ldc int) { mulAddTile4x8Go(k, a, b, c, ldc) }
