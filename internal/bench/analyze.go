@@ -18,7 +18,8 @@ import (
 // against one plain sweep of singular values over the same unfoldings' output sides; then the two
 // commands with a wall-time target on resnet50, run as a user runs them (the CLI built from this
 // tree): `analyze`, and the structure-only `shrink --macs 0.5 --no-distill` (metrics, data-free
-// mean compensation, the annealer, the engine's latency table, saving).
+// mean compensation, the annealer, saving, and the engine's latency before and after for the
+// printed table).
 func benchAnalyze(env *benchEnv) error {
 	path := filepath.Join(env.zoo, "resnet50.onnx")
 	m, err := onnx.Load(path)
@@ -67,7 +68,7 @@ func benchAnalyze(env *benchEnv) error {
 		args  []string
 	}{
 		{"chanopt analyze resnet50", []string{"analyze", path}},
-		{"chanopt shrink resnet50 --macs 0.5 --no-distill", []string{"shrink", path, "--macs", "0.5", "--no-distill", "-q", "-o", filepath.Join(dir, "r50.slim.onnx")}},
+		{"chanopt shrink resnet50 --macs 0.5 --no-distill", []string{"shrink", path, "--macs", "0.5", "--no-distill", "-o", filepath.Join(dir, "r50.slim.onnx")}},
 	} {
 		wall, cpu, err := timeCommand(3, bin, c.args...)
 		if err != nil {
