@@ -20,16 +20,22 @@ type Stage struct {
 	Kept      bool      `json:"kept"` // false when the stage made the held-back agreement worse and was undone
 }
 
+// statImages is how many calibration images the statistics repairs (BN recalibration, bias
+// correction) read.
+const statImages = 2048
+
 // DistillOptions configures the repair of a slim model.
 type DistillOptions struct {
 	Batch, Threads int
 	Seed           uint64
 	NoRefit        bool
 	// Epochs of knowledge-distillation fine-tuning over the calibration images (0: none).
-	Epochs   float64
-	LR       float64
-	MaxTime  time.Duration // cap on the fine-tuning time (0: none)
-	Progress func(stage string, done, total int)
+	Epochs float64
+	LR     float64
+	// Temperature softens both models' logits in the KL loss (0: 4).
+	Temperature float64
+	MaxTime     time.Duration // cap on the fine-tuning time (0: none)
+	Progress    func(stage string, done, total int)
 }
 
 // DistillReport is the record of a distillation.
@@ -116,45 +122,54 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 		rep.Stages = append(rep.Stages, st)
 		return nil
 	}
+	// Statistics converge long before the whole calibration set: the per-channel moments of a
+	// conv layer average over images × pixels, so a couple of thousand images measure them to a
+	// fraction of a percent, and recalibration runs the model once per BN layer.
+	stats := calib.Head(statImages)
 	hasBN := false
 	for _, n := range student.Graph.Nodes {
 		if n.OpType == "BatchNormalization" {
 			hasBN = true
 		}
 	}
-	if hasBN {
-		err = run("bn-recalibration", func(m *onnx.Model) (int, error) { return RecalibrateBN(m, calib, opt.Batch, opt.Threads) })
-	} else {
-		err = run("bias-correction", func(m *onnx.Model) (int, error) {
-			return CorrectBias(teacher, m, corr, calib, opt.Batch, opt.Threads)
-		})
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !opt.NoRefit {
-		err = run("refit", func(m *onnx.Model) (int, error) {
-			n, err := Refit(teacher, m, corr, calib, RefitOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
+	refit := func() error {
+		if opt.NoRefit {
+			return nil
+		}
+		return run("refit", func(m *onnx.Model) (int, error) {
+			return Refit(teacher, m, corr, calib, RefitOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
 				Progress: func(d, t int) {
 					if opt.Progress != nil {
 						opt.Progress("refit", d, t)
 					}
 				}})
-			if err != nil || n == 0 || !hasBN {
-				return n, err
-			}
-			// Refit layers feed BNs whose statistics change with them.
-			_, err = RecalibrateBN(m, calib, opt.Batch, opt.Threads)
-			return n, err
 		})
-		if err != nil {
+	}
+	if hasBN {
+		// Refit first, then recalibrate: the refit makes each layer reproduce the original's
+		// output, for which the inherited BN statistics are the right ones, so every later
+		// layer's refit sees consistent inputs. Recalibrating first and refitting after fits
+		// layers behind BNs whose statistics no longer match them (resnet8_bn: 62% held-back
+		// agreement that way, against 90% for the same net with BN folded).
+		if err := refit(); err != nil {
 			return nil, err
 		}
+		err = run("bn-recalibration", func(m *onnx.Model) (int, error) { return RecalibrateBN(m, stats, opt.Batch, opt.Threads) })
+	} else {
+		err = run("bias-correction", func(m *onnx.Model) (int, error) {
+			return CorrectBias(teacher, m, corr, stats, opt.Batch, opt.Threads)
+		})
+		if err == nil {
+			err = refit()
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if opt.Epochs > 0 {
 		t0 := time.Now()
 		ag, steps, err := FineTune(teacher, student, calib, val, tlog, classes, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
-			LR: opt.LR, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5,
+			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5,
 			Progress: func(s, total int, loss float64) {
 				if opt.Progress != nil {
 					opt.Progress("fine-tune", s, total)

@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -28,7 +29,7 @@ type FineTuneOptions struct {
 // FineTune trains the student to match the teacher's softened outputs (KL at temperature T, plus
 // cross-entropy when labels are given) with Adam and a cosine schedule, checking the agreement on
 // the held-back images regularly and keeping the best weights seen (early stopping). BN keeps its
-// running statistics during training and is recalibrated afterwards. It returns the held-back
+// running statistics during training; each check also tries them recalibrated. It returns the held-back
 // agreement of the kept weights and the number of steps taken.
 func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher []float32, classes int, opt FineTuneOptions) (Agreement, int, error) {
 	if opt.Batch <= 0 {
@@ -88,8 +89,16 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	bestModel := student.Clone()
 	start := time.Now()
 	step := 0
+	warmup := min(50, steps/10)
 	for ; step < steps; step++ {
-		if opt.MaxTime > 0 && time.Since(start) > opt.MaxTime {
+		// The schedule runs on whichever ends first, the steps or the time: when the time cap
+		// binds, the learning rate still decays to zero by the end instead of stopping at its
+		// peak, which would leave the weights noisy.
+		done := float64(step) / float64(steps)
+		if opt.MaxTime > 0 {
+			done = max(done, float64(time.Since(start))/float64(opt.MaxTime))
+		}
+		if done >= 1 {
 			break
 		}
 		for b := 0; b < opt.Batch; b++ {
@@ -120,19 +129,36 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			return Agreement{}, step, err
 		}
 		engine.ClipGradNorm(params, 5)
-		adam.Step(params, engine.Cosine(opt.LR, step, steps, min(50, steps/10)))
+		lr := opt.LR * 0.5 * (1 + math.Cos(math.Pi*done))
+		if step < warmup {
+			lr = opt.LR * float64(step+1) / float64(warmup)
+		}
+		adam.Step(params, lr)
 		if opt.Progress != nil {
 			opt.Progress(step+1, steps, loss)
 		}
-		if (step+1)%evalEvery == 0 || step == steps-1 {
+		if (step+1)%evalEvery == 0 || step == steps-1 || (opt.MaxTime > 0 && time.Since(start) >= opt.MaxTime) {
 			cand := student.Clone()
 			tr.WriteBack(cand)
-			if _, err := RecalibrateBN(cand, calib.Head(512), 128, opt.Threads); err != nil {
-				return Agreement{}, step, err
-			}
+			// The weights were trained against the frozen running statistics, under which each BN
+			// is a fixed affine map: recalibrating them changes the function that was trained. It
+			// helps some models (statistics drifted far) and ruins others (resnet8_bn lost 15
+			// points), so both are measured and the better one is a candidate.
 			ag, err := evalStudent(cand, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
 			if err != nil {
 				return Agreement{}, step, err
+			}
+			recal := cand.Clone()
+			if n, err := RecalibrateBN(recal, calib.Head(512), 128, opt.Threads); err != nil {
+				return Agreement{}, step, err
+			} else if n > 0 {
+				rag, err := evalStudent(recal, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+				if err != nil {
+					return Agreement{}, step, err
+				}
+				if better(rag, ag) {
+					ag, cand = rag, recal
+				}
 			}
 			if better(ag, best) {
 				best, bestModel = ag, cand

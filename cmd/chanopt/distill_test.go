@@ -45,11 +45,18 @@ func ortAccuracy(t *testing.T, path string) float64 {
 // stage must improve the held-back agreement, and the slim model, measured in ONNX Runtime on the
 // 1,000 bundled test images, must stay within 6 points of the original after this short run (the
 // full run on all 60,000 images, in models/README.md, is the one that must stay within 1 point).
+// Both forms of the same trained net run: BN folded (bias correction, then refit) and BN kept
+// (refit, then BN recalibration).
 func TestShrinkWithDataRepairs(t *testing.T) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "%v", err)
 	}
-	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
+	for _, name := range []string{"resnet8", "resnet8_bn"} {
+		t.Run(name, func(t *testing.T) { shrinkWithData(t, filepath.Join(testenv.ModelsDir(t), name+".onnx")) })
+	}
+}
+
+func shrinkWithData(t *testing.T, src string) {
 	const calib = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 	if _, err := os.Stat(calib); err != nil {
 		testenv.Missing(t, "%s is missing (apt-get install dataset-fashion-mnist)", calib)
