@@ -156,30 +156,6 @@ func RecalibrateBN(m *onnx.Model, set *dataset.Set, batch, threads int) (int, er
 // repair for models whose BN torch folded into the convs). corr maps node labels to what the student
 // keeps of the teacher's node.
 func CorrectBias(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, set *dataset.Set, batch, threads int) (int, error) {
-	return correctBias(teacher, nil, student, corr, set, batch, threads)
-}
-
-// TeacherMoments computes the per-channel moments of every Conv and Gemm output of the teacher,
-// for bias corrections of many candidates.
-func TeacherMoments(teacher *onnx.Model, set *dataset.Set, batch, threads int) (map[string]*channelMoments, error) {
-	var keep []string
-	for _, n := range teacher.Graph.Nodes {
-		if n.OpType == "Conv" || n.OpType == "Gemm" {
-			keep = append(keep, n.Outputs[0])
-		}
-	}
-	ms, err := momentsOf(teacher, keep, set, batch, threads)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*channelMoments{}
-	for i, k := range keep {
-		out[k] = &ms[i]
-	}
-	return out, nil
-}
-
-func correctBias(teacher *onnx.Model, cached map[string]*channelMoments, student *onnx.Model, corr map[string]rewrite.Correspondence, set *dataset.Set, batch, threads int) (int, error) {
 	sg := student.Graph
 	var nodes []*onnx.Node
 	var keep []string
@@ -197,18 +173,9 @@ func correctBias(teacher *onnx.Model, cached map[string]*channelMoments, student
 	if len(nodes) == 0 {
 		return 0, nil
 	}
-	tm := make([]channelMoments, len(keep))
-	if cached != nil {
-		for i, k := range keep {
-			if c, ok := cached[k]; ok {
-				tm[i] = *c
-			}
-		}
-	} else {
-		var err error
-		if tm, err = momentsOf(teacher, keep, set, batch, threads); err != nil {
-			return 0, err
-		}
+	tm, err := momentsOf(teacher, keep, set, batch, threads)
+	if err != nil {
+		return 0, err
 	}
 	// One layer at a time, in graph order: a correction changes the inputs of every later layer, so
 	// each layer is measured after the ones before it were corrected.

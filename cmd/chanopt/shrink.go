@@ -37,15 +37,15 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "no repair by data or training: slice, then fold each removed channel's mean into the biases of the layers that read it (means from --data, else estimated from the model alone)"},
-		&cli.Float64Flag{Name: "epochs", Value: 2, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only)"},
+		&cli.Float64Flag{Name: "epochs", Value: 8, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only); --distill-time may end them sooner"},
 		&cli.IntFlag{Name: "synthetic", Value: 512, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
-		&cli.DurationFlag{Name: "distill-time", Value: 6 * time.Minute, Usage: "stop fine-tuning after this long (the best weights so far are kept)"},
+		&cli.DurationFlag{Name: "distill-time", Value: 5 * time.Minute, Usage: "fine-tune for at most this long: the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
 		&cli.IntFlag{Name: "round-to", Value: 1, Usage: "keep widths multiples of K"},
 		&cli.StringFlag{Name: "search", Value: "anneal", Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
-		&cli.DurationFlag{Name: "search-time", Value: 3 * time.Minute, Usage: "stop the search after this long (a search stopped by time may differ between machines)"},
+		&cli.DurationFlag{Name: "search-time", Value: 2 * time.Minute, Usage: "stop the search after this long (a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		inputShapeFlag,
@@ -208,14 +208,14 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	// Structure only (--no-distill, no data): nothing will repair the cut but the mean
-	// compensation, so channels and widths are chosen by what a cut costs once compensated: the
-	// share of each consumer's output variance lost, from moments estimated without data. With a
-	// repair to follow, the choice stays as it was (compensation measured no gain before BN
-	// recalibration or bias correction: those reset the same means from data).
+	// Without data: nothing measured will repair the cut (the data-free repair has only images
+	// synthesised from the model), so channels and widths are chosen by what a cut costs once the
+	// removed channels' means are compensated: the share of each consumer's output variance lost,
+	// from moments estimated without data. With --data, the choice stays as it was (compensation
+	// measured no gain before BN recalibration or bias correction: those reset the same means).
 	var est map[string]*optimizer.Moments
 	var imp map[rewrite.GroupID][]float64
-	if c.Bool("no-distill") && calib == nil {
+	if calib == nil {
 		est = optimizer.EstimateMoments(m, optimizer.MomentOptions{})
 		imp = optimizer.ContributionImportance(a, est, optimizer.MomentOptions{})
 	}
@@ -238,13 +238,13 @@ func shrinkAction(c *cli.Context) error {
 			Layers: layers}
 		fitness := "weights"
 		if calib != nil {
-			fitSet := calib.Head(128)
+			fitSet := calib.Head(256)
 			df, ferr := optimizer.NewDataFitness(a, fitSet, batch, threads)
 			if ferr != nil {
 				return fmt.Errorf("%s: %w", path, ferr)
 			}
 			sopt.Fitness = df.Score
-			fitness = fmt.Sprintf("teacher KL on %d calibration images after a small least-squares refit", fitSet.N)
+			fitness = fmt.Sprintf("teacher KL on %d calibration images after a small least-squares refit on %d others", fitSet.N/2, fitSet.N-fitSet.N/2)
 		} else if est != nil {
 			sopt.Fitness = optimizer.ContributionFitness(a, est, optimizer.MomentOptions{})
 			sopt.Importance = imp
@@ -317,6 +317,15 @@ func shrinkAction(c *cli.Context) error {
 			return fmt.Errorf("%s: data-free synthesis: %w", path, err)
 		}
 		scal, sval := synth.Split(0.2, c.Uint64("seed"))
+		corr, err := a.Correspond(res.Keep)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		cr, err := optimizer.Compensate(m, student, corr, est)
+		if err != nil {
+			return fmt.Errorf("%s: mean compensation: %w", path, err)
+		}
+		rep.Compensation = &compensationReport{CompensateReport: cr, Means: "estimated"}
 		if rep.Distill, err = distill(c, m, student, a, res.Keep, scal, sval); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

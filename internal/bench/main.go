@@ -29,6 +29,7 @@ var sections = []section{
 	{"analyze", benchAnalyze},
 	{"search", benchSearch},
 	{"distill", benchDistill},
+	{"datafree", benchDataFree},
 }
 
 func main() {

@@ -58,7 +58,7 @@ func benchSearch(env *benchEnv) error {
 			return last.Top1, nil
 		}
 		t0 := time.Now()
-		fit, err := optimizer.NewDataFitness(a, calib.Head(128), 64, 0)
+		fit, err := optimizer.NewDataFitness(a, calib.Head(256), 64, 0)
 		if err != nil {
 			return err
 		}
