@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/internal/golden"
 	"github.com/chanopt/chanopt/internal/testenv"
@@ -73,18 +72,7 @@ func TestLightCutKeepsAccuracy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accuracy := func(m *onnx.Model) float64 {
-		p, err := engine.Compile(m, engine.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		l, k, err := optimizer.Logits(p, set, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *optimizer.Compare(l, l, k, set.Labels).Accuracy
-	}
+	accuracy := func(m *onnx.Model) float64 { return engineAccuracy(t, m, set) }
 	checked := 0
 	defer func() {
 		if checked < 2 {

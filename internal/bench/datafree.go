@@ -26,13 +26,7 @@ func benchDataFree(env *benchEnv) error {
 	fmt.Println("   repair on 512 images synthesised from the original, 8 epochs of KD; ONNX Runtime on the 10k test set")
 	fmt.Println("   | model | original | slice, no repair | + mean compensation (--no-distill) | + synthetic-data repair | time |")
 	fmt.Println("   |---|---|---|---|---|---|")
-	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
-	if only := os.Getenv("CHANOPT_BENCH_MODELS"); only != "" {
-		paths = nil
-		for _, n := range strings.Split(only, ",") {
-			paths = append(paths, filepath.Join(env.models, n+".onnx"))
-		}
-	}
+	paths := bundledModels(env)
 	dir, err := os.MkdirTemp("", "chanopt-datafree")
 	if err != nil {
 		return err

@@ -64,13 +64,7 @@ func benchDistill(env *benchEnv) error {
 	fmt.Printf("   --macs 0.5, %d unlabelled training images (%d held back), up to 8 epochs of KD in 5 min; ONNX Runtime on the 10k test set\n", calib.N, val.N)
 	fmt.Println("   | model | params | MACs | accuracy | ORT latency (batch 1) | stages: held-back agreement | time |")
 	fmt.Println("   |---|---|---|---|---|---|---|")
-	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
-	if only := os.Getenv("CHANOPT_BENCH_MODELS"); only != "" {
-		paths = nil
-		for _, n := range strings.Split(only, ",") {
-			paths = append(paths, filepath.Join(env.models, n+".onnx"))
-		}
-	}
+	paths := bundledModels(env)
 	dir, err := os.MkdirTemp("", "chanopt-distill")
 	if err != nil {
 		return err

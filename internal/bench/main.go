@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -86,3 +87,16 @@ func median(n int, f func() error) (time.Duration, error) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// bundledModels lists the bundled models, or those CHANOPT_BENCH_MODELS names (comma-separated).
+func bundledModels(env *benchEnv) []string {
+	if only := os.Getenv("CHANOPT_BENCH_MODELS"); only != "" {
+		var paths []string
+		for _, n := range strings.Split(only, ",") {
+			paths = append(paths, filepath.Join(env.models, n+".onnx"))
+		}
+		return paths
+	}
+	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
+	return paths
+}
