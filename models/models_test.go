@@ -32,7 +32,8 @@ func ortLogits(t *testing.T, s *ort.Session, set *dataset.Set) []float32 {
 	return out
 }
 
-// readmeAccuracy reads the ONNX Runtime 10k accuracy column of models/README.md.
+// readmeAccuracy reads the ONNX Runtime 10k accuracy column of the model table in
+// models/README.md: the first table of the file (later sections have tables of their own).
 func readmeAccuracy(t *testing.T) map[string]float64 {
 	b, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "README.md"))
 	if err != nil {
@@ -40,7 +41,13 @@ func readmeAccuracy(t *testing.T) map[string]float64 {
 	}
 	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|.*\\| ([0-9.]+)% \\|")
 	out := map[string]float64{}
+	inTable := false
 	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "|") {
+			inTable = true
+		} else if inTable {
+			break // the end of the first table
+		}
 		if m := row.FindStringSubmatch(line); m != nil {
 			v, _ := strconv.ParseFloat(m[2], 64)
 			out[m[1]] = v / 100
