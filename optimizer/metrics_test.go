@@ -214,7 +214,8 @@ type refLayer struct {
 }
 
 // referenceModels lists the models the numpy comparison runs on: a synthetic model with every layer
-// kind, the conformance suite's conv and linear models, the bundled trained models, and the zoo's
+// kind, the conformance suite's conv and linear models, the bundled trained models, the foreign-style
+// exports, and the zoo's
 // ResNet-50 when it was built.
 func referenceModels(t *testing.T) []string {
 	t.Helper()
@@ -231,9 +232,12 @@ func referenceModels(t *testing.T) []string {
 			paths = append(paths, filepath.Join(conf, "pytorch-converted", name, "model.onnx"))
 		}
 	}
-	for _, pattern := range []string{"*.onnx", "foreign/*.onnx"} {
-		bundled, _ := filepath.Glob(filepath.Join(testenv.ModelsDir(t), pattern))
-		paths = append(paths, bundled...)
+	bundled, _ := filepath.Glob(filepath.Join(testenv.ModelsDir(t), "*.onnx"))
+	paths = append(paths, bundled...)
+	// Exports from other tools (tf2onnx NHWC, opset 9/11 Constant weights, HardSwish SE, a
+	// detection head), made by models/foreign/make_foreign.py.
+	for _, f := range testenv.ForeignModels(t) {
+		paths = append(paths, f.Path)
 	}
 	if r50 := filepath.Join(testenv.ZooDir(), "resnet50.onnx"); !testing.Short() {
 		if _, err := os.Stat(r50); err == nil {
