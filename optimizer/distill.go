@@ -126,12 +126,7 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 	// conv layer average over images × pixels, so a couple of thousand images measure them to a
 	// fraction of a percent, and recalibration runs the model once per BN layer.
 	stats := calib.Head(statImages)
-	hasBN := false
-	for _, n := range student.Graph.Nodes {
-		if n.OpType == "BatchNormalization" {
-			hasBN = true
-		}
-	}
+	hasBN := HasBatchNorm(student)
 	refit := func() error {
 		if opt.NoRefit {
 			return nil

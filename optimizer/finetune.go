@@ -82,7 +82,10 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	grad := &engine.Tensor{}
 	ceGrad := &engine.Tensor{}
 
-	best, err := evalStudent(student, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+	check := func(m *onnx.Model) (Agreement, error) {
+		return evalStudent(m, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+	}
+	best, err := check(student)
 	if err != nil {
 		return Agreement{}, 0, err
 	}
@@ -144,7 +147,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			// is a fixed affine map: recalibrating them changes the function that was trained. It
 			// helps some models (statistics drifted far) and ruins others (resnet8_bn lost 15
 			// points), so both are measured and the better one is a candidate.
-			ag, err := evalStudent(cand, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+			ag, err := check(cand)
 			if err != nil {
 				return Agreement{}, step, err
 			}
@@ -152,7 +155,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			if n, err := RecalibrateBN(recal, calib.Head(512), 128, opt.Threads); err != nil {
 				return Agreement{}, step, err
 			} else if n > 0 {
-				rag, err := evalStudent(recal, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+				rag, err := check(recal)
 				if err != nil {
 					return Agreement{}, step, err
 				}

@@ -26,14 +26,9 @@ type DataFitness struct {
 // NewDataFitness splits the images into a repair half and a scoring half and computes the
 // teacher's logits on the scoring half once.
 func NewDataFitness(a *rewrite.Analysis, set *dataset.Set, batch, threads int) (*DataFitness, error) {
-	f := &DataFitness{a: a, imp: L1Importance(a), repair: set, score: set, batch: batch, threads: threads}
+	f := &DataFitness{a: a, imp: L1Importance(a), repair: set, score: set, hasBN: HasBatchNorm(a.Model), batch: batch, threads: threads}
 	if set.N >= 2 {
 		f.repair, f.score = set.Split(0.5, 3)
-	}
-	for _, n := range a.Model.Graph.Nodes {
-		if n.OpType == "BatchNormalization" {
-			f.hasBN = true
-		}
 	}
 	p, err := engine.Compile(a.Model, engine.Options{Threads: threads})
 	if err != nil {

@@ -103,6 +103,17 @@ func (c *channelMoments) variance(k int) float64 {
 	return v
 }
 
+// HasBatchNorm reports whether the model keeps any BatchNormalization node (BN-kept models are
+// repaired by recalibration, BN-folded ones by bias correction).
+func HasBatchNorm(m *onnx.Model) bool {
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "BatchNormalization" {
+			return true
+		}
+	}
+	return false
+}
+
 // RecalibrateBN sets the running mean and variance of every inference-mode BatchNormalization of
 // the model to the statistics its input has on the data, as BN recalibration after pruning does.
 // It reports how many BN nodes it updated.

@@ -115,10 +115,10 @@ func TestLightCutKeepsAccuracy(t *testing.T) {
 			float64(res.Costs.MACs)/float64(mustMACs(t, m, shapes)))
 		// BN recalibration restores the kept channels' statistics exactly; bias correction on
 		// BN-folded models only restores means, so only BN-kept models are held to the bound.
-		if math.IsNaN(after) || (hasBN(m) && before-after > 0.05) {
+		if math.IsNaN(after) || (optimizer.HasBatchNorm(m) && before-after > 0.05) {
 			t.Errorf("%s: accuracy fell from %.1f%% to %.1f%%", name, 100*before, 100*after)
 		}
-		if hasBN(m) {
+		if optimizer.HasBatchNorm(m) {
 			checked++
 		}
 	}
@@ -130,15 +130,6 @@ func mustMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) int64 {
 		t.Fatal(err)
 	}
 	return c.MACs
-}
-
-func hasBN(m *onnx.Model) bool {
-	for _, n := range m.Graph.Nodes {
-		if n.OpType == "BatchNormalization" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestShrinkReportGolden keeps the `shrink --report` of every bundled model at a fixed seed and

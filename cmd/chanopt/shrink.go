@@ -282,6 +282,10 @@ func shrinkAction(c *cli.Context) error {
 	rep := &shrinkReport{Model: path, Output: out, Budget: map[string]float64{string(budget.Kind): budget.Ratio},
 		Search: search, SearchStats: searchStats,
 		Before: costReport{Params: before.Params, MACs: before.MACs}, After: costReport{Params: res.Costs.Params, MACs: res.Costs.MACs}}
+	corr, err := a.Correspond(res.Keep)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	switch {
 	case c.Bool("no-distill"):
 		mom, means := est, "estimated"
@@ -290,10 +294,6 @@ func shrinkAction(c *cli.Context) error {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			means = "data"
-		}
-		corr, err := a.Correspond(res.Keep)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
 		}
 		cr, err := optimizer.Compensate(m, student, corr, mom)
 		if err != nil {
@@ -317,22 +317,18 @@ func shrinkAction(c *cli.Context) error {
 			return fmt.Errorf("%s: data-free synthesis: %w", path, err)
 		}
 		scal, sval := synth.Split(0.2, c.Uint64("seed"))
-		corr, err := a.Correspond(res.Keep)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
 		cr, err := optimizer.Compensate(m, student, corr, est)
 		if err != nil {
 			return fmt.Errorf("%s: mean compensation: %w", path, err)
 		}
 		rep.Compensation = &compensationReport{CompensateReport: cr, Means: "estimated"}
-		if rep.Distill, err = distill(c, m, student, a, res.Keep, scal, sval); err != nil {
+		if rep.Distill, err = distill(c, m, student, corr, scal, sval); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		rep.Distill.Mode = "data-free"
 		logf("no --data: repaired on %d images synthesised from the original (agreement is measured on synthetic images too)", synth.N)
 	default:
-		if rep.Distill, err = distill(c, m, student, a, res.Keep, calib, val); err != nil {
+		if rep.Distill, err = distill(c, m, student, corr, calib, val); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -379,11 +375,7 @@ func shrinkAction(c *cli.Context) error {
 }
 
 // distill repairs the student against the original on calibration images, with progress.
-func distill(c *cli.Context, teacher, student *onnx.Model, a *rewrite.Analysis, keep rewrite.Keep, calib, val *dataset.Set) (*optimizer.DistillReport, error) {
-	corr, err := a.Correspond(keep)
-	if err != nil {
-		return nil, err
-	}
+func distill(c *cli.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, calib, val *dataset.Set) (*optimizer.DistillReport, error) {
 	prog := newProgress(c, "distill")
 	defer prog.done()
 	return optimizer.Distill(teacher, student, corr, calib, val, optimizer.DistillOptions{Batch: c.Int("batch"),

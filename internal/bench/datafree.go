@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
-	"github.com/chanopt/chanopt/rewrite"
 )
 
 // benchDataFree: `chanopt shrink MODEL --macs 0.5` without --data on every bundled model, stage by
@@ -41,14 +39,8 @@ func benchDataFree(env *benchEnv) error {
 		return acc, err
 	}
 	for _, p := range paths {
-		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		start := time.Now()
-		m, err := onnx.Load(p)
-		if err != nil {
-			return err
-		}
-		shapes, _ := onnx.BatchOne(m.Graph, nil)
-		a, err := rewrite.Groups(m)
+		name, m, shapes, a, err := loadGrouped(p)
 		if err != nil {
 			return err
 		}

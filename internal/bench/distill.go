@@ -11,7 +11,6 @@ import (
 	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
-	"github.com/chanopt/chanopt/rewrite"
 )
 
 // fashionTrain is Debian's Fashion-MNIST training set: the calibration data of the distillation
@@ -71,14 +70,8 @@ func benchDistill(env *benchEnv) error {
 	}
 	defer os.RemoveAll(dir)
 	for _, p := range paths {
-		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		start := time.Now()
-		m, err := onnx.Load(p)
-		if err != nil {
-			return err
-		}
-		shapes, _ := onnx.BatchOne(m.Graph, nil)
-		a, err := rewrite.Groups(m)
+		name, m, shapes, a, err := loadGrouped(p)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
 )
 
 // section is one comparison; it returns an error when a reference it needs is missing.
@@ -99,4 +102,17 @@ func bundledModels(env *benchEnv) []string {
 	}
 	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
 	return paths
+}
+
+// loadGrouped loads a bundled model with its channel groups and batch-1 input shapes.
+func loadGrouped(path string) (name string, m *onnx.Model, shapes map[string]onnx.Shape, a *rewrite.Analysis, err error) {
+	name = strings.TrimSuffix(filepath.Base(path), ".onnx")
+	if m, err = onnx.Load(path); err != nil {
+		return
+	}
+	if shapes, err = onnx.BatchOne(m.Graph, nil); err != nil {
+		return
+	}
+	a, err = rewrite.Groups(m)
+	return
 }

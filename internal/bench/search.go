@@ -3,20 +3,17 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/internal/dataset"
-	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
-	"github.com/chanopt/chanopt/rewrite"
 )
 
 // benchSearch: the annealer against the uniform split and random widths at the same MACs budget,
 // each repaired the same way (BN recalibration or bias correction, then the least-squares refit),
 // judged by top-1 agreement with the original on held-back calibration images.
 func benchSearch(env *benchEnv) error {
-	paths, _ := filepath.Glob(filepath.Join(env.models, "*.onnx"))
+	paths := bundledModels(env)
 	calibPath := filepath.Join(env.models, "data", "calib-images-idx3-ubyte.gz")
 	all, err := dataset.Load(calibPath, "", dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 1200})
 	if err != nil {
@@ -26,16 +23,7 @@ func benchSearch(env *benchEnv) error {
 	fmt.Printf("   budget --macs 0.5; %d calibration images, %d held back; agreement after the same repair\n", calib.N, val.N)
 	fmt.Printf("   %-16s %9s %9s %9s  %s\n", "model", "anneal", "uniform", "random", "anneal search time")
 	for _, p := range paths {
-		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
-		m, err := onnx.Load(p)
-		if err != nil {
-			return err
-		}
-		a, err := rewrite.Groups(m)
-		if err != nil {
-			return err
-		}
-		shapes, err := onnx.BatchOne(m.Graph, nil)
+		name, m, shapes, a, err := loadGrouped(p)
 		if err != nil {
 			return err
 		}
