@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"runtime"
 	"slices"
 	"unsafe"
 
@@ -183,14 +184,23 @@ func rawFloatSource(tp *pb.TensorProto) bool {
 }
 
 // floatView returns raw's bytes as float32 values without copying: on a little-endian machine, when
-// raw is 4-byte aligned and not empty. The capacity is the length, so an append copies.
+// raw is not empty and 4-byte aligned, or at any address where the processor loads float32 from any
+// address (see unalignedFloats). The capacity is the length, so an append copies.
 func floatView(raw []byte) ([]float32, bool) {
 	p := unsafe.SliceData(raw)
-	if !littleEndian || len(raw) == 0 || len(raw)%4 != 0 || uintptr(unsafe.Pointer(p))%4 != 0 {
+	if !littleEndian || len(raw) == 0 || len(raw)%4 != 0 || (!unalignedFloats && uintptr(unsafe.Pointer(p))%4 != 0) {
 		return nil, false
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), len(raw)/4), true
 }
+
+// unalignedFloats says whether float32 values may be viewed at addresses that are not multiples of
+// 4. A model file's raw_data sits wherever protobuf put it, so in a mapping of the file (see
+// mmap_linux.go) most large tensors are misaligned; copying them would undo the mapping's point.
+// These processors load and store float32 from any address, in hardware (others trap or emulate,
+// and get copies). Go allows such pointers to types without pointers (checkptr does too); no
+// code here or in the engine does atomic operations on weights, the one thing that needs alignment.
+const unalignedFloats = runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64" || runtime.GOARCH == "386" || runtime.GOARCH == "ppc64le"
 
 // checksumSeed is fixed per process: checksums are only compared within one run.
 var checksumSeed = maphash.MakeSeed()

@@ -8,9 +8,10 @@ package onnx
 // two kernel copies. Here the raw_data of large graph initializers travels separately:
 //
 //   - readModel parses the file's wire format, skipping each large raw_data, hands protobuf only
-//     the rest of the file (with those fields left empty) and reads the skipped data straight from
-//     the file into one buffer, each at an 8-byte aligned offset so float32 data can be viewed in
-//     place (see floatView);
+//     the rest of the file (with those fields left empty) and then, on Linux, maps the file and
+//     points each skipped raw_data at its bytes in the mapping (see mmap_linux.go), or else reads
+//     the skipped data straight from the file into one buffer, each at an 8-byte aligned offset so
+//     float32 data can be viewed in place (see floatView);
 //   - encodeParts marshals the model with those fields emptied and splices the data back in as
 //     separate parts, which parts.writeTo writes to the file one after the other.
 //
@@ -20,6 +21,7 @@ package onnx
 // always what proto.Unmarshal and proto.Marshal give.
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -76,17 +78,22 @@ func readModel(path string) (*pb.ModelProto, error) {
 		}
 		// Anything unusual: decode the plain way, which also gives the proper error message.
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+	// From f, not by opening path again: a named pipe opened a second time would wait for a
+	// second writer. streamModel used ReadAt, so f is still at its start.
+	var buf bytes.Buffer
+	if err == nil && st.Mode().IsRegular() {
+		buf.Grow(int(min(st.Size(), maxProtoSize)) + 1)
+	}
+	if _, err := buf.ReadFrom(f); err != nil {
 		return nil, err
 	}
-	return Decode(data)
+	return Decode(buf.Bytes())
 }
 
 // streamModel parses size bytes of model from f (then expects the end of the file): first the
 // skeleton, skipping the raw_data to read aside, then that data, into one buffer, by a few
 // goroutines: with more than one core free, the copies from the page cache run side by side.
-func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
+func streamModel(f *os.File, size int64) (_ *pb.ModelProto, err error) {
 	s := &skeleton{r: &fileWindow{f: f, buf: make([]byte, windowMax)}, raw: map[int]*asideRead{}}
 	skel, err := s.model(make([]byte, 0, 64<<10), size)
 	if err != nil {
@@ -95,7 +102,22 @@ func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
 	if _, err := s.r.byte(); err != io.EOF {
 		return nil, errWire // the file grew while being read
 	}
-	if err := readAside(f, s.raw); err != nil {
+	aside := int64(0)
+	for _, j := range s.raw {
+		aside += j.n
+	}
+	var fm *fileMap
+	if aside >= mapMin {
+		fm, _ = mapFile(f, size) // nil: read the data instead
+	}
+	if fm != nil {
+		defer func() {
+			if err != nil {
+				fm.unused()
+			}
+		}()
+	}
+	if err := readAside(f, s.raw, fm); err != nil {
 		return nil, errWire
 	}
 	m := &pb.ModelProto{}
@@ -110,12 +132,14 @@ func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
 		if len(inits) != s.inits {
 			return nil, errWire
 		}
-		for i, j := range s.raw {
+		for i := range s.raw {
 			t := inits[i]
 			if t == nil || t.RawData == nil || len(t.RawData) != 0 {
 				return nil, errWire
 			}
-			t.RawData = j.data
+		}
+		for i, j := range s.raw {
+			inits[i].RawData = j.data
 		}
 	}
 	return m, nil
@@ -124,9 +148,16 @@ func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
 // readAside reads the raw_data of reads into one buffer, each at an 8-byte aligned offset. One
 // buffer, not one per tensor: a hundred large allocations of different sizes per model leave the
 // heap fragmented and cost page faults on every load; the price is that the buffer lives as long
-// as any of the tensors does.
-func readAside(f *os.File, reads map[int]*asideRead) error {
+// as any of the tensors does. With fm, a mapping of the file (see mmap_linux.go), nothing is read:
+// each raw_data is its bytes in the mapping.
+func readAside(f *os.File, reads map[int]*asideRead, fm *fileMap) error {
 	if len(reads) == 0 {
+		return nil
+	}
+	if fm != nil {
+		for _, j := range reads {
+			j.data = fm.bytes(j.off, j.n)
+		}
 		return nil
 	}
 	list := make([]*asideRead, 0, len(reads))

@@ -17,7 +17,8 @@ import (
 // its time includes putting 100 MB on the disk, which is slower than any copy in memory. The same
 // figure without the fsyncs (WriteOptions.NoSync) shows what the format code itself costs, and the
 // floor line does the same I/O with plain calls (os.ReadFile, one Write to a new file, fsync), for
-// scale.
+// scale. The 3x target is checked against both figures and each line says which one it is: on these
+// VMs the fsync of 100 MB alone takes longer than 3x cat, so only the NoSync figure can meet it.
 func benchFormat(env *benchEnv) error {
 	path := filepath.Join(env.zoo, "resnet50.onnx")
 	info, err := os.Stat(path)
@@ -60,10 +61,16 @@ func benchFormat(env *benchEnv) error {
 		return err
 	}
 	x := func(d time.Duration) string { return fmt.Sprintf("%.2fx", float64(d)/float64(cat)) }
+	target := func(d time.Duration) string {
+		if float64(d) <= 3*float64(cat) {
+			return "within the 3x target"
+		}
+		return "over the 3x target"
+	}
 	fmt.Printf("   resnet50.onnx (%.0f MB): cat %s, Load %s, Load+Save %s (without fsync %s)\n",
 		float64(info.Size())/1e6, ms(cat), ms(load), ms(durable), ms(noSync))
-	fmt.Printf("   Load+Save / cat = %s (target ≤ 3x; Save fsyncs the file before renaming it into place)\n", x(durable))
-	fmt.Printf("   without fsync (WriteOptions.NoSync) = %s\n", x(noSync))
+	fmt.Printf("   Load+Save / cat, default durable Save (fsync before the rename) = %s: %s\n", x(durable), target(durable))
+	fmt.Printf("   Load+Save / cat, WriteOptions.NoSync (atomic, not durable)     = %s: %s\n", x(noSync), target(noSync))
 	fmt.Printf("   floor, the same bytes with os.ReadFile + one Write to a new file: %s with fsync = %s, %s without = %s\n",
 		ms(floor), x(floor), ms(floorNoSync), x(floorNoSync))
 	return nil
