@@ -67,6 +67,14 @@ type SearchOptions struct {
 	CostBase map[*onnx.Node]int64
 	// Progress, if set, is called after each proposal.
 	Progress func(done, total int, best float64)
+	// Confirm, if set, re-judges the finalists (its uniform start, then the best candidates the
+	// search scored, best first) more carefully than Fitness can afford to; the best of them is
+	// the result. Under a TimeLimit the search leaves half of it for them and stops judging when
+	// the next one would overrun it (the start and one candidate are always judged).
+	// DataFitness.Confirm is one.
+	Confirm Fitness
+	// Finalists is how many searched candidates Confirm may see besides the start (0: 5).
+	Finalists int
 	// Random makes the search a baseline: every proposal is accepted, unguided, without judging
 	// candidates, so the result is a random allocation under the same budget.
 	Random bool
@@ -80,6 +88,17 @@ type SearchResult struct {
 	Evaluations         int    // fitness evaluations (cache misses)
 	Stopped             string // "iterations" or "time limit"
 	Target, Base        float64
+	// Confirmation is set when SearchOptions.Confirm judged the finalists.
+	Confirmation *Confirmation
+}
+
+// Confirmation records how the finalists fared under SearchOptions.Confirm.
+type Confirmation struct {
+	Finalists  int     `json:"finalists"`   // candidates judged, the start included
+	Start      float64 `json:"start_score"` // the uniform start's score
+	Chosen     float64 `json:"chosen_score"`
+	ChoseStart bool    `json:"chose_start"` // no searched candidate beat the start
+	Seconds    float64 `json:"seconds"`
 }
 
 // annealer holds the search state.
@@ -94,6 +113,7 @@ type annealer struct {
 	score   map[rewrite.GroupID]float64 // rank-like: low = redundant
 	rng     *rand.Rand
 	cache   map[string]float64
+	seen    map[string]Widths // the candidates behind cache's keys
 	evals   int
 	fitness Fitness
 	base    int64 // the original's measured cost, once computed
@@ -121,6 +141,7 @@ func (s *annealer) fit(w Widths) (float64, error) {
 	}
 	s.evals++
 	s.cache[k] = f
+	s.seen[k] = w.clone()
 	return f, nil
 }
 
@@ -155,10 +176,11 @@ func (s *annealer) clampWidth(g *rewrite.Group, v int) int {
 // Metropolis rule under a temperature that falls linearly over the run, and the best feasible
 // candidate is kept.
 func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
+	began := time.Now()
 	if err := opt.Budget.Validate(); err != nil {
 		return nil, err
 	}
-	s := &annealer{a: a, opt: opt, unit: map[rewrite.GroupID]int{}, cache: map[string]float64{},
+	s := &annealer{a: a, opt: opt, unit: map[rewrite.GroupID]int{}, cache: map[string]float64{}, seen: map[string]Widths{},
 		rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))}
 	for _, g := range a.Prunable() {
 		s.groups = append(s.groups, g)
@@ -216,6 +238,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		return nil, err
 	}
 	s.fill(cur)
+	start := cur.clone()
 	curF, err := s.fit(cur)
 	if err != nil {
 		return nil, err
@@ -226,9 +249,12 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		t0 = s.initialTemperature(cur, curF)
 	}
 	res := &SearchResult{Stopped: "iterations", Target: s.target, Base: baseCost}
-	start := time.Now()
+	limit := opt.TimeLimit
+	if opt.Confirm != nil {
+		limit /= 2 // the rest is for the finalists
+	}
 	for it := 0; it < iters; it++ {
-		if opt.TimeLimit > 0 && time.Since(start) > opt.TimeLimit {
+		if limit > 0 && time.Since(began) > limit {
 			res.Stopped = "time limit"
 			break
 		}
@@ -264,6 +290,19 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	if f, err := s.fit(best); err == nil && f >= bestF {
 		bestF = f
 	}
+	if opt.Confirm != nil && !opt.Random {
+		t0 := time.Now()
+		w, conf, err := s.confirm(start, began)
+		if err != nil {
+			return nil, fmt.Errorf("judging the search's finalists: %w", err)
+		}
+		conf.Seconds = time.Since(t0).Seconds()
+		res.Confirmation = conf
+		best = w
+		if bestF, err = s.fit(best); err != nil {
+			return nil, err
+		}
+	}
 	imp := opt.Importance
 	if imp == nil {
 		imp = L1Importance(a)
@@ -297,6 +336,62 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	res.Result = Result{Model: m, Keep: keep, Widths: best, Costs: c}
 	res.Fitness, res.Evaluations = bestF, s.evals
 	return res, nil
+}
+
+// confirm judges the start and then the best-scored distinct candidates (filled up to the
+// budget) with SearchOptions.Confirm, within what is left of the time limit, and returns the one
+// it rates highest.
+func (s *annealer) confirm(start Widths, began time.Time) (Widths, *Confirmation, error) {
+	k := s.opt.Finalists
+	if k <= 0 {
+		k = 5
+	}
+	keys := make([]string, 0, len(s.cache))
+	for key := range s.cache {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if fi, fj := s.cache[keys[i]], s.cache[keys[j]]; fi != fj {
+			return fi > fj
+		}
+		return keys[i] < keys[j]
+	})
+	finalists := []Widths{start}
+	taken := map[string]bool{start.key(): true}
+	for _, key := range keys {
+		if len(finalists) > k {
+			break
+		}
+		w := s.seen[key].clone()
+		s.fill(w)
+		if kw := w.key(); !taken[kw] && s.feasible(w) {
+			taken[kw] = true
+			finalists = append(finalists, w)
+		}
+	}
+	conf := &Confirmation{}
+	best, bestF := -1, 0.0
+	var slowest time.Duration
+	for i, w := range finalists {
+		if i >= 2 && s.opt.TimeLimit > 0 && time.Since(began)+slowest > s.opt.TimeLimit {
+			break
+		}
+		t0 := time.Now()
+		f, err := s.opt.Confirm(w)
+		if err != nil {
+			return nil, nil, err
+		}
+		slowest = max(slowest, time.Since(t0))
+		conf.Finalists++
+		if i == 0 {
+			conf.Start = f
+		}
+		if best < 0 || f > bestF {
+			best, bestF = i, f
+		}
+	}
+	conf.Chosen, conf.ChoseStart = bestF, best == 0
+	return finalists[best], conf, nil
 }
 
 // measuredBase is the original's exact budgeted cost (MACs or params).

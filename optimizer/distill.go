@@ -49,6 +49,17 @@ type DistillReport struct {
 	Teacher  *float64 `json:"teacher_accuracy,omitempty"`
 }
 
+// Final is the agreement of the repaired student: that of the last stage kept.
+func (r *DistillReport) Final() Agreement {
+	var last Agreement
+	for _, s := range r.Stages {
+		if s.Kept {
+			last = s.Agreement
+		}
+	}
+	return last
+}
+
 // evalStudent measures a student against cached teacher logits on the held-back images.
 func evalStudent(m *onnx.Model, val *dataset.Set, teacher []float32, classes int, opt DistillOptions) (Agreement, error) {
 	p, err := engine.Compile(m, engine.Options{Threads: opt.Threads})

@@ -45,18 +45,22 @@ func ortAccuracy(t *testing.T, path string) float64 {
 // stage must improve the held-back agreement, and the slim model, measured in ONNX Runtime on the
 // 1,000 bundled test images, must stay within 6 points of the original after this short run (the
 // full run on all 60,000 images, in models/README.md, is the one that must stay within 1 point).
-// Both forms of the same trained net run: BN folded (bias correction, then refit) and BN kept
-// (refit, then BN recalibration).
+// Both forms of the same trained net run: BN folded (bias correction, then refit), with a short
+// annealing search whose finalists are judged after the full repair, and BN kept (refit, then BN
+// recalibration) with the uniform split.
 func TestShrinkWithDataRepairs(t *testing.T) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "%v", err)
 	}
-	for _, name := range []string{"resnet8", "resnet8_bn"} {
-		t.Run(name, func(t *testing.T) { shrinkWithData(t, filepath.Join(testenv.ModelsDir(t), name+".onnx")) })
-	}
+	t.Run("resnet8", func(t *testing.T) {
+		shrinkWithData(t, filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"), "--search", "anneal", "--iterations", "20", "--search-time", "1m")
+	})
+	t.Run("resnet8_bn", func(t *testing.T) {
+		shrinkWithData(t, filepath.Join(testenv.ModelsDir(t), "resnet8_bn.onnx"), "--search", "uniform")
+	})
 }
 
-func shrinkWithData(t *testing.T, src string) {
+func shrinkWithData(t *testing.T, src string, search ...string) {
 	const calib = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 	if _, err := os.Stat(calib); err != nil {
 		testenv.Missing(t, "%s is missing (apt-get install dataset-fashion-mnist)", calib)
@@ -64,8 +68,8 @@ func shrinkWithData(t *testing.T, src string) {
 	dir := t.TempDir()
 	out, rep := filepath.Join(dir, "slim.onnx"), filepath.Join(dir, "report.json")
 	start := time.Now()
-	code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--data", calib, "--samples", "6000", "--epochs", "1", "--search", "uniform",
-		"-o", out, "--report", rep, "-q")
+	args := append([]string{"shrink", src, "--macs", "0.5", "--data", calib, "--samples", "6000", "--epochs", "1"}, search...)
+	code, _, stderr := runCLI(append(args, "-o", out, "--report", rep, "-q")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -77,6 +81,12 @@ func shrinkWithData(t *testing.T, src string) {
 	}
 	if r.Distill == nil || r.Distill.Mode != "data" || len(r.Distill.Stages) < 3 {
 		t.Fatalf("distillation report: %+v", r.Distill)
+	}
+	if r.Search == "anneal" {
+		fin, _ := r.SearchStats["finalists"].(map[string]any)
+		if n, _ := fin["finalists"].(float64); n < 2 {
+			t.Errorf("the search judged %v finalists, want the start and at least one candidate: %v", fin["finalists"], r.SearchStats)
+		}
 	}
 	prev := -1.0
 	for _, s := range r.Distill.Stages {

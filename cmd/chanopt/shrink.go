@@ -238,13 +238,10 @@ func shrinkAction(c *cli.Context) error {
 			Layers: layers}
 		fitness := "weights"
 		if calib != nil {
-			fitSet := calib.Head(256)
-			df, ferr := optimizer.NewDataFitness(a, fitSet, batch, threads)
-			if ferr != nil {
+			var ferr error
+			if fitness, ferr = sopt.UseData(a, calib, batch, threads); ferr != nil {
 				return fmt.Errorf("%s: %w", path, ferr)
 			}
-			sopt.Fitness = df.Score
-			fitness = fmt.Sprintf("teacher KL on %d calibration images after a small least-squares refit on %d others", fitSet.N/2, fitSet.N-fitSet.N/2)
 		} else if est != nil {
 			sopt.Fitness = optimizer.ContributionFitness(a, est, optimizer.MomentOptions{})
 			sopt.Importance = imp
@@ -273,6 +270,9 @@ func shrinkAction(c *cli.Context) error {
 			res = &sr.Result
 			searchStats = map[string]any{"iterations": sr.Iterations, "accepted": sr.Accepts, "evaluations": sr.Evaluations,
 				"fitness": sr.Fitness, "fitness_kind": fitness, "stopped_by": sr.Stopped, "seed": c.Uint64("seed")}
+			if sr.Confirmation != nil {
+				searchStats["finalists"] = sr.Confirmation
+			}
 		}
 	}
 	if err != nil {
@@ -405,17 +405,11 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		fmt.Fprintf(tw, "latency (ms, batch 1)\t%.3f\t%.3f\t%.3f\t\n", rep.Before.LatencyMS, rep.After.LatencyMS, rep.After.LatencyMS/rep.Before.LatencyMS)
 	}
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
-		first, last := d.Stages[0].Agreement, d.Stages[0].Agreement
-		for _, s := range d.Stages {
-			if s.Kept {
-				last = s.Agreement
-			}
-		}
+		last := d.Final()
 		if d.Teacher != nil && last.Accuracy != nil {
 			fmt.Fprintf(tw, "accuracy (held back)\t%.2f%%\t%.2f%%\t\t\n", 100**d.Teacher, 100**last.Accuracy)
 		}
 		fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
-		_ = first
 	}
 	tw.Flush()
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {

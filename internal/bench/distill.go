@@ -75,12 +75,12 @@ func benchDistill(env *benchEnv) error {
 		if err != nil {
 			return err
 		}
-		fit, err := optimizer.NewDataFitness(a, calib.Head(256), 64, 0)
-		if err != nil {
+		sopt := optimizer.SearchOptions{Budget: optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5},
+			Inputs: shapes, Seed: 1, Iterations: 150, TimeLimit: 2 * time.Minute}
+		if _, err := sopt.UseData(a, calib, 64, 0); err != nil {
 			return err
 		}
-		sr, err := optimizer.Anneal(a, optimizer.SearchOptions{Budget: optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5},
-			Inputs: shapes, Seed: 1, Iterations: 150, Fitness: fit.Score, TimeLimit: 2 * time.Minute})
+		sr, err := optimizer.Anneal(a, sopt)
 		if err != nil {
 			return err
 		}

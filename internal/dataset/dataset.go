@@ -244,3 +244,19 @@ func (s *Set) Head(n int) *Set {
 	}
 	return &h
 }
+
+// Range returns images [lo, hi) (and their labels) as a view of s, clamped to the set.
+func (s *Set) Range(lo, hi int) *Set {
+	lo, hi = max(0, min(lo, s.N)), max(0, min(hi, s.N))
+	if hi < lo {
+		hi = lo
+	}
+	r := *s
+	r.N = hi - lo
+	per := s.C * s.H * s.W
+	r.Images = s.Images[lo*per : hi*per]
+	if s.Labels != nil {
+		r.Labels = s.Labels[lo:hi]
+	}
+	return &r
+}
