@@ -14,18 +14,7 @@ import (
 // candidates within the budget, and returns whichever finalist Confirm rates highest, even when
 // the search's own fitness preferred another.
 func TestConfirmPicksTheFinalist(t *testing.T) {
-	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shapes, err := onnx.BatchOne(m.Graph, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := rewrite.Groups(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, shapes, a := bundled(t, "resnet8")
 	budget := Budget{Kind: MACs, Ratio: 0.5}
 	for _, favourite := range []string{"start", "last"} {
 		var seen []Widths
@@ -94,18 +83,7 @@ func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("searches with data")
 	}
-	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "vgg.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shapes, err := onnx.BatchOne(m.Graph, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := rewrite.Groups(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, shapes, a := bundled(t, "vgg")
 	all, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"), "",
 		dataset.Options{Channels: 1, Height: 28, Width: 28})
 	if err != nil {
@@ -155,4 +133,22 @@ func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 			t.Errorf("%d MACs over the budget", r.Costs.MACs)
 		}
 	}
+}
+
+// bundled loads a bundled model with its batch-1 input shapes and channel groups.
+func bundled(t *testing.T, name string) (*onnx.Model, map[string]onnx.Shape, *rewrite.Analysis) {
+	t.Helper()
+	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), name+".onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes, err := onnx.BatchOne(m.Graph, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, shapes, a
 }
