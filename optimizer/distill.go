@@ -92,8 +92,6 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
-	start := time.Now()
-	rep := &DistillReport{Mode: "data", Samples: calib.N, HeldBack: val.N}
 	tp, err := engine.Compile(teacher, engine.Options{Threads: opt.Threads})
 	if err != nil {
 		return nil, err
@@ -103,6 +101,17 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 	if err != nil {
 		return nil, err
 	}
+	return distillAgainst(teacher, student, corr, calib, val, tlog, classes, opt)
+}
+
+// distillAgainst is Distill with the teacher's logits on val already computed (the search's
+// finalists are all judged on the same images).
+func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, calib, val *dataset.Set, tlog []float32, classes int, opt DistillOptions) (*DistillReport, error) {
+	if opt.Batch <= 0 {
+		opt.Batch = 64
+	}
+	start := time.Now()
+	rep := &DistillReport{Mode: "data", Samples: calib.N, HeldBack: val.N}
 	self := Compare(tlog, tlog, classes, val.Labels)
 	rep.Teacher = self.Accuracy
 	cur, err := evalStudent(student, val, tlog, classes, opt)

@@ -23,8 +23,10 @@ type DataFitness struct {
 	hasBN         bool
 	batch         int
 	threads       int
-	// The finalists' judge: images neither half above holds, split the same way.
+	// The finalists' judge: images neither half above holds, and the teacher's logits on the
+	// scoring part.
 	confirmRepair, confirmScore *dataset.Set
+	confirmLogits               []float32
 }
 
 // NewDataFitness splits the search images into a repair half and a scoring half and computes the
@@ -44,10 +46,14 @@ func NewDataFitness(a *rewrite.Analysis, set, confirm *dataset.Set, batch, threa
 	if err != nil {
 		return nil, err
 	}
-	f.logits, f.classes, err = Logits(p, f.score, batch)
-	p.Close()
-	if err != nil {
+	defer p.Close()
+	if f.logits, f.classes, err = Logits(p, f.score, batch); err != nil {
 		return nil, err
+	}
+	if f.confirmScore != nil {
+		if f.confirmLogits, _, err = Logits(p, f.confirmScore, batch); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }
@@ -111,7 +117,8 @@ func (f *DataFitness) Confirm(w Widths) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rep, err := Distill(f.a.Model, m, corr, f.confirmRepair, f.confirmScore, DistillOptions{Batch: f.batch, Threads: f.threads})
+	rep, err := distillAgainst(f.a.Model, m, corr, f.confirmRepair, f.confirmScore, f.confirmLogits, f.classes,
+		DistillOptions{Batch: f.batch, Threads: f.threads})
 	if err != nil {
 		return 0, err
 	}
