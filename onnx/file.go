@@ -49,11 +49,13 @@ type WriteOptions struct {
 	// ExternalDataFile is the file, relative to the model's directory, that receives moved
 	// initializers. Default: the model's base name + ".data".
 	ExternalDataFile string
-	// NoSync skips the fsyncs (of the files before their rename, and of the directory after). The
-	// write stays atomic for other processes (a temporary file renamed into place), but is not
-	// durable: after a crash or power loss the file may be old, empty or missing. For scratch
-	// output that a crash would make worthless anyway; the default is durable.
-	NoSync bool
+	// Sync makes the write durable: the files are fsynced before their rename, and the directory
+	// after. Without it the write is atomic for other processes (a temporary file renamed into
+	// place: a reader sees the old model or the new one, never a mix), but after a crash or power
+	// loss the file may be old, empty or missing, as with cp, onnx.save or torch.save. That is the
+	// default because a pipeline step that crashed is rerun anyway, and on these disks the fsync
+	// of a 100 MB model costs more than loading and writing it (see make bench -only format).
+	Sync bool
 }
 
 // Decode parses an ONNX model from its protobuf bytes. It rejects empty input, bytes that are
@@ -427,11 +429,11 @@ func writeFile(path string, m *pb.ModelProto, opt WriteOptions, limit int64) err
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return fmt.Errorf("%s: external data: %w", path, err)
 		}
-		if err := writeAtomic(target, !opt.NoSync, f.writeTo); err != nil {
+		if err := writeAtomic(target, opt.Sync, f.writeTo); err != nil {
 			return fmt.Errorf("%s: external data: %w", path, err)
 		}
 	}
-	if err := writeAtomic(path, !opt.NoSync, func(w *os.File) error { return data.writeTo(w, !opt.NoSync) }); err != nil {
+	if err := writeAtomic(path, opt.Sync, func(w *os.File) error { return data.writeTo(w, opt.Sync) }); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

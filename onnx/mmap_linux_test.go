@@ -75,10 +75,10 @@ func TestMappedSaveOverSource(t *testing.T) {
 	}
 	m.Graph.Inits["w2"].Floats[3] = 9
 	other := filepath.Join(t.TempDir(), "other.onnx")
-	if err := Save(other, m, WriteOptions{NoSync: true}); err != nil {
+	if err := Save(other, m, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Save(path, m, WriteOptions{NoSync: true}); err != nil {
+	if err := Save(path, m, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := fileMustRead(t, path); !bytes.Equal(got, fileMustRead(t, other)) || bytes.Equal(got, data) {
@@ -161,7 +161,7 @@ func TestLoadFromPipe(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.onnx")
 	withMapMin(1, func() {
-		if err := WriteFile(src, wireAliasProto(), WriteOptions{NoSync: true}); err != nil {
+		if err := WriteFile(src, wireAliasProto(), WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -356,17 +356,17 @@ func fileMustLoad(t *testing.T, data []byte) *Model {
 }
 
 // TestWriteFileReplaces writes a model over a large file (which writeAtomic frees in the background
-// on Linux), durably and with NoSync: the file then holds the new model, and nothing is left over.
+// on Linux), with and without Sync: the file then holds the new model, and nothing is left over.
 func TestWriteFileReplaces(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.onnx")
 	if err := os.WriteFile(path, make([]byte, 3<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, opt := range []WriteOptions{{}, {NoSync: true}} {
+	for _, opt := range []WriteOptions{{Sync: true}, {}} {
 		m := wireAliasProto()
 		m.Graph.Initializer[0] = fileFloatTensor("w1", 5000, float32(len(m.Graph.Node)))
-		if opt.NoSync {
+		if !opt.Sync {
 			m.ProducerName = proto.String("nosync")
 		}
 		if err := WriteFile(path, m, opt); err != nil {
@@ -374,7 +374,7 @@ func TestWriteFileReplaces(t *testing.T) {
 		}
 		want, _ := proto.Marshal(m)
 		if !bytes.Equal(fileMustRead(t, path), want) {
-			t.Errorf("NoSync %v: the file does not hold the model written", opt.NoSync)
+			t.Errorf("Sync %v: the file does not hold the model written", opt.Sync)
 		}
 		fileNoTempFiles(t, dir)
 	}

@@ -16,9 +16,9 @@ func writePlot(path string, rep *analyzeReport) error {
 			"</title><style>body{font-family:sans-serif;margin:20px}rect.bar:hover{opacity:.7}</style></head><body>\n<h2>" +
 			html.EscapeString(rep.Model) + "</h2>\n<p>Bars: channels per layer. Lines: EVBMF rank (kept components) of the input and output side. Hover a bar for details.</p>\n" +
 			svg + "\n</body></html>\n"
-		return writeFileAtomic(path, []byte(page))
+		return writeFileAtomic(path, []byte(page), false)
 	}
-	return writeFileAtomic(path, []byte(svg))
+	return writeFileAtomic(path, []byte(svg), false)
 }
 
 func plotSVG(rep *analyzeReport) string {

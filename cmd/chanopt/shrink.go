@@ -48,6 +48,7 @@ func shrinkCommand() *cli.Command {
 		&cli.DurationFlag{Name: "search-time", Value: 2 * time.Minute, Usage: "stop the search after this long (a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
 		inputShapeFlag,
 	}
 	return &cli.Command{
@@ -339,7 +340,7 @@ func shrinkAction(c *cli.Context) error {
 		}
 		rep.Groups = append(rep.Groups, groupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
 	}
-	if err := onnx.Save(out, student, onnx.WriteOptions{}); err != nil {
+	if err := onnx.Save(out, student, onnx.WriteOptions{Sync: c.Bool("sync")}); err != nil {
 		return err
 	}
 	if !quiet {
@@ -364,7 +365,7 @@ func shrinkAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(p, append(b, '\n')); err != nil {
+		if err := writeFileAtomic(p, append(b, '\n'), c.Bool("sync")); err != nil {
 			return err
 		}
 	}
@@ -444,15 +445,20 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
 }
 
-// writeFileAtomic writes through a temp file in the same folder and a rename.
-func writeFileAtomic(path string, data []byte) error {
+// writeFileAtomic writes through a temp file in the same folder and a rename, fsyncing the temp
+// file first when sync is set (onnx.WriteOptions.Sync).
+func writeFileAtomic(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("%s: %w", path, err)

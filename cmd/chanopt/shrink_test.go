@@ -124,14 +124,16 @@ func equalShape(a, b []int64) bool {
 }
 
 // TestShrinkSeedDeterminism: the same seed gives the same bytes (model and report); another seed
-// explores other widths; and the annealer does not simply split uniformly.
+// explores other widths; and the annealer does not simply split uniformly. The second run writes
+// with --sync (fsync before the rename), which must not change a byte.
 func TestShrinkSeedDeterminism(t *testing.T) {
 	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
 	dir := t.TempDir()
-	shrink := func(tag, seed string) ([]byte, shrinkReport) {
+	shrink := func(tag, seed string, extra ...string) ([]byte, shrinkReport) {
 		out := filepath.Join(dir, tag+".onnx")
 		rep := filepath.Join(dir, tag+".json")
-		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500", "-o", out, "--report", rep, "-q")
+		args := []string{"shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500", "-o", out, "--report", rep, "-q"}
+		code, _, stderr := runCLI(append(args, extra...)...)
 		if code != 0 {
 			t.Fatalf("seed %s: %s", seed, stderr)
 		}
@@ -144,7 +146,7 @@ func TestShrinkSeedDeterminism(t *testing.T) {
 		return b, r
 	}
 	a1, r1 := shrink("a1", "1")
-	a2, r2 := shrink("a2", "1")
+	a2, r2 := shrink("a2", "1", "--sync")
 	b, rb := shrink("b", "2")
 	if string(a1) != string(a2) {
 		t.Error("same seed, different model bytes")

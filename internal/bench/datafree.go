@@ -32,7 +32,7 @@ func benchDataFree(env *benchEnv) error {
 	defer os.RemoveAll(dir)
 	accOf := func(m *onnx.Model, name string) (float64, error) {
 		p := filepath.Join(dir, name+".onnx")
-		if err := onnx.Save(p, m, onnx.WriteOptions{NoSync: true}); err != nil {
+		if err := onnx.Save(p, m, onnx.WriteOptions{}); err != nil {
 			return 0, err
 		}
 		acc, _, err := ortEval(p, test)
