@@ -73,7 +73,7 @@ type SearchOptions struct {
 	// the next one would overrun it (the start and one candidate are always judged).
 	// DataFitness.Confirm is one.
 	Confirm Fitness
-	// Finalists is how many searched candidates Confirm may see besides the start (0: 5).
+	// Finalists is how many searched candidates Confirm may see besides the start (0: 8).
 	Finalists int
 	// Random makes the search a baseline: every proposal is accepted, unguided, without judging
 	// candidates, so the result is a random allocation under the same budget.
@@ -344,7 +344,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 func (s *annealer) confirm(start Widths, began time.Time) (Widths, *Confirmation, error) {
 	k := s.opt.Finalists
 	if k <= 0 {
-		k = 5
+		k = 8
 	}
 	keys := make([]string, 0, len(s.cache))
 	for key := range s.cache {
@@ -455,12 +455,16 @@ func halfEnergyRank(curve []float64) float64 {
 	return 1
 }
 
-// uniformStart keeps the same fraction of every group, the largest the budget allows.
+// uniformStart keeps the same fraction of every group, the largest the budget allows, rounded as
+// the uniform split rounds (Width: to the nearest unit), so that the search starts from the
+// baseline it must beat. Rounding down instead starts grouped convolutions a whole block of
+// channels short of it (resnext: 16 of 32 where the uniform split keeps 24), which fill then
+// spends elsewhere.
 func (s *annealer) uniformStart() (Widths, error) {
 	at := func(r float64) Widths {
 		w := Widths{}
 		for _, g := range s.groups {
-			w[g.ID] = s.clampWidth(g, int(math.Round(r*float64(g.Channels))))
+			w[g.ID] = Width(g, r*float64(g.Channels), s.opt.RoundTo)
 		}
 		return w
 	}

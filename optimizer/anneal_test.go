@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -76,20 +77,24 @@ func mustNodeMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) map
 
 // TestAnnealBeatsUniformAndRandom is the comparison of `make bench -only search` at CI size, on
 // vgg: at the same MACs budget, after the same repair (Distill without fine-tuning), the
-// annealer's student agrees with the original on held-back images better than the uniform split's,
-// and both better than random widths'. (The bench runs every bundled model; on resnet8 the
-// annealer still loses, see the README's limitations.)
+// annealer's student agrees with the original on held-back images better than the uniform split's
+// (in top-1 and in KL), and both better than random widths'. The bench runs every bundled model.
+// Held-back agreement on the 800 bundled images moves by a point with a few images, so the test
+// uses Debian's Fashion-MNIST training set: 4,000 calibration images, 4,000 held back.
 func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("searches with data")
 	}
+	const train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(train); err != nil {
+		testenv.Missing(t, "%s is missing (apt-get install dataset-fashion-mnist)", train)
+	}
 	m, shapes, a := bundled(t, "vgg")
-	all, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"), "",
-		dataset.Options{Channels: 1, Height: 28, Width: 28})
+	all, err := dataset.Load(train, "", dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 8000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	calib, val := all.Split(0.4, 1)
+	calib, val := all.Split(0.5, 1)
 	budget := Budget{Kind: MACs, Ratio: 0.5}
 	opt := SearchOptions{Budget: budget, Inputs: shapes, Seed: 1, Iterations: 40}
 	if _, err := opt.UseData(a, calib, 64, 0); err != nil {

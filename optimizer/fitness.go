@@ -11,9 +11,9 @@ import (
 
 // DataFitness judges a candidate on calibration images: the slim model is sliced, repaired cheaply
 // as the final model will be (a small least-squares refit, then BN recalibration where BN is kept)
-// on one half of the images, and scored by minus the mean KL(teacher ‖ student) of its outputs on
-// the other half. Scoring on the images the refit saw would favour candidates whose refit merely
-// memorises them.
+// on a few images, and scored by minus the mean KL(teacher ‖ student) of its outputs on many
+// others. Scoring on the images the refit saw would favour candidates whose refit merely memorises
+// them.
 type DataFitness struct {
 	a             *rewrite.Analysis
 	imp           map[rewrite.GroupID][]float64
@@ -29,18 +29,18 @@ type DataFitness struct {
 	confirmLogits               []float32
 }
 
-// NewDataFitness splits the search images into a repair half and a scoring half and computes the
-// teacher's logits on the scoring half once. The confirmation images (nil: none) judge the
-// search's finalists in Confirm.
-func NewDataFitness(a *rewrite.Analysis, set, confirm *dataset.Set, batch, threads int) (*DataFitness, error) {
-	f := &DataFitness{a: a, imp: L1Importance(a), repair: set, score: set, hasBN: HasBatchNorm(a.Model), batch: batch, threads: threads}
-	if set.N >= 2 {
-		f.repair, f.score = set.Split(0.5, 3)
-	}
-	if confirm != nil && confirm.N >= 3 {
-		// A third to repair (the refit's rows are pixels, so a few hundred images determine
-		// it), two thirds to score: the scores must separate students half a point apart.
-		f.confirmScore, f.confirmRepair = confirm.Split(1.0/3, 5)
+// FitnessSets are the calibration images a data-driven search uses: the cheap fitness repairs on
+// Repair and scores on Score; the finalists' judge repairs on ConfirmRepair and scores on
+// ConfirmScore (nil: no judging). The four are disjoint.
+type FitnessSets struct {
+	Repair, Score, ConfirmRepair, ConfirmScore *dataset.Set
+}
+
+// NewDataFitness computes the teacher's logits on the scoring sets once.
+func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (*DataFitness, error) {
+	f := &DataFitness{a: a, imp: L1Importance(a), repair: sets.Repair, score: sets.Score, hasBN: HasBatchNorm(a.Model), batch: batch, threads: threads}
+	if sets.ConfirmRepair != nil && sets.ConfirmScore != nil {
+		f.confirmRepair, f.confirmScore = sets.ConfirmRepair, sets.ConfirmScore
 	}
 	p, err := engine.Compile(a.Model, engine.Options{Threads: threads})
 	if err != nil {
@@ -58,9 +58,8 @@ func NewDataFitness(a *rewrite.Analysis, set, confirm *dataset.Set, batch, threa
 	return f, nil
 }
 
-// Student slices and cheaply repairs the candidate: the refit ranks candidates by what they can
-// recover, not by how broken they are before repair. As in Distill, the refit comes before the BN
-// recalibration, while the inherited statistics still match the refit layers' outputs.
+// Student slices the candidate and refits it cheaply: the refit ranks candidates by what they can
+// recover, not by how broken they are before repair.
 func (f *DataFitness) Student(w Widths) (*onnx.Model, rewrite.Keep, error) {
 	keep := KeepWidths(f.a, f.imp, w)
 	m, err := f.a.Slice(keep)
@@ -74,20 +73,11 @@ func (f *DataFitness) Student(w Widths) (*onnx.Model, rewrite.Keep, error) {
 	if _, err = Refit(f.a.Model, m, corr, f.repair, RefitOptions{Images: f.repair.N, Rows: 3, Batch: f.batch, Threads: f.threads}); err != nil {
 		return nil, nil, err
 	}
-	if f.hasBN {
-		if _, err = RecalibrateBN(m, f.repair, f.batch, f.threads); err != nil {
-			return nil, nil, err
-		}
-	}
 	return m, keep, nil
 }
 
-// Score is the annealer's fitness: −KL(teacher ‖ repaired student).
-func (f *DataFitness) Score(w Widths) (float64, error) {
-	m, _, err := f.Student(w)
-	if err != nil {
-		return 0, err
-	}
+// kl is the mean KL(teacher ‖ m) on the scoring images.
+func (f *DataFitness) kl(m *onnx.Model) (float64, error) {
 	p, err := engine.Compile(m, engine.Options{Threads: f.threads})
 	if err != nil {
 		return 0, err
@@ -97,7 +87,35 @@ func (f *DataFitness) Score(w Widths) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return -Compare(f.logits, logits, f.classes, nil).KL, nil
+	return Compare(f.logits, logits, f.classes, nil).KL, nil
+}
+
+// Score is the annealer's fitness: −KL(teacher ‖ repaired student). Where BN is kept, the refit
+// student is also scored after BN recalibration and the better of the two counts, as Distill
+// keeps the recalibration only where it helps (on resnet8_bn it mostly does not; scoring every
+// candidate after it ranked them by a step the final model skips).
+func (f *DataFitness) Score(w Widths) (float64, error) {
+	m, _, err := f.Student(w)
+	if err != nil {
+		return 0, err
+	}
+	kl, err := f.kl(m)
+	if err != nil {
+		return 0, err
+	}
+	if f.hasBN {
+		// As in Distill, the refit comes before the recalibration, while the inherited
+		// statistics still match the refit layers' outputs.
+		if _, err = RecalibrateBN(m, f.repair, f.batch, f.threads); err != nil {
+			return 0, err
+		}
+		recal, err := f.kl(m)
+		if err != nil {
+			return 0, err
+		}
+		kl = min(kl, recal)
+	}
+	return -kl, nil
 }
 
 // Confirm re-judges one of the search's finalists with the repair the final model gets (Distill's
@@ -125,26 +143,43 @@ func (f *DataFitness) Confirm(w Widths) (float64, error) {
 	return -rep.Final().KL, nil
 }
 
-// FitnessImages divides calibration images between the search (the first 256, scored cheaply
-// many times) and the judging of its finalists (up to 1,536 others: each finalist is repaired
-// once, on a third of them as Distill would, and scored on the rest, where a thousand images
-// tell apart students whose agreement differs by half a point). With too few images left, the
-// finalists are judged on the first 1,536.
-func FitnessImages(calib *dataset.Set) (search, confirm *dataset.Set) {
-	const searchN, confirmN = 256, 1536
-	search = calib.Head(searchN)
-	if confirm = calib.Range(searchN, searchN+confirmN); confirm.N < 128 {
-		confirm = calib.Head(confirmN)
+// FitnessImages divides calibration images between the search and the judging of its finalists.
+// Scoring is cheap (a forward pass) and repairing is not (a least-squares refit per cut layer), so
+// the scoring sets are the large ones: the cheap fitness repairs on 128 images and scores on up to
+// 1,024 others; the finalists are repaired on up to 512 more, as Distill would, and scored on up
+// to 2,048 more. Students whose agreement differs by half a point disagree on a few percent of
+// images, so on a few hundred images the noise would be as large as the difference; a few thousand
+// tell them apart. With fewer than 3,712 images the last three sets share what there is; with
+// fewer than 512 the search judges no finalists.
+func FitnessImages(calib *dataset.Set) FitnessSets {
+	const repairN, scoreN, confirmRepairN, confirmScoreN = 128, 1024, 512, 2048
+	if calib.N < 2*repairN {
+		// Too few to hold any back: the cheap fitness then scores on the images it repaired on.
+		return FitnessSets{Repair: calib, Score: calib}
 	}
-	return search, confirm
+	rest := calib.N - repairN
+	sets := FitnessSets{Repair: calib.Head(repairN)}
+	if calib.N < 512 {
+		sets.Score = calib.Range(repairN, calib.N)
+		return sets
+	}
+	score := min(scoreN, rest/3)
+	cr := min(confirmRepairN, rest/3)
+	cs := min(confirmScoreN, rest-score-cr)
+	at := repairN
+	sets.Score = calib.Range(at, at+score)
+	at += score
+	sets.ConfirmRepair = calib.Range(at, at+cr)
+	at += cr
+	sets.ConfirmScore = calib.Range(at, at+cs)
+	return sets
 }
 
 // UseData makes the search judge candidates on calibration images: DataFitness.Score as its
 // fitness, DataFitness.Confirm for the finalists, on the images FitnessImages assigns. It returns
 // a description of the fitness for reports.
 func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch, threads int) (string, error) {
-	search, confirm := FitnessImages(calib)
-	df, err := NewDataFitness(a, search, confirm, batch, threads)
+	df, err := NewDataFitness(a, FitnessImages(calib), batch, threads)
 	if err != nil {
 		return "", err
 	}
