@@ -10,7 +10,7 @@ import (
 )
 
 // DataFitness judges a candidate on calibration images: the slim model is sliced, repaired cheaply
-// as the final model will be (a small least-squares refit, then BN recalibration where BN is kept)
+// as the final model will be (a small least-squares refit, then BN recalibration where it helps)
 // on a few images, and scored by minus the mean KL(teacher ‖ student) of its outputs on many
 // others. Scoring on the images the refit saw would favour candidates whose refit merely memorises
 // them.
