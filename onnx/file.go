@@ -561,6 +561,20 @@ func (f *extFile) writeTo(w *os.File) error {
 	return w.Truncate(end)
 }
 
+// WriteAtomic writes data to path as Save writes a model: through a temporary file renamed into
+// place, fsynced first when sync is set. For the files that go beside a model (reports, charts), so
+// that they follow the same --sync contract.
+func WriteAtomic(path string, data []byte, sync bool) error {
+	err := writeAtomic(path, sync, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 // writeAtomic writes path through a temporary file in the same directory: fill, fsync (if sync),
 // rename, then fsync the directory (if sync). The fsync comes before the rename: without it a
 // crash could leave path renamed but empty, which is worse than the old file. It is cheap as far

@@ -150,23 +150,24 @@ func (f *DataFitness) Confirm(w Widths) (float64, error) {
 // to 2,048 more. Students whose agreement differs by half a point disagree on a few percent of
 // images, so on a few hundred images the noise would be as large as the difference; a few thousand
 // tell them apart. With fewer than 3,712 images the last three sets share what there is; with
-// fewer than 512 the search judges no finalists.
+// fewer than 512 the search judges no finalists; with fewer than 256 the cheap fitness repairs on
+// one half and scores on the other.
 func FitnessImages(calib *dataset.Set) FitnessSets {
 	const repairN, scoreN, confirmRepairN, confirmScoreN = 128, 1024, 512, 2048
-	if calib.N < 2*repairN {
-		// Too few to hold any back: the cheap fitness then scores on the images it repaired on.
+	if calib.N < 2 {
 		return FitnessSets{Repair: calib, Score: calib}
 	}
-	rest := calib.N - repairN
-	sets := FitnessSets{Repair: calib.Head(repairN)}
+	// Never score on the images the refit saw: a small set is halved.
+	at := min(repairN, calib.N/2)
+	sets := FitnessSets{Repair: calib.Head(at)}
 	if calib.N < 512 {
-		sets.Score = calib.Range(repairN, calib.N)
+		sets.Score = calib.Range(at, calib.N)
 		return sets
 	}
+	rest := calib.N - at
 	score := min(scoreN, rest/3)
 	cr := min(confirmRepairN, rest/3)
 	cs := min(confirmScoreN, rest-score-cr)
-	at := repairN
 	sets.Score = calib.Range(at, at+score)
 	at += score
 	sets.ConfirmRepair = calib.Range(at, at+cr)

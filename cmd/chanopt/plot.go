@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html"
 	"strings"
+
+	"github.com/chanopt/chanopt/onnx"
 )
 
 // writePlot draws, per layer in graph order, the channel count as a bar and the EVBMF rank of each
@@ -16,9 +18,9 @@ func writePlot(path string, rep *analyzeReport) error {
 			"</title><style>body{font-family:sans-serif;margin:20px}rect.bar:hover{opacity:.7}</style></head><body>\n<h2>" +
 			html.EscapeString(rep.Model) + "</h2>\n<p>Bars: channels per layer. Lines: EVBMF rank (kept components) of the input and output side. Hover a bar for details.</p>\n" +
 			svg + "\n</body></html>\n"
-		return writeFileAtomic(path, []byte(page), false)
+		return onnx.WriteAtomic(path, []byte(page), false)
 	}
-	return writeFileAtomic(path, []byte(svg), false)
+	return onnx.WriteAtomic(path, []byte(svg), false)
 }
 
 func plotSVG(rep *analyzeReport) string {

@@ -365,7 +365,7 @@ func shrinkAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(p, append(b, '\n'), c.Bool("sync")); err != nil {
+		if err := onnx.WriteAtomic(p, append(b, '\n'), c.Bool("sync")); err != nil {
 			return err
 		}
 	}
@@ -443,33 +443,4 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
-}
-
-// writeFileAtomic writes through a temp file in the same folder and a rename, fsyncing the temp
-// file first when sync is set (onnx.WriteOptions.Sync).
-func writeFileAtomic(path string, data []byte, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }
