@@ -42,7 +42,7 @@ demo: deps build
 	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8.onnx
 
 bench: deps ort zoo build
-	$(TEST_ENV) $(GO) run -tags ort ./internal/bench
+	$(TEST_ENV) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
 
 fuzz:
 	$(GO) test ./onnx -run '^$$' -fuzz FuzzDecode -fuzztime 60s

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/npy"
+	"github.com/chanopt/chanopt/dataset/npy"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 )

@@ -54,7 +54,7 @@ type WriteOptions struct {
 	// place: a reader sees the old model or the new one, never a mix), but after a crash or power
 	// loss the file may be old, empty or missing, as with cp, onnx.save or torch.save. That is the
 	// default because a pipeline step that crashed is rerun anyway, and on these disks the fsync
-	// of a 100 MB model costs more than loading and writing it (see make bench -only format).
+	// of a 100 MB model costs more than loading and writing it (see make bench ONLY=format).
 	Sync bool
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/npy"
+	"github.com/chanopt/chanopt/dataset/npy"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 )

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"
@@ -75,7 +75,7 @@ func mustNodeMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) map
 	return b
 }
 
-// TestAnnealBeatsUniformAndRandom is the comparison of `make bench -only search` at CI size, on
+// TestAnnealBeatsUniformAndRandom is the comparison of `make bench ONLY=search` at CI size, on
 // vgg: at the same MACs budget, after the same repair (Distill without fine-tuning), the
 // annealer's student agrees with the original on held-back images better than the uniform split's
 // (in top-1 and in KL), and both better than random widths'. The bench runs every bundled model.

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"

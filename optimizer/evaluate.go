@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 )
 
 // Logits runs a program over a data set in batches and returns its first output for every image

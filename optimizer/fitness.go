@@ -3,8 +3,8 @@ package optimizer
 import (
 	"fmt"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"
 )

@@ -3,7 +3,7 @@ package optimizer
 import (
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 )
 
 // TestFitnessImagesDisjoint: the four sets never share an image, the scoring sets get the most

@@ -6,8 +6,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"
 )

@@ -4,8 +4,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/rewrite"
 )
 

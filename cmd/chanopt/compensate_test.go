@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/dataset"
 	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
@@ -153,7 +153,7 @@ func ortSetAccuracy(t *testing.T, path string, set *dataset.Set) float64 {
 // twice with the same seed: with --no-distill (the slice plus the data-free mean compensation) and
 // with the data-free repair (refit and KD on images synthesised from the original). Both choose the
 // same widths; the repair must give the higher accuracy on the 1000 test images in ONNX Runtime.
-// (`make bench -only datafree` has the full table, including the slice with no repair at all.)
+// (`make bench ONLY=datafree` has the full table, including the slice with no repair at all.)
 func TestDataFreeRepairBeatsCompensation(t *testing.T) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "%v", err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/optimizer"

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/chanopt/chanopt/dataset/npy"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/npy"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/urfave/cli/v2"
 )

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/rewrite"

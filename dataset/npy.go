@@ -10,9 +10,9 @@ import (
 	"strings"
 )
 
-// Images in .npy are read here rather than with internal/npy, which widens uint8 to int64 (losing
+// Images in .npy are read here rather than with dataset/npy, which widens uint8 to int64 (losing
 // the dtype that decides the 1/255 scaling) and reads the whole array even when only the first
-// Samples images are wanted. Labels, small and integer, use internal/npy.
+// Samples images are wanted. Labels, small and integer, use dataset/npy.
 
 // npyHeader is what the .npy header dictionary says.
 type npyHeader struct {

@@ -6,7 +6,7 @@ import (
 	"math"
 	"os"
 
-	"github.com/chanopt/chanopt/internal/npy"
+	"github.com/chanopt/chanopt/dataset/npy"
 )
 
 // loadLabels reads IDX uint8 labels or a .npy integer vector (either possibly gzipped).

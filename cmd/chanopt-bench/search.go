@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/optimizer"
 )
 

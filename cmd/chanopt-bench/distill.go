@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chanopt/chanopt/internal/dataset"
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
