@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -67,6 +68,8 @@ type SearchOptions struct {
 	CostBase map[*onnx.Node]int64
 	// Progress, if set, is called after each proposal.
 	Progress func(done, total int, best float64)
+	// Context, if set, stops the search with its error when it is cancelled.
+	Context context.Context
 	// Confirm, if set, re-judges the finalists (its uniform start, then the best candidates the
 	// search scored, best first) more carefully than Fitness can afford to; the best of them is
 	// the result. Under a TimeLimit the search leaves half of it for them and stops judging when
@@ -82,7 +85,7 @@ type SearchOptions struct {
 
 // SearchResult is the annealer's outcome.
 type SearchResult struct {
-	Result
+	Slim
 	Fitness             float64
 	Iterations, Accepts int
 	Evaluations         int    // fitness evaluations (cache misses)
@@ -254,6 +257,9 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		limit /= 2 // the rest is for the finalists
 	}
 	for it := 0; it < iters; it++ {
+		if opt.Context != nil && opt.Context.Err() != nil {
+			return nil, opt.Context.Err()
+		}
 		if limit > 0 && time.Since(began) > limit {
 			res.Stopped = "time limit"
 			break
@@ -333,7 +339,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 			break
 		}
 	}
-	res.Result = Result{Model: m, Keep: keep, Widths: best, Costs: c}
+	res.Slim = Slim{Model: m, Keep: keep, Widths: best, Costs: c}
 	res.Fitness, res.Evaluations = bestF, s.evals
 	return res, nil
 }

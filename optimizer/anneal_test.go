@@ -112,7 +112,7 @@ func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	judge := func(res *Result) Agreement {
+	judge := func(res *Slim) Agreement {
 		corr, err := a.Correspond(res.Keep)
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 		}
 		return rep.Final()
 	}
-	ga, gu, gr := judge(&an.Result), judge(un), judge(&rnd.Result)
+	ga, gu, gr := judge(&an.Slim), judge(un), judge(&rnd.Slim)
 	t.Logf("held-back agreement (KL) on %d images: anneal %.2f%% (%.4f), uniform %.2f%% (%.4f), random %.2f%% (%.4f); MACs kept %.3f / %.3f / %.3f",
 		val.N, 100*ga.Top1, ga.KL, 100*gu.Top1, gu.KL, 100*gr.Top1, gr.KL,
 		float64(an.Costs.MACs)/an.Base, float64(un.Costs.MACs)/an.Base, float64(rnd.Costs.MACs)/an.Base)
@@ -133,7 +133,7 @@ func TestAnnealBeatsUniformAndRandom(t *testing.T) {
 	if !(gu.Top1 > gr.Top1 && ga.Top1 > gr.Top1) {
 		t.Errorf("random widths do as well as a search")
 	}
-	for _, r := range []*Result{&an.Result, un, &rnd.Result} {
+	for _, r := range []*Slim{&an.Slim, un, &rnd.Slim} {
 		if float64(r.Costs.MACs) > budget.Ratio*an.Base {
 			t.Errorf("%d MACs over the budget", r.Costs.MACs)
 		}

@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -36,6 +37,8 @@ type DistillOptions struct {
 	Temperature float64
 	MaxTime     time.Duration // cap on the fine-tuning time (0: none)
 	Progress    func(stage string, done, total int)
+	// Context, if set, stops the repair with its error when it is cancelled.
+	Context context.Context
 }
 
 // DistillReport is the record of a distillation.
@@ -121,6 +124,9 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	rep.Stages = append(rep.Stages, Stage{Name: "inherit", Agreement: cur, Kept: true})
 
 	run := func(name string, f func(m *onnx.Model) (int, error)) error {
+		if opt.Context != nil && opt.Context.Err() != nil {
+			return opt.Context.Err()
+		}
 		t0 := time.Now()
 		trial := student.Clone()
 		layers, err := f(trial)
@@ -184,7 +190,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	if opt.Epochs > 0 {
 		t0 := time.Now()
 		ag, steps, err := FineTune(teacher, student, calib, val, tlog, classes, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
-			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5,
+			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5, Context: opt.Context,
 			Progress: func(s, total int, loss float64) {
 				if opt.Progress != nil {
 					opt.Progress("fine-tune", s, total)

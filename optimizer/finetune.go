@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -24,6 +25,8 @@ type FineTuneOptions struct {
 	// EvalEvery is how many steps pass between held-back checks (0: once per epoch).
 	EvalEvery int
 	Progress  func(step, total int, loss float64)
+	// Context, if set, stops the fine-tuning with its error when it is cancelled.
+	Context context.Context
 }
 
 // FineTune trains the student to match the teacher's softened outputs (KL at temperature T, plus
@@ -94,6 +97,9 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	step := 0
 	warmup := min(50, steps/10)
 	for ; step < steps; step++ {
+		if opt.Context != nil && opt.Context.Err() != nil {
+			return Agreement{}, step, opt.Context.Err()
+		}
 		// The schedule runs on whichever ends first, the steps or the time: when the time cap
 		// binds, the learning rate still decays to zero by the end instead of stopping at its
 		// peak, which would leave the weights noisy.

@@ -68,8 +68,8 @@ func UniformWidths(a *rewrite.Analysis, r float64, roundTo int) map[rewrite.Grou
 	return w
 }
 
-// Result is a slim model with what it keeps and what it costs.
-type Result struct {
+// Slim is a slim model with what it keeps and what it costs.
+type Slim struct {
 	Model  *onnx.Model
 	Keep   rewrite.Keep
 	Widths map[rewrite.GroupID]int
@@ -78,12 +78,12 @@ type Result struct {
 
 // ShrinkUniform cuts every prunable group by the same fraction, the largest that meets the budget,
 // keeping each group's channels of highest L1 importance.
-func ShrinkUniform(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int) (*Result, error) {
+func ShrinkUniform(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int) (*Slim, error) {
 	return ShrinkUniformBy(a, b, inputs, roundTo, nil)
 }
 
 // ShrinkUniformBy is ShrinkUniform keeping the channels of highest imp (nil: L1Importance).
-func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int, imp map[rewrite.GroupID][]float64) (*Result, error) {
+func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape, roundTo int, imp map[rewrite.GroupID][]float64) (*Slim, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape
 	if imp == nil {
 		imp = L1Importance(a)
 	}
-	try := func(r float64) (*Result, error) {
+	try := func(r float64) (*Slim, error) {
 		widths := UniformWidths(a, r, roundTo)
 		keep := KeepWidths(a, imp, widths)
 		m, err := a.Slice(keep)
@@ -109,7 +109,7 @@ func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape
 		if err != nil {
 			return nil, err
 		}
-		return &Result{Model: m, Keep: keep, Widths: widths, Costs: c}, nil
+		return &Slim{Model: m, Keep: keep, Widths: widths, Costs: c}, nil
 	}
 	best, err := try(1)
 	if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
@@ -12,19 +14,22 @@ import (
 )
 
 // benchDataFree: `chanopt shrink MODEL --macs 0.5` without --data on every bundled model, stage by
-// stage, in ONNX Runtime on the 10k test set: the slice alone (no repair at all), with the mean
-// compensation estimated from the model (what --no-distill writes), and repaired on images
-// synthesised from the original (what the command writes without --no-distill).
+// stage, in ONNX Runtime on the 10k test set: the slice alone (optimizer.RepairNone), with the mean
+// compensation estimated from the model (RepairCompensate, what --no-distill writes), and repaired
+// on images synthesised from the original (what the command writes without --no-distill). All
+// three are optimizer.Shrink with the CLI's defaults; the data-free search is deterministic, so
+// they cut the same channels.
 func benchDataFree(env *benchEnv) error {
 	test, err := dataset.Load(fashionTest, fashionTestLabels, dataset.Options{Channels: 1, Height: 28, Width: 28})
 	if err != nil {
 		return err
 	}
-	fmt.Println("   --macs 0.5, no data: widths and channels by the data-free contribution search (seed 1);")
-	fmt.Println("   repair on 512 images synthesised from the original, 8 epochs of KD; ONNX Runtime on the 10k test set")
+	opt := optimizer.DefaultOptions()
+	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+	fmt.Println("   `chanopt shrink MODEL --macs 0.5`, no data: widths and channels by the data-free contribution search;")
+	fmt.Printf("   repair on %d images synthesised from the original, up to %g epochs of KD; ONNX Runtime on the 10k test set\n", opt.Synthetic, opt.Epochs)
 	fmt.Println("   | model | original | slice, no repair | + mean compensation (--no-distill) | + synthetic-data repair | time |")
 	fmt.Println("   |---|---|---|---|---|---|")
-	paths := bundledModels(env)
 	dir, err := os.MkdirTemp("", "chanopt-datafree")
 	if err != nil {
 		return err
@@ -38,46 +43,26 @@ func benchDataFree(env *benchEnv) error {
 		acc, _, err := ortEval(p, test)
 		return acc, err
 	}
-	for _, p := range paths {
+	for _, p := range bundledModels(env) {
 		start := time.Now()
-		name, m, shapes, a, err := loadGrouped(p)
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		m, err := onnx.Load(p)
 		if err != nil {
 			return err
 		}
-		layers, err := optimizer.LayerMetricsOf(m)
-		if err != nil {
-			return err
-		}
-		est := optimizer.EstimateMoments(m, optimizer.MomentOptions{})
-		imp := optimizer.ContributionImportance(a, est, optimizer.MomentOptions{})
-		sr, err := optimizer.Anneal(a, optimizer.SearchOptions{Budget: optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5},
-			Inputs: shapes, Seed: 1, Iterations: 4000, Layers: layers, Importance: imp,
-			Fitness: optimizer.ContributionFitness(a, est, optimizer.MomentOptions{})})
-		if err != nil {
-			return err
-		}
-		corr, err := a.Correspond(sr.Keep)
-		if err != nil {
-			return err
-		}
-		sliced := sr.Model.Clone()
-		if _, err := optimizer.Compensate(m, sr.Model, corr, est); err != nil {
-			return err
-		}
-		compensated := sr.Model.Clone()
-		in := shapes[m.Graph.Inputs[0]]
-		synth, err := optimizer.Synthesize(m, int(in[1].Size), int(in[2].Size), int(in[3].Size), optimizer.SynthesizeOptions{Images: 512, Seed: 1})
-		if err != nil {
-			return err
-		}
-		scal, sval := synth.Split(0.2, 1)
-		if _, err := optimizer.Distill(m, sr.Model, corr, scal, sval, optimizer.DistillOptions{Batch: 64, Epochs: 8, LR: 1e-3, Seed: 1,
-			MaxTime: 5 * time.Minute}); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		models := []*onnx.Model{m}
+		for _, r := range []optimizer.Repair{optimizer.RepairNone, optimizer.RepairCompensate, optimizer.RepairDistill} {
+			o := opt
+			o.Repair = r
+			res, err := optimizer.Shrink(context.Background(), m, o)
+			if err != nil {
+				return fmt.Errorf("%s (%s): %w", name, r, err)
+			}
+			models = append(models, res.Model)
 		}
 		elapsed := time.Since(start)
 		var acc [4]float64
-		for i, mm := range []*onnx.Model{m, sliced, compensated, sr.Model} {
+		for i, mm := range models {
 			if acc[i], err = accOf(mm, fmt.Sprintf("%s.%d", name, i)); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,8 +60,12 @@ func benchDistill(env *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	calib, val := all.Split(0.05, 1)
-	fmt.Printf("   --macs 0.5, %d unlabelled training images (%d held back), up to 8 epochs of KD in 5 min; ONNX Runtime on the 10k test set\n", calib.N, val.N)
+	opt := optimizer.DefaultOptions()
+	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+	opt.Data = all
+	held := int(float64(all.N)*opt.HoldBack + 0.5)
+	fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%d unlabelled training images>` (optimizer.Shrink with the CLI's defaults: %d held back, up to %g epochs of KD in %s); ONNX Runtime on the 10k test set\n",
+		all.N, held, opt.Epochs, opt.DistillTime)
 	fmt.Println("   | model | params | MACs | accuracy | ORT latency (batch 1) | stages: held-back agreement | time |")
 	fmt.Println("   |---|---|---|---|---|---|---|")
 	paths := bundledModels(env)
@@ -71,41 +76,22 @@ func benchDistill(env *benchEnv) error {
 	defer os.RemoveAll(dir)
 	for _, p := range paths {
 		start := time.Now()
-		name, m, shapes, a, err := loadGrouped(p)
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		m, err := onnx.Load(p)
 		if err != nil {
 			return err
 		}
-		sopt := optimizer.SearchOptions{Budget: optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5},
-			Inputs: shapes, Seed: 1, Iterations: 150, TimeLimit: 2 * time.Minute}
-		if _, err := sopt.UseData(a, calib, 64, 0); err != nil {
-			return err
-		}
-		sr, err := optimizer.Anneal(a, sopt)
-		if err != nil {
-			return err
-		}
-		corr, err := a.Correspond(sr.Keep)
-		if err != nil {
-			return err
-		}
-		rep, err := optimizer.Distill(m, sr.Model, corr, calib, val, optimizer.DistillOptions{Batch: 64, Epochs: 8, LR: 1e-3,
-			MaxTime: 5 * time.Minute})
+		res, err := optimizer.Shrink(context.Background(), m, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		rep := res.Report.Distill
 		elapsed := time.Since(start)
 		out := filepath.Join(dir, name+".slim.onnx")
-		if err := onnx.Save(out, sr.Model, onnx.WriteOptions{}); err != nil {
+		if err := onnx.Save(out, res.Model, onnx.WriteOptions{}); err != nil {
 			return err
 		}
-		before, err := optimizer.Measure(m, shapes)
-		if err != nil {
-			return err
-		}
-		after, err := optimizer.Measure(sr.Model, shapes)
-		if err != nil {
-			return err
-		}
+		before, after := res.Report.Before, res.Report.After
 		accB, latB, err := ortEval(p, test)
 		if err != nil {
 			return err

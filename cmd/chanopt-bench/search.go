@@ -36,7 +36,7 @@ func benchSearch(env *benchEnv) error {
 			return err
 		}
 		budget := optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
-		judge := func(res *optimizer.Result) (optimizer.Agreement, error) {
+		judge := func(res *optimizer.Slim) (optimizer.Agreement, error) {
 			corr, err := a.Correspond(res.Keep)
 			if err != nil {
 				return optimizer.Agreement{}, err
@@ -67,7 +67,7 @@ func benchSearch(env *benchEnv) error {
 			return err
 		}
 		var got [3]string
-		for i, r := range []*optimizer.Result{&an.Result, un, &rnd.Result} {
+		for i, r := range []*optimizer.Slim{&an.Slim, un, &rnd.Slim} {
 			ag, err := judge(r)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)

@@ -83,9 +83,8 @@ func shrinkWithData(t *testing.T, src string, search ...string) {
 		t.Fatalf("distillation report: %+v", r.Distill)
 	}
 	if r.Search == "anneal" {
-		fin, _ := r.SearchStats["finalists"].(map[string]any)
-		if n, _ := fin["finalists"].(float64); n < 2 {
-			t.Errorf("the search judged %v finalists, want the start and at least one candidate: %v", fin["finalists"], r.SearchStats)
+		if r.SearchStats == nil || r.SearchStats.Finalists == nil || r.SearchStats.Finalists.Finalists < 2 {
+			t.Errorf("the search judged too few finalists, want the start and at least one candidate: %+v", r.SearchStats)
 		}
 	}
 	prev := -1.0

@@ -66,3 +66,37 @@ func (p *progress) done() {
 		p.bar.Finish()
 	}
 }
+
+// stages reports optimizer.Shrink's stages: a line saying what each does, then its progress.
+type stages struct {
+	c     *cli.Context
+	cur   *progress
+}
+
+func newStages(c *cli.Context) *stages { return &stages{c: c} }
+
+func (s *stages) Stage(name, what string) {
+	s.finish()
+	s.Note(name + ": " + what)
+	s.cur = newProgress(s.c, name)
+}
+
+func (s *stages) Step(done, total int, figure float64) {
+	if s.cur != nil {
+		s.cur.update(done, total, figure)
+	}
+}
+
+func (s *stages) Note(msg string) {
+	if !s.c.Bool("quiet") {
+		fmt.Fprintf(s.c.App.ErrWriter, "chanopt: %s\n", msg)
+	}
+}
+
+// finish ends the current stage's bar.
+func (s *stages) finish() {
+	if s.cur != nil {
+		s.cur.done()
+		s.cur = nil
+	}
+}

@@ -1,0 +1,430 @@
+package optimizer
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chanopt/chanopt/dataset"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// SearchKind names a width search.
+type SearchKind string
+
+const (
+	// SearchAnneal is the metric-guided simulated annealer (Anneal).
+	SearchAnneal SearchKind = "anneal"
+	// SearchUniform keeps the same fraction of every group (ShrinkUniformBy).
+	SearchUniform SearchKind = "uniform"
+)
+
+// Repair names how the slim model is repaired after slicing.
+type Repair string
+
+const (
+	// RepairDistill repairs against the original: statistics, the least-squares refit and KD
+	// fine-tuning, on Options.Data or, without data, on images synthesised from the original.
+	RepairDistill Repair = "distill"
+	// RepairCompensate folds each removed channel's mean into the biases of the layers that read
+	// it (means measured on Options.Data, or estimated from the model alone), and nothing else.
+	RepairCompensate Repair = "compensate"
+	// RepairNone writes the sliced model as it is.
+	RepairNone Repair = "none"
+)
+
+// Options configures Shrink. Start from DefaultOptions, which holds the values the CLI uses; a
+// zero field that has no meaning of its own (Search, Repair, Batch, HoldBack, Synthetic, LR) takes
+// its default.
+type Options struct {
+	Budget Budget
+	// Inputs are the static input shapes the costs are measured at (nil: as declared, a symbolic
+	// batch as 1, see onnx.BatchOne).
+	Inputs map[string]onnx.Shape
+	// Data are the user's calibration images (nil: none). Shrink holds HoldBack of them back to
+	// check the result and repairs on the rest.
+	Data     *dataset.Set
+	HoldBack float64
+
+	Search     SearchKind
+	RoundTo    int
+	Seed       uint64
+	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
+	SearchTime time.Duration // cap on the search (0: none)
+
+	Repair      Repair
+	Epochs      float64       // KD fine-tuning epochs (0: statistics and refit only)
+	LR          float64       // fine-tuning learning rate (Adam, cosine schedule)
+	DistillTime time.Duration // cap on the fine-tuning (0: none)
+	Synthetic   int           // images synthesised from the original when there is no data
+
+	Batch, Threads int // images per engine batch; CPU threads (0: all cores)
+
+	// Progress hears what Shrink does (nil: nothing is reported).
+	Progress Progress
+}
+
+// DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
+func DefaultOptions() Options {
+	return Options{HoldBack: 0.1, Search: SearchAnneal, RoundTo: 1, Seed: 1, SearchTime: 2 * time.Minute,
+		Repair: RepairDistill, Epochs: 8, LR: 1e-3, DistillTime: 5 * time.Minute, Synthetic: 512, Batch: 64}
+}
+
+// Progress hears what Shrink is doing, for a progress bar or a log. Calls come from the goroutine
+// that called Shrink.
+type Progress interface {
+	// Stage begins a stage: a short name and a line saying what it does.
+	Stage(name, what string)
+	// Step reports progress within the current stage; figure is a stage-specific number worth
+	// showing beside it (0: none).
+	Step(done, total int, figure float64)
+	// Note is a line the user should read.
+	Note(msg string)
+}
+
+type silent struct{}
+
+func (silent) Stage(string, string)   {}
+func (silent) Step(int, int, float64) {}
+func (silent) Note(string)            {}
+
+func (opt Options) progress() Progress { return cmp.Or[Progress](opt.Progress, silent{}) }
+
+// OptionsError says the options cannot work together; nothing was done. The CLI reports it as a
+// usage error.
+type OptionsError struct{ Msg string }
+
+func (e *OptionsError) Error() string { return e.Msg }
+
+func optionsErrorf(format string, a ...any) error { return &OptionsError{fmt.Sprintf(format, a...)} }
+
+// Result is what Shrink made: the slim model and the report of how.
+type Result struct {
+	Model  *onnx.Model
+	Report Report
+}
+
+// Report is the record of a Shrink, as the CLI writes it with --report. It holds no timings
+// outside Distill's stages (the CLI zeroes those), so the same inputs give the same report.
+type Report struct {
+	Budget      map[string]float64 `json:"budget"`
+	Search      SearchKind         `json:"search"`
+	SearchStats *SearchStats       `json:"search_stats,omitempty"`
+	Before      CostReport         `json:"before"`
+	After       CostReport         `json:"after"`
+	Groups      []GroupReport      `json:"groups"`
+	Distill     *DistillReport     `json:"distill"`
+	// Compensation is set when removed channels' means were folded into their consumers.
+	Compensation *CompensationReport `json:"compensation,omitempty"`
+	// LatencySearch is set for a latency budget: the engine's measured batch-1 latency.
+	LatencySearch *LatencySearch `json:"latency_search,omitempty"`
+}
+
+// SearchStats describes the width search.
+type SearchStats struct {
+	Accepted    int           `json:"accepted"`
+	Evaluations int           `json:"evaluations"`
+	Finalists   *Confirmation `json:"finalists,omitempty"`
+	Fitness     float64       `json:"fitness"`
+	FitnessKind string        `json:"fitness_kind"`
+	Iterations  int           `json:"iterations"`
+	Seed        uint64        `json:"seed"`
+	StoppedBy   string        `json:"stopped_by"`
+}
+
+// CostReport is a model's cost; LatencyMS is filled by callers that measure it.
+type CostReport struct {
+	Params    int64   `json:"params"`
+	MACs      int64   `json:"macs"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+}
+
+// GroupReport is one channel group's width before and after.
+type GroupReport struct {
+	ID       rewrite.GroupID `json:"id"`
+	Channels int             `json:"channels"`
+	Kept     int             `json:"kept"`
+	Prunable bool            `json:"prunable"`
+	Reason   string          `json:"reason,omitempty"`
+}
+
+// CompensationReport is what Compensate did and where its means came from.
+type CompensationReport struct {
+	CompensateReport
+	Means string `json:"means"` // "estimated" (from the model alone) or "data"
+}
+
+// LatencySearch is the outcome of a search under a latency budget.
+type LatencySearch struct {
+	BeforeMS float64 `json:"before_ms"`
+	AfterMS  float64 `json:"after_ms"`
+	Attempts int     `json:"attempts"`
+}
+
+// MinImages is the fewest calibration images Shrink accepts: some are held back to check.
+const MinImages = 20
+
+// withDefaults fills the fields whose zero value means "the default".
+func (opt Options) withDefaults() Options {
+	d := DefaultOptions()
+	opt.Search = cmp.Or(opt.Search, d.Search)
+	opt.Repair = cmp.Or(opt.Repair, d.Repair)
+	opt.Batch = cmp.Or(opt.Batch, d.Batch)
+	opt.HoldBack = cmp.Or(opt.HoldBack, d.HoldBack)
+	opt.Synthetic = cmp.Or(opt.Synthetic, d.Synthetic)
+	opt.LR = cmp.Or(opt.LR, d.LR)
+	return opt
+}
+
+// Validate checks that the options can work together, before any model is read. The error is an
+// *OptionsError.
+func (opt Options) Validate() error {
+	opt = opt.withDefaults()
+	if err := opt.Budget.Validate(); err != nil {
+		return &OptionsError{err.Error()}
+	}
+	switch opt.Search {
+	case SearchAnneal, SearchUniform:
+	default:
+		return optionsErrorf("search %q: want anneal or uniform", opt.Search)
+	}
+	if opt.Search == SearchUniform && opt.Budget.Kind == Latency {
+		return optionsErrorf("a latency budget needs the anneal search")
+	}
+	switch opt.Repair {
+	case RepairDistill, RepairCompensate, RepairNone:
+	default:
+		return optionsErrorf("repair %q: want distill, compensate or none", opt.Repair)
+	}
+	if opt.Batch < 0 || opt.Threads < 0 || opt.Iterations < 0 || opt.RoundTo < 0 || opt.Synthetic < 0 {
+		return optionsErrorf("batch, threads, iterations, round-to and synthetic must not be negative")
+	}
+	if !(opt.HoldBack > 0 && opt.HoldBack < 1) {
+		return optionsErrorf("hold-back fraction %v: want more than 0 and less than 1", opt.HoldBack)
+	}
+	return nil
+}
+
+// checkModel checks what depends on the model, before any long work.
+func (opt Options) checkModel(m *onnx.Model) error {
+	if opt.Data == nil {
+		return nil
+	}
+	if len(m.Graph.Inputs) != 1 {
+		return fmt.Errorf("calibration data needs a model with one input, this one has %d", len(m.Graph.Inputs))
+	}
+	if opt.Data.N < MinImages {
+		return fmt.Errorf("%d images; chanopt needs at least %d (some are held back to check the result)", opt.Data.N, MinImages)
+	}
+	return nil
+}
+
+// Shrink makes a slimmer model from m under opt.Budget: it finds the channel groups, searches
+// their widths, slices the weights and repairs the slim model against m. m is not changed.
+// Cancelling ctx stops the work at the next proposal, layer or training step with ctx's error.
+func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
+	opt = opt.withDefaults()
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opt.checkModel(m); err != nil {
+		return nil, err
+	}
+	prog := opt.progress()
+	shapes := opt.Inputs
+	if shapes == nil {
+		var err error
+		if shapes, err = onnx.BatchOne(m.Graph, nil); err != nil {
+			return nil, err
+		}
+	}
+	var calib, val *dataset.Set
+	if opt.Data != nil {
+		calib, val = opt.Data.Split(opt.HoldBack, opt.Seed)
+		prog.Note(fmt.Sprintf("data: %d images for calibration, %d held back", calib.N, val.N))
+	}
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		return nil, err
+	}
+	before, err := Measure(m, shapes)
+	if err != nil {
+		return nil, err
+	}
+	// Without data nothing measured will repair the cut (the data-free repair has only images
+	// synthesised from the model), so channels and widths are chosen by what a cut costs once the
+	// removed channels' means are compensated: the share of each consumer's output variance lost,
+	// from moments estimated without data. With data the choice is the measured fitness's
+	// (compensation measured no gain before BN recalibration or bias correction: those reset the
+	// same means).
+	var est map[string]*Moments
+	var imp map[rewrite.GroupID][]float64
+	if calib == nil {
+		est = EstimateMoments(m, MomentOptions{})
+		imp = ContributionImportance(a, est, MomentOptions{})
+	}
+	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search,
+		Before: CostReport{Params: before.Params, MACs: before.MACs}}
+	slim, err := search(ctx, a, opt, shapes, calib, est, imp, &rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.After = CostReport{Params: slim.Costs.Params, MACs: slim.Costs.MACs}
+	for _, g := range a.Groups {
+		kept := g.Channels
+		if k, ok := slim.Keep[g.ID]; ok {
+			kept = len(k)
+		}
+		rep.Groups = append(rep.Groups, GroupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	corr, err := a.Correspond(slim.Keep)
+	if err != nil {
+		return nil, err
+	}
+	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
+		return nil, err
+	}
+	return &Result{Model: slim.Model, Report: rep}, nil
+}
+
+// search picks the widths and the channels each group keeps, and slices.
+func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[string]onnx.Shape, calib *dataset.Set,
+	est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+	prog := opt.progress()
+	if opt.Search == SearchUniform {
+		prog.Stage("search", "the same fraction of every group, the largest that meets the budget")
+		return ShrinkUniformBy(a, opt.Budget, shapes, opt.RoundTo, imp)
+	}
+	layers, err := LayerMetricsOf(a.Model)
+	if err != nil {
+		return nil, err
+	}
+	sopt := SearchOptions{Budget: opt.Budget, Inputs: shapes, RoundTo: opt.RoundTo, Seed: opt.Seed,
+		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
+	fitness := "weights"
+	switch {
+	case calib != nil:
+		if fitness, err = sopt.UseData(a, calib, opt.Batch, opt.Threads); err != nil {
+			return nil, err
+		}
+	case est != nil:
+		sopt.Fitness = ContributionFitness(a, est, MomentOptions{})
+		sopt.Importance = imp
+		if sopt.Iterations == 0 {
+			sopt.Iterations = 4000 // as cheap as the weight-only score
+		}
+		fitness = "consumer variance lost after mean compensation (data-free)"
+	}
+	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, fitness)
+	if opt.SearchTime > 0 {
+		what += fmt.Sprintf(", for at most %s", opt.SearchTime)
+	}
+	prog.Stage("search", what)
+	sopt.Progress = prog.Step
+	var sr *SearchResult
+	if opt.Budget.Kind == Latency {
+		lat, err := AnnealLatency(a, sopt, opt.Threads)
+		if err != nil {
+			return nil, err
+		}
+		sr = lat.SearchResult
+		rep.LatencySearch = &LatencySearch{BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
+		prog.Note(fmt.Sprintf("latency (engine, batch 1): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
+			lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
+	} else if sr, err = Anneal(a, sopt); err != nil {
+		return nil, err
+	}
+	rep.SearchStats = &SearchStats{Iterations: sr.Iterations, Accepted: sr.Accepts, Evaluations: sr.Evaluations,
+		Fitness: sr.Fitness, FitnessKind: fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
+	return &sr.Slim, nil
+}
+
+// repair repairs the sliced student in place as opt.Repair says.
+func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options,
+	shapes map[string]onnx.Shape, calib, val *dataset.Set, est map[string]*Moments, rep *Report) error {
+	prog := opt.progress()
+	switch {
+	case opt.Repair == RepairNone:
+		rep.Distill = &DistillReport{Mode: "none"}
+	case opt.Repair == RepairCompensate:
+		mom, means := est, "estimated"
+		if calib != nil {
+			prog.Stage("moments", fmt.Sprintf("each channel's mean on %d calibration images", calib.N))
+			var err error
+			if mom, err = MeasureMoments(teacher, calib, opt.Batch, opt.Threads); err != nil {
+				return err
+			}
+			means = "data"
+		}
+		cr, err := Compensate(teacher, student, corr, mom)
+		if err != nil {
+			return fmt.Errorf("mean compensation: %w", err)
+		}
+		rep.Distill = &DistillReport{Mode: "compensate"}
+		rep.Compensation = &CompensationReport{CompensateReport: cr, Means: means}
+	case calib == nil:
+		// Data-free: images synthesised from the original (BN statistics and confident classes).
+		in := shapes[teacher.Graph.Inputs[0]]
+		if len(teacher.Graph.Inputs) != 1 || len(in) != 4 {
+			rep.Distill = &DistillReport{Mode: "none"}
+			prog.Note("no data, and the data-free repair needs one N×C×H×W input: the slim model is not repaired")
+			return nil
+		}
+		prog.Stage("synthesise", fmt.Sprintf("%d images from the original's BN statistics and classes, for the repair", opt.Synthetic))
+		synth, err := Synthesize(teacher, int(in[1].Size), int(in[2].Size), int(in[3].Size), SynthesizeOptions{
+			Images: opt.Synthetic, Threads: opt.Threads, Seed: opt.Seed, Progress: func(d, t int) { prog.Step(d, t, 0) }})
+		if err != nil {
+			return fmt.Errorf("data-free synthesis: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		scal, sval := synth.Split(0.2, opt.Seed)
+		cr, err := Compensate(teacher, student, corr, est)
+		if err != nil {
+			return fmt.Errorf("mean compensation: %w", err)
+		}
+		rep.Compensation = &CompensationReport{CompensateReport: cr, Means: "estimated"}
+		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, scal, sval); err != nil {
+			return err
+		}
+		rep.Distill.Mode = "data-free"
+		prog.Note(fmt.Sprintf("no data: repaired on %d images synthesised from the original (agreement is measured on synthetic images too)", synth.N))
+	default:
+		var err error
+		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, calib, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// distill runs Distill with Shrink's options, reporting each of its stages.
+func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options, calib, val *dataset.Set) (*DistillReport, error) {
+	prog := opt.progress()
+	prog.Stage("repair", fmt.Sprintf("statistics and least-squares refit on %d images, then up to %g epochs of KD fine-tuning (at most %s)",
+		calib.N, opt.Epochs, opt.DistillTime))
+	stage := ""
+	return Distill(teacher, student, corr, calib, val, DistillOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
+		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, Context: ctx,
+		Progress: func(s string, d, t int) {
+			if s != stage {
+				stage = s
+				prog.Stage(s, stageWhat[s])
+			}
+			prog.Step(d, t, 0)
+		}})
+}
+
+// stageWhat says what each repair stage does, for its first progress line.
+var stageWhat = map[string]string{
+	"refit":            "each layer refit by least squares to reproduce the original's outputs",
+	"bn-recalibration": "BatchNormalization statistics measured again on the slim model",
+	"bias-correction":  "biases shifted to restore the original's channel means",
+	"fine-tune":        "knowledge-distillation fine-tuning against the original",
+}
