@@ -69,8 +69,8 @@ func (p *progress) done() {
 
 // stages reports optimizer.Shrink's stages: a line saying what each does, then its progress.
 type stages struct {
-	c     *cli.Context
-	cur   *progress
+	c   *cli.Context
+	cur *progress
 }
 
 func newStages(c *cli.Context) *stages { return &stages{c: c} }
