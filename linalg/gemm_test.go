@@ -1,4 +1,4 @@
-package optimizer
+package linalg
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// gemmNT against a plain triple loop, over shapes that leave partial tiles and blocks on every side,
+// GemmNT against a plain triple loop, over shapes that leave partial tiles and blocks on every side,
 // for both kernels.
 func TestGemmNT(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -30,22 +30,22 @@ func TestGemmNT(t *testing.T) {
 			for i := range bd {
 				bd[i] = rng.NormFloat64()
 			}
-			a, b := strided{ad, k, 1}, strided{bd, 1, n}
+			a, b := Strided{ad, k, 1}, Strided{bd, 1, n}
 			for _, upper := range []bool{false, true} {
 				ldc := n + 3
 				c := make([]float64, m*ldc)
 				for i := range c {
 					c[i] = 1
 				}
-				gemmNT(c, ldc, a, b, m, n, k, upper)
+				GemmNT(c, ldc, a, b, m, n, k, upper)
 				for i := 0; i < m; i++ {
 					for j := 0; j < ldc; j++ {
 						want := 1.0
 						if j < n && (!upper || j >= i) {
 							var scale float64
 							for kk := 0; kk < k; kk++ {
-								want += a.at(i, kk) * b.at(j, kk)
-								scale += math.Abs(a.at(i, kk) * b.at(j, kk))
+								want += a.At(i, kk) * b.At(j, kk)
+								scale += math.Abs(a.At(i, kk) * b.At(j, kk))
 							}
 							if math.Abs(c[i*ldc+j]-want) > 1e-13*(scale+1) {
 								t.Fatalf("asm %v %v upper %v: c[%d][%d] = %v, want %v", useAsm, s, upper, i, j, c[i*ldc+j], want)
@@ -111,7 +111,7 @@ func BenchmarkGram(b *testing.B) {
 		c := make([]float64, l*l)
 		b.Run(fmt.Sprintf("%dx%d", l, m), func(b *testing.B) {
 			for range b.N {
-				gemmNT(c, l, strided{d, m, 1}, strided{d, m, 1}, l, l, m, true)
+				GemmNT(c, l, Strided{d, m, 1}, Strided{d, m, 1}, l, l, m, true)
 			}
 			b.ReportMetric(float64(l)*float64(l)*float64(m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
@@ -130,13 +130,13 @@ func BenchmarkSymEigenvalues(b *testing.B) {
 		}
 		ld := gramStride(n)
 		g := make([]float64, n*ld)
-		gemmNT(g, ld, strided{d, m, 1}, strided{d, m, 1}, n, n, m, true)
-		mirrorUpper(g, n, ld)
+		GemmNT(g, ld, Strided{d, m, 1}, Strided{d, m, 1}, n, n, m, true)
+		MirrorUpper(g, n, ld)
 		work := make([]float64, len(g))
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			for range b.N {
 				copy(work, g)
-				symEigenvalues(work, n, ld)
+				SymEigenvalues(work, n, ld)
 			}
 		})
 	}
