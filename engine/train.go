@@ -57,19 +57,19 @@ type Param struct {
 // the first step at a given input shape they allocate nothing (for the ops of CNNs). A Trainer
 // is not safe for concurrent use.
 //
-// The graph is compiled by compileGraph as a Program's is, but unfused, every node on the
-// inference engine's forward op except BatchNormalization (trainBN, which has the train mode).
-// Parameters are not constants of the ops: convs and Gemms pack their weights on every run, so
-// optimizer updates to Param.Value take effect at the next Forward. The tape is simply every value
-// of the graph, each in its own buffer for the input shape (views share their input's). It is made
-// by the Trainer's own makePlan, not the graph's: that one drops steps whose inputs are all
-// initializers (parameters change between steps), hands a buffer to a new value once the old one
-// has been read for the last time (the backward reads every value again), and runs the graph twice
-// the first time (once to learn the shapes, once planned), which would apply a train-mode
-// BatchNormalization's running-statistics update twice. Gradients live in slots, one per value that a
-// parameter or the input influences (views share their input's slot; a parameter's slot is its
-// Grad); a backward either writes an input's slot or adds to it when another consumer already
-// wrote it, so nothing is cleared between steps. Each op's backward is in a grad_*.go file.
+// The graph is compiled by compileGraph as a Program's is, but unfused, every node on the inference
+// engine's forward op except BatchNormalization (trainBN, which has the train mode). Parameters are
+// not constants of the ops: convs and Gemms pack their weights on every run, so optimizer updates
+// to Param.Value take effect at the next Forward. The tape is simply every value of the graph, each
+// in its own buffer for the input shape (views share their input's). It is made by the Trainer's
+// own makePlan, not the graph's: that one drops steps whose inputs are all initializers (parameters
+// change between steps), hands a buffer to a new value once the old one has been read for the last
+// time (the backward reads every value again), and runs the graph twice the first time (once to
+// learn the shapes, once planned), which would apply a train-mode BatchNormalization's
+// running-statistics update twice. Gradients live in slots, one per value that a parameter or the
+// input influences (views share their input's slot; a parameter's slot is its Grad); a backward
+// either writes an input's slot or adds to it when another consumer already wrote it, so nothing is
+// cleared between steps. Each op's backward is in a grad_*.go file.
 type Trainer struct {
 	opt     TrainOptions
 	threads int
@@ -86,7 +86,6 @@ type Trainer struct {
 	needGrad []bool
 	plans    map[string]*tplan
 	last     *tplan // the plan of the last Forward
-	ran      bool   // a Forward ran since the plan was made
 	closed   bool
 }
 
