@@ -31,7 +31,7 @@ type step struct {
 	label  string // the node's name, for messages
 	opType string
 	op     op
-	node   *onnx.Node // the node it was built from (for a fused chain, the first)
+	node   *onnx.Node // the node it was built from (for a fused chain, the last, where it runs)
 	in     []int      // value ids, -1 for absent optional inputs
 	out    []int
 }
