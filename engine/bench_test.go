@@ -18,7 +18,7 @@ func benchModel(b *testing.B) string {
 	}
 	p := filepath.Join(testenv.ModelsDir(b), "resnet8.onnx")
 	if _, err := os.Stat(p); err != nil {
-		b.Skipf("no %s (set CHANOPT_BENCH_MODEL)", p)
+		b.Fatalf("bundled model: %v", err)
 	}
 	return p
 }
@@ -49,7 +49,7 @@ func BenchmarkResNet8(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("ort/batch%d", batch), func(b *testing.B) {
 			if err := ort.Available(); err != nil {
-				b.Skip(err)
+				testenv.Missing(b, "ONNX Runtime: %v", err)
 			}
 			s, err := ort.Open(path, 2)
 			if err != nil {

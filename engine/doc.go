@@ -24,10 +24,14 @@
 // goroutines (whole images at large batch, output pieces or GEMM columns otherwise) that spin
 // briefly between steps.
 //
-// The ops keep their forward state apart from the values they read and write, so a tape for the
-// backward pass (the trainable subset: Conv, Gemm/MatMul, BatchNormalization, activations, pools,
-// Add/Mul, Concat/Split, reshapes) can record (op, inputs, outputs) per step and add gradient
-// kernels beside the forward ones.
+// Trainer runs the backward pass for fine-tuning (distillation): NewTrainer compiles the graph
+// unfused by the compileGraph that Compile uses, with its trainable initializers as Params that
+// the ops read on every run, and records every value of a forward as the tape. Each op's backward lives in a
+// grad_*.go file beside the forward kernels (Conv and ConvTranspose, Gemm/MatMul,
+// BatchNormalization in eval or train mode, activations, pools, ReduceMean/ReduceSum, softmax,
+// element-wise ops, Concat/Split, Resize and the reshapes); a node that gradients must cross
+// without a backward is an error naming it. The losses (KL on softened logits, cross-entropy, MSE)
+// are in loss.go, SGD and Adam in optim.go.
 //
 // The engine owns executing the IR. It must not read ONNX files itself (callers use onnx.Load)
 // and must not know about pruning.

@@ -1,16 +1,20 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
 
-// graph is a compiled graph: values numbered, constants converted, nodes turned into steps.
+// graph is a compiled graph: values numbered, initializers converted, nodes turned into steps.
+// A Program compiles one per set of values fusion must keep; a Trainer compiles one unfused, with
+// its parameters marked variable.
 type graph struct {
 	names  []string
 	ids    map[string]int
-	consts []*Tensor // by value id: the constant's value, or nil
+	consts []*Tensor // by value id: the initializer's value (a Trainer's parameters included), or nil
 	steps  []*step
 	inIDs  []int
 	outIDs []int
@@ -27,7 +31,8 @@ type step struct {
 	label  string // the node's name, for messages
 	opType string
 	op     op
-	in     []int // value ids, -1 for absent optional inputs
+	node   *onnx.Node // the node it was built from (for a fused chain, the last, where it runs)
+	in     []int      // value ids, -1 for absent optional inputs
 	out    []int
 }
 
@@ -35,45 +40,68 @@ func (s *step) errorf(err error) error {
 	return fmt.Errorf("engine: node %s (%s): %w", s.label, s.opType, err)
 }
 
-// compileGraph builds the steps of a model. keepUnfused names values fusion must leave readable.
-func compileGraph(m *onnx.Model, keepUnfused map[string]bool, noFusion bool) (*graph, error) {
+// compileOptions says how compileGraph turns nodes into steps.
+type compileOptions struct {
+	// keepUnfused names values fusion must leave readable.
+	keepUnfused map[string]bool
+	noFusion    bool
+	// variable names initializers whose values change between runs (a Trainer's parameters): they
+	// are values in consts like the others, but op builders must not fold them (pack a weight
+	// once, say), and fusion must not fold them either, so variable is used with noFusion.
+	variable map[string]bool
+	// buildNode, when set, is asked first for each node's op; ok false falls back to builderFor.
+	buildNode func(b *builder) (o op, ok bool, err error)
+}
+
+// valueID returns the id of the value name, numbering it when new (-1 for "", an absent input).
+func (g *graph) valueID(name string) int {
+	if name == "" {
+		return -1
+	}
+	if i, ok := g.ids[name]; ok {
+		return i
+	}
+	g.ids[name] = len(g.names)
+	g.names = append(g.names, name)
+	g.consts = append(g.consts, nil)
+	return len(g.names) - 1
+}
+
+// compileGraph builds the steps of a model. Initializers are numbered first, in InitOrder and then
+// by name (so ids do not depend on map order), then the graph inputs, then the nodes' values.
+func compileGraph(m *onnx.Model, opt compileOptions) (*graph, error) {
+	if opt.variable != nil && !opt.noFusion {
+		return nil, errors.New("engine: internal error: variable initializers need noFusion")
+	}
 	mg := m.Graph
 	g := &graph{ids: map[string]int{}, fused: map[string]bool{}, plans: map[string]*plan{}}
-	id := func(name string) int {
-		if name == "" {
-			return -1
+	id := g.valueID
+	consts := map[string]*Tensor{} // what op builders and fusion may fold
+	addInit := func(name string, t *onnx.Tensor) error {
+		if i, ok := g.ids[name]; ok && g.consts[i] != nil {
+			return nil
 		}
-		if i, ok := g.ids[name]; ok {
-			return i
+		ct, err := constTensor(t)
+		if err != nil {
+			return fmt.Errorf("engine: initializer %s: %w", name, err)
 		}
-		g.ids[name] = len(g.names)
-		g.names = append(g.names, name)
-		g.consts = append(g.consts, nil)
-		return len(g.names) - 1
+		g.consts[id(name)] = ct
+		if !opt.variable[name] {
+			consts[name] = ct
+		}
+		return nil
 	}
-	consts := map[string]*Tensor{}
 	for _, name := range mg.InitOrder {
-		t := mg.Inits[name]
-		if t == nil {
-			continue
+		if t := mg.Inits[name]; t != nil {
+			if err := addInit(name, t); err != nil {
+				return nil, err
+			}
 		}
-		ct, err := constTensor(t)
-		if err != nil {
-			return nil, fmt.Errorf("engine: initializer %s: %w", name, err)
-		}
-		consts[name] = ct
-		g.consts[id(name)] = ct
 	}
-	for name, t := range mg.Inits { // initializers missing from InitOrder
-		if _, ok := consts[name]; ok {
-			continue
+	for _, name := range sortedNames(mg.Inits) { // initializers missing from InitOrder
+		if err := addInit(name, mg.Inits[name]); err != nil {
+			return nil, err
 		}
-		ct, err := constTensor(t)
-		if err != nil {
-			return nil, fmt.Errorf("engine: initializer %s: %w", name, err)
-		}
-		consts[name] = ct
-		g.consts[id(name)] = ct
 	}
 	for _, name := range mg.Inputs {
 		g.inIDs = append(g.inIDs, id(name))
@@ -90,9 +118,9 @@ func compileGraph(m *onnx.Model, keepUnfused map[string]bool, noFusion bool) (*g
 	var fusions map[*onnx.Node]*fusion
 	var skip map[*onnx.Node]bool
 	var normActs map[*onnx.Node]*onnx.Node
-	if !noFusion {
-		fusions, skip = planFusions(mg, consts, keepUnfused)
-		normActs = planNormActs(mg, skip, fusions, keepUnfused)
+	if !opt.noFusion {
+		fusions, skip = planFusions(mg, consts, opt.keepUnfused)
+		normActs = planNormActs(mg, skip, fusions, opt.keepUnfused)
 		for _, a := range normActs {
 			skip[a] = true
 		}
@@ -117,11 +145,17 @@ func compileGraph(m *onnx.Model, keepUnfused map[string]bool, noFusion bool) (*g
 				g.fused[v] = true
 			}
 		} else {
-			build, ok := builderFor(n.OpType)
-			if !ok {
-				return nil, fmt.Errorf("engine: node %s: op %s is not supported", n.Label(), n.OpType)
+			ok := false
+			if opt.buildNode != nil {
+				o, ok, err = opt.buildNode(b)
 			}
-			o, err = build(b)
+			if !ok {
+				build, known := builderFor(n.OpType)
+				if !known {
+					return nil, fmt.Errorf("engine: node %s: op %s is not supported", n.Label(), n.OpType)
+				}
+				o, err = build(b)
+			}
 			if a := normActs[n]; a != nil && err == nil {
 				if bn, ok := o.(*batchNormOp); ok {
 					bn.lo, bn.hi = activationBounds(a)
@@ -134,7 +168,7 @@ func compileGraph(m *onnx.Model, keepUnfused map[string]bool, noFusion bool) (*g
 		if err != nil {
 			return nil, fmt.Errorf("engine: node %s (%s): %w", label, opType, err)
 		}
-		s := &step{label: label, opType: opType, op: o}
+		s := &step{label: label, opType: opType, op: o, node: n}
 		for _, in := range inputs {
 			s.in = append(s.in, id(in))
 		}
@@ -188,4 +222,14 @@ func constTensor(t *onnx.Tensor) (*Tensor, error) {
 		return &Tensor{Shape: shape, Ints: append([]int64{}, t.Ints...)}, nil
 	}
 	return nil, fmt.Errorf("%v tensors are not supported", t.Type)
+}
+
+// sortedNames returns the keys of m in increasing order.
+func sortedNames(m map[string]*onnx.Tensor) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -112,7 +112,7 @@ func TestModelsMatchORT(t *testing.T) {
 				for _, in := range p.Inputs() {
 					shape, err := inputShape(m, in, batch)
 					if err != nil {
-						t.Skip(err)
+						t.Fatalf("%v: the test cannot pick an input shape for this model", err)
 					}
 					x := randomInput(rng, shape)
 					ins = append(ins, x)
@@ -151,7 +151,7 @@ func TestBundledLogits(t *testing.T) {
 	dir := filepath.Join(testenv.ModelsDir(t), "data")
 	x, err := npy.ReadFile(filepath.Join(dir, "eval16.npy"))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("no models/data/eval16.npy")
+		t.Fatalf("the bundled %s is missing (make models writes it)", filepath.Join(dir, "eval16.npy"))
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +184,6 @@ func TestBundledLogits(t *testing.T) {
 		})
 	}
 	if ran == 0 {
-		t.Skip("no stored logits")
+		t.Fatalf("no bundled model has stored logits in %s (make models writes them)", dir)
 	}
 }

@@ -50,7 +50,7 @@ func Compile(m *onnx.Model, opt Options) (_ *Program, err error) {
 	p := &Program{model: m, opt: opt, threads: threads, pool: newWorkers(threads),
 		inputs: append([]string(nil), m.Graph.Inputs...), outputs: append([]string(nil), m.Graph.Outputs...),
 		graphs: map[string]*graph{}}
-	g, err := compileGraph(m, nil, opt.NoFusion)
+	g, err := compileGraph(m, compileOptions{noFusion: opt.NoFusion})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (p *Program) RunKeep(inputs map[string]*Tensor, keep ...string) (res map[st
 				set[k] = true
 			}
 			var err error
-			if g, err = compileGraph(p.model, set, p.opt.NoFusion); err != nil {
+			if g, err = compileGraph(p.model, compileOptions{keepUnfused: set, noFusion: p.opt.NoFusion}); err != nil {
 				return nil, err
 			}
 			p.graphs[key] = g

@@ -57,47 +57,43 @@ type Param struct {
 // the first step at a given input shape they allocate nothing (for the ops of CNNs). A Trainer
 // is not safe for concurrent use.
 //
-// The graph runs unfused, every node on the inference engine's forward op except
-// BatchNormalization (trainBN, which has the train mode). Parameters are not constants of the
-// ops: convs and Gemms pack their weights on every run, so optimizer updates to Param.Value take
-// effect at the next Forward. The tape is simply every value of the graph, each in its own buffer
-// for the input shape (views share their input's). Gradients live in slots, one per value that a
-// parameter or the input influences (views share their input's slot; a parameter's slot is its
-// Grad); a backward either writes an input's slot or adds to it when another consumer already
-// wrote it, so nothing is cleared between steps. Each op's backward is in a grad_*.go file.
+// The graph is compiled by compileGraph as a Program's is, but unfused, every node on the inference
+// engine's forward op except BatchNormalization (trainBN, which has the train mode). Parameters are
+// not constants of the ops: convs and Gemms pack their weights on every run, so optimizer updates
+// to Param.Value take effect at the next Forward. The tape is simply every value of the graph, each
+// in its own buffer for the input shape (views share their input's). It is made by the Trainer's
+// own makePlan, not the graph's: that one drops steps whose inputs are all initializers (parameters
+// change between steps), hands a buffer to a new value once the old one has been read for the last
+// time (the backward reads every value again), and runs the graph twice the first time (once to
+// learn the shapes, once planned), which would apply a train-mode BatchNormalization's
+// running-statistics update twice. Gradients live in slots, one per value that a parameter or the
+// input influences (views share their input's slot; a parameter's slot is its Grad); a backward
+// either writes an input's slot or adds to it when another consumer already wrote it, so nothing is
+// cleared between steps. Each op's backward is in a grad_*.go file.
 type Trainer struct {
 	opt     TrainOptions
 	threads int
 	pool    *workers
-	names   []string
-	ids     map[string]int
-	consts  []*Tensor // by value id: initializer values (parameters included), or nil
-	paramOf []int     // by value id: index in params, or -1
+	// g is the model compiled unfused by compileGraph, parameters marked variable: its consts hold
+	// every initializer's value, parameters included (a Param's Value is its const's data).
+	g       *graph
+	paramOf []int // by value id: index in params, or -1
 	params  []*Param
 	// stats are the BatchNormalization running statistics train mode updates: each node updates
 	// a private copy (torch merges equal initializers, so nodes may share one).
 	stats    []bnStat
-	nodes    []*tnode
-	inIDs    []int
-	outIDs   []int
+	nodes    []*tnode // by step
 	needGrad []bool
 	plans    map[string]*tplan
 	last     *tplan // the plan of the last Forward
-	ran      bool   // a Forward ran since the plan was made
 	closed   bool
 }
 
-// tnode is one node of the trainable graph.
+// tnode is one step of the trainable graph with its backward.
 type tnode struct {
-	label, opType string
-	fwd           op
-	grad          gradOp // nil when gradients never flow through the node
-	in, out       []int
-	diff          []bool // per input: the node passes gradient to it
-}
-
-func (n *tnode) errorf(err error) error {
-	return fmt.Errorf("engine: node %s (%s): %w", n.label, n.opType, err)
+	*step
+	grad gradOp // nil when gradients never flow through the node
+	diff []bool // per input: the node passes gradient to it
 }
 
 // gradArgs is what a node's backward reads and writes: its forward inputs and outputs, the
@@ -146,20 +142,6 @@ func NewTrainer(m *onnx.Model, opt TrainOptions) (_ *Trainer, err error) {
 		threads = runtime.NumCPU()
 	}
 	mg := m.Graph
-	t := &Trainer{opt: opt, threads: threads, pool: newWorkers(threads), ids: map[string]int{}, plans: map[string]*tplan{}}
-	id := func(name string) int {
-		if name == "" {
-			return -1
-		}
-		if i, ok := t.ids[name]; ok {
-			return i
-		}
-		t.ids[name] = len(t.names)
-		t.names = append(t.names, name)
-		t.consts = append(t.consts, nil)
-		t.paramOf = append(t.paramOf, -1)
-		return len(t.names) - 1
-	}
 	// parameters: float initializers some reader marks trainable
 	isParam := map[string]bool{}
 	for _, n := range mg.Nodes {
@@ -169,127 +151,65 @@ func NewTrainer(m *onnx.Model, opt TrainOptions) (_ *Trainer, err error) {
 			}
 		}
 	}
-	consts := map[string]*Tensor{} // what op builders may fold: frozen initializers only
-	addInit := func(name string, it *onnx.Tensor) error {
-		if _, ok := t.ids[name]; ok && t.consts[t.ids[name]] != nil {
-			return nil
-		}
-		ct, err := constTensor(it)
-		if err != nil {
-			return fmt.Errorf("engine: initializer %s: %w", name, err)
-		}
-		v := id(name)
-		t.consts[v] = ct
-		if isParam[name] {
-			t.paramOf[v] = len(t.params)
-			t.params = append(t.params, &Param{Name: name, Shape: append([]int{}, ct.Shape...), Value: ct.Data,
-				Grad: make([]float32, len(ct.Data))})
-		} else {
-			consts[name] = ct
-		}
-		return nil
-	}
-	for _, name := range mg.InitOrder {
-		if it := mg.Inits[name]; it != nil {
-			if err := addInit(name, it); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, name := range sortedNames(mg.Inits) {
-		if err := addInit(name, mg.Inits[name]); err != nil {
-			return nil, err
-		}
-	}
 	if len(mg.Inputs) == 0 {
 		return nil, errors.New("engine: the model has no input")
 	}
-	for _, name := range mg.Inputs {
-		t.inIDs = append(t.inIDs, id(name))
-	}
-	opset := m.Opset()
-	for _, n := range mg.Nodes {
-		if n.Domain != "" && n.Domain != "ai.onnx" {
-			return nil, fmt.Errorf("engine: node %s: op %s.%s is not supported", n.Label(), n.Domain, n.OpType)
-		}
-		b := &builder{g: mg, n: n, opset: opset, consts: consts}
-		tn := &tnode{label: n.Label(), opType: n.OpType}
-		var err error
-		if n.OpType == "BatchNormalization" {
-			tn.fwd, err = newTrainBN(b, opt.BNMode == "train")
-		} else {
-			build, ok := builderFor(n.OpType)
-			if !ok {
-				return nil, fmt.Errorf("engine: node %s: op %s is not supported", n.Label(), n.OpType)
+	trainBNMode := opt.BNMode == "train"
+	g, err := compileGraph(m, compileOptions{noFusion: true, variable: isParam,
+		buildNode: func(b *builder) (op, bool, error) {
+			if b.n.OpType != "BatchNormalization" {
+				return nil, false, nil
 			}
-			tn.fwd, err = build(b)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("engine: node %s (%s): %w", n.Label(), n.OpType, err)
-		}
-		for _, in := range n.Inputs {
-			tn.in = append(tn.in, id(in))
-		}
-		for _, out := range n.Outputs {
-			tn.out = append(tn.out, id(out))
-		}
-		if bn, ok := tn.fwd.(*trainBN); ok && bn.train {
+			bn, err := newTrainBN(b, trainBNMode)
+			return bn, true, err
+		}})
+	if err != nil {
+		return nil, err
+	}
+	if len(g.outIDs) == 0 {
+		return nil, errors.New("engine: the model has no output")
+	}
+	t := &Trainer{opt: opt, threads: threads, g: g, plans: map[string]*tplan{}}
+	for _, st := range g.steps {
+		tn := &tnode{step: st}
+		if bn, ok := tn.op.(*trainBN); ok && bn.train {
 			for j := 3; j < min(5, len(tn.in)); j++ {
 				i := tn.in[j]
-				if i < 0 || t.consts[i] == nil || t.paramOf[i] >= 0 {
+				if i < 0 || g.consts[i] == nil || isParam[g.names[i]] {
 					continue
 				}
-				private := id(fmt.Sprintf("%s\x00%s", t.names[i], tn.label))
-				src := t.consts[i]
-				t.consts[private] = &Tensor{Shape: append([]int{}, src.Shape...), Data: newFloats(len(src.Data))}
-				copy(t.consts[private].Data, src.Data)
+				private := g.valueID(fmt.Sprintf("%s\x00%s", g.names[i], tn.label))
+				src := g.consts[i]
+				g.consts[private] = &Tensor{Shape: append([]int{}, src.Shape...), Data: newFloats(len(src.Data))}
+				copy(g.consts[private].Data, src.Data)
 				tn.in[j] = private
-				t.stats = append(t.stats, bnStat{value: private, init: n.Inputs[j], node: n.Label(), input: j})
+				t.stats = append(t.stats, bnStat{value: private, init: tn.node.Inputs[j], node: tn.label, input: j})
 			}
 		}
 		t.nodes = append(t.nodes, tn)
 	}
-	defined := make([]bool, len(t.names))
-	for i, c := range t.consts {
-		defined[i] = c != nil
-	}
-	for _, i := range t.inIDs {
-		defined[i] = true
-	}
-	for _, tn := range t.nodes {
-		for _, i := range tn.in {
-			if i >= 0 && !defined[i] {
-				return nil, fmt.Errorf("engine: node %s (%s) reads %q, which nothing defines", tn.label, tn.opType, t.names[i])
-			}
+	// Params in id order, which is the order of the initializers (InitOrder, then by name).
+	t.paramOf = make([]int, len(g.names))
+	for v, c := range g.consts {
+		t.paramOf[v] = -1
+		if c != nil && isParam[g.names[v]] {
+			t.paramOf[v] = len(t.params)
+			t.params = append(t.params, &Param{Name: g.names[v], Shape: append([]int{}, c.Shape...), Value: c.Data,
+				Grad: make([]float32, len(c.Data))})
 		}
-		for _, o := range tn.out {
-			if o >= 0 {
-				defined[o] = true
-			}
-		}
-	}
-	for _, name := range mg.Outputs {
-		i, ok := t.ids[name]
-		if !ok || !defined[i] {
-			return nil, fmt.Errorf("engine: graph output %q is not computed by any node", name)
-		}
-		t.outIDs = append(t.outIDs, i)
-	}
-	if len(t.outIDs) == 0 {
-		return nil, errors.New("engine: the model has no output")
 	}
 	// which values gradients reach: parameters and the input, then forward through the nodes
-	t.needGrad = make([]bool, len(t.names))
+	t.needGrad = make([]bool, len(g.names))
 	for v, p := range t.paramOf {
 		t.needGrad[v] = p >= 0
 	}
 	if !opt.SkipInputGrad {
-		for _, i := range t.inIDs {
+		for _, i := range t.g.inIDs {
 			t.needGrad[i] = true
 		}
 	}
-	for ni, tn := range t.nodes {
-		n := mg.Nodes[ni]
+	opset := m.Opset()
+	for _, tn := range t.nodes {
 		any := false
 		for _, i := range tn.in {
 			any = any || (i >= 0 && t.needGrad[i])
@@ -297,14 +217,14 @@ func NewTrainer(m *onnx.Model, opt TrainOptions) (_ *Trainer, err error) {
 		if !any {
 			continue
 		}
-		g, diff, stop, err := gradFor(n, tn.fwd, opset)
+		grad, diff, stop, err := gradFor(tn.node, tn.op, opset)
 		if err != nil {
 			return nil, fmt.Errorf("engine: node %s (%s): %w", tn.label, tn.opType, err)
 		}
 		if stop {
 			continue
 		}
-		if g == nil {
+		if grad == nil {
 			return nil, fmt.Errorf("engine: node %s: op %s has no backward, and gradients must pass through it", tn.label, tn.opType)
 		}
 		tn.diff = make([]bool, len(tn.in))
@@ -317,28 +237,16 @@ func NewTrainer(m *onnx.Model, opt TrainOptions) (_ *Trainer, err error) {
 		if !flows {
 			continue
 		}
-		tn.grad = g
+		tn.grad = grad
 		for _, o := range tn.out {
 			if o >= 0 {
 				t.needGrad[o] = true
 			}
 		}
 	}
+	t.pool = newWorkers(threads)
 	runtime.AddCleanup(t, func(w *workers) { w.close() }, t.pool)
 	return t, nil
-}
-
-func sortedNames(m map[string]*onnx.Tensor) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }
 
 // Close stops the Trainer's worker goroutines. The Trainer must not be used afterwards.
@@ -349,7 +257,8 @@ func (t *Trainer) Close() {
 	}
 }
 
-// Params lists the trainable parameters in the order the graph first reads them. The slice
+// Params lists the trainable parameters in the order of the model's initializers (InitOrder, then
+// by name for those missing from it). The slice
 // belongs to the Trainer (do not modify it); the Params' values may be changed in place.
 func (t *Trainer) Params() []*Param { return t.params }
 
@@ -369,7 +278,7 @@ func (t *Trainer) Forward(x *Tensor) (_ *Tensor, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return pl.vals[t.outIDs[0]], nil
+	return pl.vals[t.g.outIDs[0]], nil
 }
 
 // ForwardKeep is Forward that returns the graph outputs and the named intermediate values by
@@ -378,7 +287,7 @@ func (t *Trainer) Forward(x *Tensor) (_ *Tensor, err error) {
 func (t *Trainer) ForwardKeep(x *Tensor, names ...string) (_ map[string]*Tensor, err error) {
 	defer recoverInto(&err)
 	for _, n := range names {
-		if _, ok := t.ids[n]; !ok {
+		if _, ok := t.g.ids[n]; !ok {
 			return nil, fmt.Errorf("engine: the model has no value named %q", n)
 		}
 	}
@@ -386,12 +295,12 @@ func (t *Trainer) ForwardKeep(x *Tensor, names ...string) (_ map[string]*Tensor,
 	if err != nil {
 		return nil, err
 	}
-	res := make(map[string]*Tensor, len(t.outIDs)+len(names))
-	for _, o := range t.outIDs {
-		res[t.names[o]] = pl.vals[o]
+	res := make(map[string]*Tensor, len(t.g.outIDs)+len(names))
+	for _, o := range t.g.outIDs {
+		res[t.g.names[o]] = pl.vals[o]
 	}
 	for _, n := range names {
-		v := pl.vals[t.ids[n]]
+		v := pl.vals[t.g.ids[n]]
 		if v == nil {
 			return nil, fmt.Errorf("engine: value %q is not computed", n)
 		}
@@ -408,7 +317,7 @@ func (t *Trainer) Backward(gradOut *Tensor) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := t.seed(pl, t.outIDs[0], gradOut); err != nil {
+	if err := t.seed(pl, t.g.outIDs[0], gradOut); err != nil {
 		return err
 	}
 	return t.backward(pl)
@@ -423,7 +332,7 @@ func (t *Trainer) BackwardFrom(grads map[string]*Tensor) (err error) {
 		return err
 	}
 	for name, g := range grads {
-		v, ok := t.ids[name]
+		v, ok := t.g.ids[name]
 		if !ok {
 			return fmt.Errorf("engine: the model has no value named %q", name)
 		}
@@ -441,7 +350,7 @@ func (t *Trainer) InputGrad() *Tensor {
 	if pl == nil || t.opt.SkipInputGrad {
 		return nil
 	}
-	v := t.inIDs[0]
+	v := t.g.inIDs[0]
 	s := pl.slotOf[v]
 	if s < 0 {
 		return nil
@@ -481,7 +390,7 @@ func (t *Trainer) WriteBack(m *onnx.Model) {
 			}
 		}
 		if readers <= 1 {
-			write(st.init, t.consts[st.value].Data)
+			write(st.init, t.g.consts[st.value].Data)
 			continue
 		}
 		// shared with other nodes: give this node its own initializer
@@ -498,7 +407,7 @@ func (t *Trainer) WriteBack(m *onnx.Model) {
 				name = fmt.Sprintf("%s_%s_%d", st.init, st.node, k)
 			}
 			m.Graph.Inits[name] = &onnx.Tensor{Name: name, Type: old.Type, Dims: append([]int64(nil), old.Dims...),
-				Floats: append([]float32(nil), t.consts[st.value].Data...)}
+				Floats: append([]float32(nil), t.g.consts[st.value].Data...)}
 			m.Graph.InitOrder = append(m.Graph.InitOrder, name)
 			if v := m.Graph.Values[st.init]; v != nil {
 				cv := *v
@@ -554,8 +463,8 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 	if t.closed {
 		return nil, errors.New("engine: trainer is closed")
 	}
-	if len(t.inIDs) != 1 {
-		return nil, fmt.Errorf("engine: the model has %d inputs; Forward takes one", len(t.inIDs))
+	if len(t.g.inIDs) != 1 {
+		return nil, fmt.Errorf("engine: the model has %d inputs; Forward takes one", len(t.g.inIDs))
 	}
 	if x == nil {
 		return nil, errors.New("engine: nil input")
@@ -586,7 +495,7 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 	for i := range pl.steps {
 		s := &pl.steps[i]
 		if s.check {
-			specs, err := s.n.fwd.infer(s.in)
+			specs, err := s.n.op.infer(s.in)
 			if err != nil {
 				return nil, s.n.errorf(err)
 			}
@@ -603,10 +512,10 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 				}
 			}
 		}
-		if _, ok := s.n.fwd.(viewOp); ok && !s.check {
+		if _, ok := s.n.op.(viewOp); ok && !s.check {
 			continue
 		}
-		if err := s.n.fwd.run(&pl.ctx, s.in, s.out); err != nil {
+		if err := s.n.op.run(&pl.ctx, s.in, s.out); err != nil {
 			return nil, s.n.errorf(err)
 		}
 	}
@@ -615,16 +524,16 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 
 // makePlan runs the forward once allocating every value, then prepares the backward.
 func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
-	nv := len(t.names)
+	nv := len(t.g.names)
 	pl := &tplan{inShape: append([]int{}, x.Shape...), inInt: x.IsInt(), vals: make([]*Tensor, nv),
 		ctx: ctx{pool: t.pool, threads: t.threads}}
-	for v, c := range t.consts {
+	for v, c := range t.g.consts {
 		if c != nil {
 			pl.vals[v] = c
 		}
 	}
 	pl.input = copyIn(x)
-	pl.vals[t.inIDs[0]] = pl.input
+	pl.vals[t.g.inIDs[0]] = pl.input
 	per, shared := 0, 0
 	grow := func(p, s int) {
 		if p > per {
@@ -641,7 +550,7 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 	}
 	grow(0, 0)
 	constIDs := make([]bool, nv)
-	for v, c := range t.consts {
+	for v, c := range t.g.consts {
 		constIDs[v] = c != nil
 	}
 	for _, tn := range t.nodes {
@@ -650,18 +559,18 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 			if i >= 0 {
 				s.in[j] = pl.vals[i]
 				if s.in[j] == nil {
-					return nil, tn.errorf(fmt.Errorf("input %q is not available", t.names[i]))
+					return nil, tn.errorf(fmt.Errorf("input %q is not available", t.g.names[i]))
 				}
 				if s.in[j].IsInt() && !constIDs[i] {
 					s.check = true
 				}
 			}
 		}
-		specs, err := tn.fwd.infer(s.in)
+		specs, err := tn.op.infer(s.in)
 		if err != nil {
 			return nil, tn.errorf(err)
 		}
-		_, isView := tn.fwd.(viewOp)
+		_, isView := tn.op.(viewOp)
 		for j, o := range tn.out {
 			if j >= len(specs) {
 				break
@@ -683,11 +592,11 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 				pl.vals[o] = v
 			}
 		}
-		if so, ok := tn.fwd.(scratchOp); ok {
+		if so, ok := tn.op.(scratchOp); ok {
 			grow(so.scratch(s.in, t.threads))
 		}
 		if !isView || s.check {
-			if err := tn.fwd.run(&pl.ctx, s.in, s.out); err != nil {
+			if err := tn.op.run(&pl.ctx, s.in, s.out); err != nil {
 				return nil, tn.errorf(err)
 			}
 		}
@@ -714,8 +623,8 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 		pl.slots = append(pl.slots, g)
 		pl.grads[v] = &Tensor{Shape: val.Shape, Data: g.buf[:val.Len()]}
 	}
-	for v := range t.names {
-		if t.needGrad[v] && (constIDs[v] || v == t.inIDs[0]) {
+	for v := range t.g.names {
+		if t.needGrad[v] && (constIDs[v] || v == t.g.inIDs[0]) {
 			newSlot(v)
 		}
 	}
@@ -724,7 +633,7 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 		if tn.grad == nil {
 			continue
 		}
-		_, isView := tn.fwd.(viewOp)
+		_, isView := tn.op.(viewOp)
 		for j, o := range tn.out {
 			if o < 0 || !t.needGrad[o] || pl.vals[o] == nil || pl.vals[o].IsInt() {
 				continue
@@ -796,10 +705,10 @@ func (t *Trainer) startBackward() (*tplan, error) {
 func (t *Trainer) seed(pl *tplan, v int, g *Tensor) error {
 	val := pl.vals[v]
 	if g == nil || val == nil {
-		return fmt.Errorf("engine: no gradient or value for %q", t.names[v])
+		return fmt.Errorf("engine: no gradient or value for %q", t.g.names[v])
 	}
 	if !shapeEq(g.Shape, val.Shape) || g.IsInt() || len(g.Data) < val.Len() {
-		return fmt.Errorf("engine: gradient for %q has shape %v, the value has %v", t.names[v], g.Shape, val.Shape)
+		return fmt.Errorf("engine: gradient for %q has shape %v, the value has %v", t.g.names[v], g.Shape, val.Shape)
 	}
 	s := pl.slotOf[v]
 	if s < 0 {

@@ -145,5 +145,3 @@ func TestParseInputShape(t *testing.T) {
 		}
 	}
 }
-
-func TestMain(m *testing.M) { os.Exit(m.Run()) }

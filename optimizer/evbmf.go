@@ -1,14 +1,13 @@
 package optimizer
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sort"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/chanopt/chanopt/linalg"
 )
 
 // EVBMFResult is the outcome of EVBMF, the analytic global solution of empirical variational Bayesian
@@ -45,8 +44,8 @@ const minimizeIters = 500
 // EVBMF estimates the rank of y by empirical variational Bayes (see EVBMFResult). It fails when y
 // holds NaN or Inf or a factorisation does not converge. An empty or all-zero matrix has rank 0.
 //
-// The singular values come from the eigenvalues of the L×L Gram matrix of y's smaller side (formed
-// by gemmNT, reduced by symEigenvalues): 5–10 times faster than gonum's SVD, or its Dsyrk and Dsyev,
+// The singular values come from the eigenvalues of the L×L Gram matrix of y's smaller side
+// (linalg.GramSingularValues): 5–10 times faster than gonum's SVD, or its Dsyrk and Dsyev,
 // on ResNet-50's layers. Each eigenvalue s² is then exact up to about L·ε·s₁². That is
 // far below what the noise estimate needs, and below a millionth of every value near or above the
 // threshold unless the threshold lies more than about six decades of s² below s₁² (a nearly
@@ -65,18 +64,18 @@ func EVBMF(y mat.Matrix) (EVBMFResult, error) {
 	}
 	l := min(r, c)
 	if l >= gramMinRows {
-		s, err := gramSingularValues(a)
+		s, err := linalg.GramSingularValues(a)
 		if err != nil {
-			return EVBMFResult{}, err
+			return EVBMFResult{}, fmt.Errorf("evbmf: %w", err)
 		}
 		res := EVBMFSpectrum(s, r, c)
 		if t := evbThreshold(res.L, res.M, res.Sigma2); t*t > gramMargin*float64(l)*eps*s[0]*s[0] {
 			return res, nil
 		}
 	}
-	s, err := svdSingularValues(a)
+	s, err := linalg.SVDSingularValues(a)
 	if err != nil {
-		return EVBMFResult{}, err
+		return EVBMFResult{}, fmt.Errorf("evbmf: %w", err)
 	}
 	return EVBMFSpectrum(s, r, c), nil
 }
@@ -89,72 +88,6 @@ const (
 	// that the error bound of every s² from the threshold up is at most a millionth of it.
 	gramMargin = 1e6
 )
-
-// gramSingularValues returns the min(rows, cols) singular values of a, descending, as the square
-// roots of the eigenvalues of the Gram matrix of its smaller side (rounding can leave the smallest
-// slightly negative: they become 0). See EVBMF for their accuracy.
-func gramSingularValues(a mat.Matrix) ([]float64, error) {
-	if r, c := a.Dims(); r > c {
-		a = a.T()
-	}
-	g := gramOf(a)
-	ev, ok := symEigenvalues(g.Data, g.N, g.Stride) // ascending
-	if !ok {
-		return nil, errors.New("evbmf: eigendecomposition did not converge")
-	}
-	s := make([]float64, len(ev))
-	for i, v := range ev {
-		s[len(ev)-1-i] = math.Sqrt(math.Max(v, 0))
-	}
-	return s, nil
-}
-
-// gramOf returns a·aᵀ, both triangles filled (a blas64.Symmetric reads the upper one). The upper
-// triangle is computed by gemmNT and mirrored. The rows are gramStride apart.
-func gramOf(a mat.Matrix) blas64.Symmetric {
-	l, m := a.Dims()
-	var rows strided
-	switch d := a.(type) {
-	case *mat.Dense:
-		raw := d.RawMatrix()
-		rows = strided{raw.Data, raw.Stride, 1}
-	case mat.Transpose:
-		if d, ok := d.Matrix.(*mat.Dense); ok { // a tall matrix's transpose: read it by columns
-			raw := d.RawMatrix()
-			rows = strided{raw.Data, 1, raw.Stride}
-			break
-		}
-		rows = strided{mat.DenseCopyOf(a).RawMatrix().Data, m, 1}
-	default:
-		rows = strided{mat.DenseCopyOf(a).RawMatrix().Data, m, 1}
-	}
-	g := blas64.Symmetric{N: l, Stride: gramStride(l), Uplo: blas.Upper}
-	g.Data = make([]float64, max(l-1, 0)*g.Stride+l)
-	gemmNT(g.Data, g.Stride, rows, rows, l, l, m, true)
-	mirrorUpper(g.Data, l, g.Stride)
-	return g
-}
-
-// gramStride is the row stride of an n×n Gram matrix: the smallest odd multiple of 8 elements (one
-// 64-byte cache line) from n up, so that consecutive rows start in different cache sets and a
-// column touches all of them before one repeats (at a power-of-two stride, the usual layer width,
-// every row of a column falls into the same sets).
-func gramStride(n int) int {
-	s := (n + 7) &^ 7
-	if s%16 == 0 {
-		s += 8
-	}
-	return s
-}
-
-// svdSingularValues returns the singular values of a, descending, without forming vectors.
-func svdSingularValues(a mat.Matrix) ([]float64, error) {
-	var svd mat.SVD
-	if !svd.Factorize(a, mat.SVDNone) {
-		return nil, errors.New("evbmf: SVD did not converge")
-	}
-	return svd.Values(nil), nil
-}
 
 // checkFinite reports the first NaN or Inf element of a.
 func checkFinite(a mat.Matrix) error {
@@ -279,7 +212,7 @@ func estimateNoise(s []float64, l, m int) (sigma2 float64, ok bool) {
 	// with the matrix: EVBMF(c·Y) has c²·σ² and the same rank. (VBMF.py and AdaS use scipy's default
 	// absolute tolerance 1e-5, which is coarser than σ² itself for typical trained weights.)
 	absTol := math.Max(1e-10*lower, 1e-30*upper)
-	sigma2, _ = minimizeBounded(obj, lower, upper, absTol, minimizeIters)
+	sigma2, _ = linalg.MinimizeBounded(obj, lower, upper, absTol, minimizeIters)
 	return sigma2, true
 }
 
@@ -307,7 +240,3 @@ func evbObjective(v float64, s []float64, l, m int, energy, alpha, xBar float64)
 	}
 	return f
 }
-
-// SingularValues returns a matrix's singular values, descending, the way the metrics compute them
-// (for benchmarks that compare the metrics with a plain sweep).
-func SingularValues(a mat.Matrix) ([]float64, error) { return gramSingularValues(a) }

@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/chanopt/chanopt/linalg"
 )
 
 // EVBMFFactors is an EVBMF estimate together with the singular vectors of its kept components.
@@ -41,7 +43,7 @@ func EVBMFWithVectors(y mat.Matrix) (EVBMFFactors, error) {
 	t := evbThreshold(res.L, res.M, res.Sigma2)
 	if l >= gramMinRows && t*t > gramMargin*float64(l)*eps*res.Singular[0]*res.Singular[0] {
 		var gram mat.SymDense
-		gram.SetRawSymmetric(gramOf(a))
+		gram.SetRawSymmetric(linalg.Gram(a))
 		var eig mat.EigenSym
 		if !eig.Factorize(&gram, true) {
 			return EVBMFFactors{}, errors.New("evbmf: eigendecomposition did not converge")

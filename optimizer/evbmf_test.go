@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/chanopt/chanopt/linalg"
 )
 
 // lowRankPlusNoise returns U·diag(d)·Vᵀ + σ·N(0,1) for random orthonormal U (rows×r), V (cols×r).
@@ -303,31 +305,6 @@ func TestEVBObjective(t *testing.T) {
 	}
 }
 
-func TestMinimizeBounded(t *testing.T) {
-	tests := []struct {
-		name   string
-		f      func(float64) float64
-		lo, hi float64
-		want   float64
-	}{
-		{"parabola", func(x float64) float64 { return (x - 0.3) * (x - 0.3) }, 0, 1, 0.3},
-		{"minimum at the upper end", func(x float64) float64 { return (x - 2) * (x - 2) }, 0, 1, 1},
-		{"minimum at the lower end", func(x float64) float64 { return x }, 5, 6, 5},
-		{"not smooth", func(x float64) float64 { return math.Abs(x - 1e-7) }, 0, 1e-6, 1e-7},
-		{"cosine", math.Cos, 2, 4, math.Pi},
-		{"tiny scale", func(x float64) float64 { return x/3e-9 - math.Log(x) }, 1e-10, 1e-8, 3e-9},
-	}
-	for _, tc := range tests {
-		x, fx := minimizeBounded(tc.f, tc.lo, tc.hi, 1e-12*tc.hi, 500)
-		if math.Abs(x-tc.want) > 1e-6*math.Max(math.Abs(tc.want), tc.hi-tc.lo) {
-			t.Errorf("%s: x = %.12g, want %.12g", tc.name, x, tc.want)
-		}
-		if fx != tc.f(x) {
-			t.Errorf("%s: f(x) = %g, returned %g", tc.name, tc.f(x), fx)
-		}
-	}
-}
-
 // The Gram route gives what a full SVD gives, including when the spectrum is too wide for it and the
 // SVD takes over.
 func TestEVBMFGramMatchesSVD(t *testing.T) {
@@ -361,7 +338,7 @@ func TestEVBMFGramMatchesSVD(t *testing.T) {
 		if r, c := tc.y.Dims(); r > c {
 			a = tc.y.T()
 		}
-		s, err := svdSingularValues(a)
+		s, err := linalg.SVDSingularValues(a)
 		if err != nil {
 			t.Fatal(err)
 		}

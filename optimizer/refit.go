@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/mat"
-
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/linalg"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"
 )
@@ -110,74 +109,6 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	return len(todo), nil
 }
 
-// normalSystem accumulates XᵀX and XᵀY for a ridge regression, a block of rows at a time.
-type normalSystem struct {
-	d, k  int
-	xtx   *mat.SymDense
-	xty   *mat.Dense
-	block []float64 // rows × d
-	yblk  []float64 // rows × k
-	rows  int
-}
-
-const blockRows = 256
-
-func newNormalSystem(d, k int) *normalSystem {
-	return &normalSystem{d: d, k: k, xtx: mat.NewSymDense(d, nil), xty: mat.NewDense(d, k, nil),
-		block: make([]float64, blockRows*d), yblk: make([]float64, blockRows*k)}
-}
-
-// row returns the next row's x and y buffers to fill.
-func (s *normalSystem) row() (x, y []float64) {
-	if s.rows == blockRows {
-		s.flush()
-	}
-	x = s.block[s.rows*s.d : (s.rows+1)*s.d]
-	y = s.yblk[s.rows*s.k : (s.rows+1)*s.k]
-	s.rows++
-	return x, y
-}
-
-func (s *normalSystem) flush() {
-	if s.rows == 0 {
-		return
-	}
-	x := mat.NewDense(s.rows, s.d, s.block[:s.rows*s.d])
-	y := mat.NewDense(s.rows, s.k, s.yblk[:s.rows*s.k])
-	s.xtx.SymRankK(s.xtx, 1, x.T())
-	var xy mat.Dense
-	xy.Mul(x.T(), y)
-	s.xty.Add(s.xty, &xy)
-	s.rows = 0
-}
-
-// solve returns the d × k ridge solution.
-func (s *normalSystem) solve(ridge float64) (*mat.Dense, error) {
-	s.flush()
-	tr := 0.0
-	for i := 0; i < s.d; i++ {
-		tr += s.xtx.At(i, i)
-	}
-	lambda := ridge * tr / float64(s.d)
-	if lambda == 0 {
-		lambda = 1e-8
-	}
-	a := mat.NewSymDense(s.d, nil)
-	a.CopySym(s.xtx)
-	for i := 0; i < s.d; i++ {
-		a.SetSym(i, i, a.At(i, i)+lambda)
-	}
-	var ch mat.Cholesky
-	if !ch.Factorize(a) {
-		return nil, fmt.Errorf("the normal equations are not positive definite")
-	}
-	var w mat.Dense
-	if err := ch.SolveTo(&w, s.xty); err != nil {
-		return nil, err
-	}
-	return &w, nil
-}
-
 func refitNode(g *onnx.Graph, n *onnx.Node, c rewrite.Correspondence, inputs, targets []*engine.Tensor, opt RefitOptions, rng *rand.Rand) error {
 	w := g.Inits[n.Inputs[1]]
 	var bias *onnx.Tensor
@@ -210,7 +141,7 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 	if len(dil) == 2 {
 		dh, dw = int(dil[0]), int(dil[1])
 	}
-	sys := newNormalSystem(d, cout)
+	sys := linalg.NewNormalEquations(d, cout)
 	total := 0
 	for _, t := range targets {
 		total += t.Shape[0]
@@ -224,7 +155,7 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 		for b := 0; b < nb; b++ {
 			for s := 0; s < perImage; s++ {
 				oh, ow := rng.IntN(OH), rng.IntN(OW)
-				xr, yr := sys.row()
+				xr, yr := sys.Row()
 				k := 0
 				for ci := 0; ci < cin; ci++ {
 					plane := x.Data[(b*cin+ci)*H*W:]
@@ -254,7 +185,7 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 			}
 		}
 	}
-	sol, err := sys.solve(opt.Ridge)
+	sol, err := sys.SolveRidge(opt.Ridge)
 	if err != nil {
 		return err
 	}
@@ -312,7 +243,7 @@ func refitDense(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, in
 	if withBias {
 		d++
 	}
-	sys := newNormalSystem(d, kOut)
+	sys := linalg.NewNormalEquations(d, kOut)
 	for bi, x := range inputs {
 		y := targets[bi]
 		rows := x.Shape[0]
@@ -321,7 +252,7 @@ func refitDense(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, in
 		}
 		tc := y.Len() / rows
 		for r := 0; r < rows; r++ {
-			xr, yr := sys.row()
+			xr, yr := sys.Row()
 			for k := 0; k < kIn; k++ {
 				xr[k] = float64(x.Data[r*kIn+k])
 			}
@@ -337,7 +268,7 @@ func refitDense(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, in
 			}
 		}
 	}
-	sol, err := sys.solve(opt.Ridge)
+	sol, err := sys.SolveRidge(opt.Ridge)
 	if err != nil {
 		return err
 	}

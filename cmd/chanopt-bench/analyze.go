@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chanopt/chanopt/linalg"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/rewrite"
@@ -46,7 +47,7 @@ func benchAnalyze(env *benchEnv) error {
 		if w == nil || len(w.Dims) < 2 {
 			continue
 		}
-		if _, err := optimizer.SingularValues(optimizer.Unfold(w.Floats, w.Dims, 0)); err != nil {
+		if _, err := linalg.GramSingularValues(optimizer.Unfold(w.Floats, w.Dims, 0)); err != nil {
 			return err
 		}
 	}

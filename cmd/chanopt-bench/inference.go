@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/ort"
@@ -74,5 +73,3 @@ func peakRSS() string {
 	}
 	return "unknown"
 }
-
-var _ = time.Second

@@ -1,11 +1,14 @@
 // Package golden compares test output with golden files (by convention under the package's
 // testdata/ folder) and rewrites them on request.
 //
-// Importing the package registers the -update flag, so in any package whose tests use it
+// Importing the package registers the -update flag, so in a package whose tests use it
 //
-//	go test ./... -update
+//	go test ./engine -update
 //
-// rewrites every golden file from the current output instead of comparing. Without -update a
+// rewrites that package's golden files from the current output instead of comparing; `make golden`
+// does it for every package that keeps golden files, with the reference tools they need (a
+// `go test ./... -update` would fail in the packages that do not import golden and so lack the
+// flag). Without -update a
 // mismatch fails the test with a short line diff (the first differing region with line numbers
 // and a few lines of context, never the whole file), and a missing golden file fails the test
 // saying how to create it. Packages that import golden must not define their own -update flag
@@ -56,7 +59,7 @@ func Check(t testing.TB, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("golden: %s does not exist; run go test -update to create it", path)
+		t.Fatalf("golden: %s does not exist; run make golden (or go test -update in this package) to create it", path)
 		return
 	}
 	if err != nil {
@@ -66,7 +69,7 @@ func Check(t testing.TB, path string, got []byte) {
 	if bytes.Equal(want, got) {
 		return
 	}
-	t.Errorf("golden: output differs from %s (run go test -update to accept):\n%s", path, Diff(want, got))
+	t.Errorf("golden: output differs from %s (run make golden, or go test -update in this package, to accept):\n%s", path, Diff(want, got))
 }
 
 // Diff describes how got differs from want: for text a unified-style hunk around the first

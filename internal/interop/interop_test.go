@@ -3,7 +3,6 @@ package interop
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +89,3 @@ func TestSlimModelsReadByOnnxGo(t *testing.T) {
 		})
 	}
 }
-
-func TestMain(m *testing.M) { os.Exit(m.Run()) }

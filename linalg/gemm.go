@@ -1,9 +1,9 @@
-package optimizer
+package linalg
 
 import "math"
 
-// A small float64 matrix product for the Gram matrices of the metrics and the updates of the
-// tridiagonal reduction (tridiag.go): C += A·Bᵀ, cut into blocks that stay in cache, packed, and
+// A small float64 matrix product for Gram matrices (gram.go) and the updates of the tridiagonal
+// reduction (symeig.go): C += A·Bᵀ, cut into blocks that stay in cache, packed, and
 // computed 4×8 entries at a time by an AVX2 kernel (or plain Go with the same fused multiply-adds,
 // so both give the same bits). gonum's BLAS has no vector kernel for these and runs them 3–5 times
 // slower.
@@ -14,19 +14,22 @@ const (
 	blockM       = 64   // rows of A packed per pass: 128 KiB
 )
 
-// strided is a read-only matrix view: element (i, k) is data[i*rs+k*ks].
-type strided struct {
-	data   []float64
-	rs, ks int
+// Strided is a read-only view of a matrix laid out in a flat slice: element (i, k) is
+// Data[i*RowStride+k*ColStride]. A row-major matrix has ColStride 1, a column-major one RowStride 1,
+// so a matrix and its transpose are read from the same storage.
+type Strided struct {
+	Data                 []float64
+	RowStride, ColStride int
 }
 
-func (s strided) at(i, k int) float64 { return s.data[i*s.rs+k*s.ks] }
+// At returns element (i, k).
+func (s Strided) At(i, k int) float64 { return s.Data[i*s.RowStride+k*s.ColStride] }
 
-// gemmNT adds a·bᵀ to the m×n matrix c (row-major, stride ldc): c[i][j] += Σ_k a(i,k)·b(j,k), for
+// GemmNT adds a·bᵀ to the m×n matrix c (row-major, stride ldc): c[i][j] += Σ_k a(i,k)·b(j,k), for
 // an m×k a and an n×k b. With upper, only the entries with j ≥ i are written (those below may be
 // computed and are dropped). Each entry's sum runs over k in blocks of blockK, in order, with one
 // fused multiply-add per term, so the result does not depend on the machine.
-func gemmNT(c []float64, ldc int, a, b strided, m, n, k int, upper bool) {
+func GemmNT(c []float64, ldc int, a, b Strided, m, n, k int, upper bool) {
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
@@ -80,24 +83,24 @@ func gemmNT(c []float64, ldc int, a, b strided, m, n, k int, upper bool) {
 
 // pack lays out rows i0..i0+rows−1 of s, terms k0..k0+kc−1, term by term: dst[kk*width+ii] holds
 // s(i0+ii, k0+kk); rows from rows up to width are zero.
-func pack(dst []float64, s strided, i0, rows, width, k0, kc int) {
+func pack(dst []float64, s Strided, i0, rows, width, k0, kc int) {
 	switch {
-	case s.ks == 1:
+	case s.ColStride == 1:
 		for ii := 0; ii < rows; ii++ {
-			src := s.data[(i0+ii)*s.rs+k0 : (i0+ii)*s.rs+k0+kc]
+			src := s.Data[(i0+ii)*s.RowStride+k0 : (i0+ii)*s.RowStride+k0+kc]
 			for kk, v := range src {
 				dst[kk*width+ii] = v
 			}
 		}
-	case s.rs == 1:
+	case s.RowStride == 1:
 		for kk := 0; kk < kc; kk++ {
-			off := (k0+kk)*s.ks + i0
-			copy(dst[kk*width:kk*width+rows], s.data[off:off+rows])
+			off := (k0+kk)*s.ColStride + i0
+			copy(dst[kk*width:kk*width+rows], s.Data[off:off+rows])
 		}
 	default:
 		for ii := 0; ii < rows; ii++ {
 			for kk := 0; kk < kc; kk++ {
-				dst[kk*width+ii] = s.at(i0+ii, k0+kk)
+				dst[kk*width+ii] = s.At(i0+ii, k0+kk)
 			}
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build !amd64
 
-package optimizer
+package linalg
 
 // haveFMA is false: there is no assembly kernel here (the tests read it).
 var haveFMA = false

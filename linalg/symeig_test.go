@@ -1,4 +1,4 @@
-package optimizer
+package linalg
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// symEigenvalues against gonum's EigenSym, on sizes around the block size and on matrices with
+// SymEigenvalues against gonum's EigenSym, on sizes around the block size and on matrices with
 // repeated, zero and widely spread eigenvalues.
 func TestSymEigenvalues(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -83,7 +83,7 @@ func TestSymEigenvalues(t *testing.T) {
 				norm = math.Max(norm, math.Abs(tc.a.At(i, j)))
 			}
 		}
-		got, ok := symEigenvalues(buf, n, ld)
+		got, ok := SymEigenvalues(buf, n, ld)
 		if !ok {
 			t.Fatalf("%s: did not converge", tc.name)
 		}

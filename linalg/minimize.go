@@ -1,15 +1,15 @@
-package optimizer
+package linalg
 
 import "math"
 
-// minimizeBounded finds a local minimum of f on the closed interval [lo, hi] by Brent's method:
+// MinimizeBounded finds a local minimum of f on the closed interval [lo, hi] by Brent's method:
 // golden-section steps that always shrink the bracket, replaced by a parabolic step through the three
 // best points whenever that step is small and lands inside the bracket. It needs no derivative.
 //
 // The search stops when the point is known to within tol(x) = √ε·|x| + absTol/3, so a tiny absTol
 // makes the tolerance relative to x; the result does not depend on the scale of the problem.
 // It returns the best abscissa found and its value. f is never evaluated at lo or hi themselves.
-func minimizeBounded(f func(float64) float64, lo, hi, absTol float64, maxIter int) (x, fx float64) {
+func MinimizeBounded(f func(float64) float64, lo, hi, absTol float64, maxIter int) (x, fx float64) {
 	const (
 		golden  = 0.3819660112501051 // (3 − √5)/2, the golden-section fraction
 		sqrtEps = 1.4901161193847656e-08

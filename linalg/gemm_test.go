@@ -1,13 +1,12 @@
-package optimizer
+package linalg
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 )
 
-// gemmNT against a plain triple loop, over shapes that leave partial tiles and blocks on every side,
+// GemmNT against a plain triple loop, over shapes that leave partial tiles and blocks on every side,
 // for both kernels.
 func TestGemmNT(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -30,22 +29,22 @@ func TestGemmNT(t *testing.T) {
 			for i := range bd {
 				bd[i] = rng.NormFloat64()
 			}
-			a, b := strided{ad, k, 1}, strided{bd, 1, n}
+			a, b := Strided{ad, k, 1}, Strided{bd, 1, n}
 			for _, upper := range []bool{false, true} {
 				ldc := n + 3
 				c := make([]float64, m*ldc)
 				for i := range c {
 					c[i] = 1
 				}
-				gemmNT(c, ldc, a, b, m, n, k, upper)
+				GemmNT(c, ldc, a, b, m, n, k, upper)
 				for i := 0; i < m; i++ {
 					for j := 0; j < ldc; j++ {
 						want := 1.0
 						if j < n && (!upper || j >= i) {
 							var scale float64
 							for kk := 0; kk < k; kk++ {
-								want += a.at(i, kk) * b.at(j, kk)
-								scale += math.Abs(a.at(i, kk) * b.at(j, kk))
+								want += a.At(i, kk) * b.At(j, kk)
+								scale += math.Abs(a.At(i, kk) * b.At(j, kk))
 							}
 							if math.Abs(c[i*ldc+j]-want) > 1e-13*(scale+1) {
 								t.Fatalf("asm %v %v upper %v: c[%d][%d] = %v, want %v", useAsm, s, upper, i, j, c[i*ldc+j], want)
@@ -96,48 +95,5 @@ func TestMulTileKernelsAgree(t *testing.T) {
 				break
 			}
 		}
-	}
-}
-
-// BenchmarkGram measures the Gram matrices of ResNet-50's largest unfoldings (upper triangle).
-func BenchmarkGram(b *testing.B) {
-	for _, s := range [][2]int{{512, 4608}, {1024, 2048}, {256, 2304}} {
-		l, m := s[0], s[1]
-		rng := rand.New(rand.NewPCG(1, 2))
-		d := make([]float64, l*m)
-		for i := range d {
-			d[i] = rng.NormFloat64()
-		}
-		c := make([]float64, l*l)
-		b.Run(fmt.Sprintf("%dx%d", l, m), func(b *testing.B) {
-			for range b.N {
-				gemmNT(c, l, strided{d, m, 1}, strided{d, m, 1}, l, l, m, true)
-			}
-			b.ReportMetric(float64(l)*float64(l)*float64(m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
-	}
-}
-
-// BenchmarkSymEigenvalues measures the tridiagonal reduction and QL iteration on Gram matrices of
-// ResNet-50's sizes.
-func BenchmarkSymEigenvalues(b *testing.B) {
-	for _, n := range []int{256, 512, 1024} {
-		rng := rand.New(rand.NewPCG(1, 2))
-		m := 2 * n
-		d := make([]float64, n*m)
-		for i := range d {
-			d[i] = rng.NormFloat64()
-		}
-		ld := gramStride(n)
-		g := make([]float64, n*ld)
-		gemmNT(g, ld, strided{d, m, 1}, strided{d, m, 1}, n, n, m, true)
-		mirrorUpper(g, n, ld)
-		work := make([]float64, len(g))
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			for range b.N {
-				copy(work, g)
-				symEigenvalues(work, n, ld)
-			}
-		})
 	}
 }

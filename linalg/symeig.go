@@ -1,4 +1,4 @@
-package optimizer
+package linalg
 
 import (
 	"gonum.org/v1/gonum/blas/blas64"
@@ -7,18 +7,18 @@ import (
 	"github.com/viterin/vek"
 )
 
-// symEigenvalues returns the eigenvalues, ascending, of the n×n symmetric matrix held in full (both
+// SymEigenvalues returns the eigenvalues, ascending, of the n×n symmetric matrix held in full (both
 // triangles) in a with row stride ld, which it overwrites; ok is false when the QL/QR iteration on
 // the tridiagonal form does not converge.
 //
 // It is LAPACK's Dsytrd followed by Dsterf, with the reduction to tridiagonal form done here rather
 // than by gonum: the same blocked Householder method (Golub & Van Loan §8.3; LAPACK's DLATRD), but
 // on full storage, so that the matrix-vector product of each step is one contiguous dot product per
-// row, and with the rank-2·nb update of each block done by gemmNT. For the Gram matrices of the
+// row, and with the rank-2·nb update of each block done by GemmNT. For the Gram matrices of the
 // metrics (n up to a few thousand) that is 3–5 times faster than gonum's Dsytrd, whose products run
 // element by element. Like Dsytrd it is backward stable: the eigenvalues are those of a matrix within
 // a small multiple of n·ε·‖a‖ of a.
-func symEigenvalues(a []float64, n, ld int) (eig []float64, ok bool) {
+func SymEigenvalues(a []float64, n, ld int) (eig []float64, ok bool) {
 	d := make([]float64, n)
 	if n == 0 {
 		return d, true
@@ -101,15 +101,15 @@ func tridiagonalize(a []float64, n, ld int, d, e []float64) {
 			}
 		}
 		sub := a[t*ld+t:]
-		gemmNT(sub, ld, strided{x, k, 1}, strided{y, k, 1}, m, m, k, true)
-		mirrorUpper(sub, m, ld)
+		GemmNT(sub, ld, Strided{x, k, 1}, Strided{y, k, 1}, m, m, k, true)
+		MirrorUpper(sub, m, ld)
 	}
 	d[n-1] = a[(n-1)*ld+n-1]
 }
 
-// mirrorUpper copies the upper triangle of the m×m matrix a (row stride ld) onto the lower one, in
+// MirrorUpper copies the upper triangle of the m×m matrix a (row stride ld) onto the lower one, in
 // square blocks so that the column-wise writes stay in cache.
-func mirrorUpper(a []float64, m, ld int) {
+func MirrorUpper(a []float64, m, ld int) {
 	const bs = 32
 	for i0 := 0; i0 < m; i0 += bs {
 		for j0 := 0; j0 <= i0; j0 += bs {

@@ -1,4 +1,4 @@
-package optimizer
+package linalg
 
 import "golang.org/x/sys/cpu"
 
