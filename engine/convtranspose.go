@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/chanopt/chanopt/onnx"
+)
 
 // convTransposeOp is ConvTranspose (1-D and 2-D): per image and group, cols = Wᵀ·X by the GEMM
 // kernel, then scattered into the output (col2im).
@@ -46,12 +50,6 @@ func (o *convTransposeOp) geometry(in []*Tensor) (ctGeom, error) {
 	g.n, g.c, g.cg = x[0], x[1], x[1]/o.group
 	g.mg = w[1]
 	g.m = g.mg * o.group
-	get := func(v []int, i, def int) int {
-		if v == nil {
-			return def
-		}
-		return v[i]
-	}
 	for _, v := range [][]int{o.strides, o.dilation, o.outPad, o.kernel, o.outShape} {
 		if v != nil && len(v) != r {
 			return g, fmt.Errorf("attribute %v for %d spatial dims", v, r)
@@ -60,41 +58,18 @@ func (o *convTransposeOp) geometry(in []*Tensor) (ctGeom, error) {
 	if o.pads != nil && len(o.pads) != 2*r {
 		return g, fmt.Errorf("pads %v for %d spatial dims", o.pads, r)
 	}
-	in2, k2, s2, d2, pb2, pe2, out2 := make([]int, r), make([]int, r), make([]int, r), make([]int, r), make([]int, r), make([]int, r), make([]int, r)
-	for i := 0; i < r; i++ {
-		in2[i], k2[i] = x[2+i], get(o.kernel, i, w[2+i])
-		if k2[i] != w[2+i] {
-			return g, fmt.Errorf("kernel_shape %v does not match W %v", o.kernel, w)
-		}
-		s2[i], d2[i] = get(o.strides, i, 1), get(o.dilation, i, 1)
-		op := get(o.outPad, i, 0)
-		ext := (k2[i]-1)*d2[i] + 1
-		if o.pads != nil {
-			pb2[i], pe2[i] = o.pads[i], o.pads[i+r]
-		}
-		switch {
-		case o.outShape != nil:
-			out2[i] = o.outShape[i]
-			total := s2[i]*(in2[i]-1) + op + ext - out2[i]
-			if o.autoPad == "SAME_LOWER" {
-				pb2[i], pe2[i] = total-total/2, total/2
-			} else {
-				pb2[i], pe2[i] = total/2, total-total/2
-			}
-		case o.autoPad == "SAME_UPPER" || o.autoPad == "SAME_LOWER":
-			out2[i] = in2[i] * s2[i]
-			total := s2[i]*(in2[i]-1) + op + ext - out2[i]
-			if o.autoPad == "SAME_UPPER" {
-				pb2[i], pe2[i] = total/2, total-total/2
-			} else {
-				pb2[i], pe2[i] = total-total/2, total/2
-			}
-		default:
-			out2[i] = s2[i]*(in2[i]-1) + op + ext - pb2[i] - pe2[i]
-		}
-		if out2[i] < 0 || s2[i] < 1 || d2[i] < 1 {
-			return g, fmt.Errorf("invalid geometry for dim %d", i)
-		}
+	if o.kernel != nil && !shapeEq(o.kernel, w[2:]) {
+		return g, fmt.Errorf("kernel_shape %v does not match W %v", o.kernel, w)
+	}
+	win := onnx.Window{Kernel: toInt64s(w[2:]), Strides: toInt64s(o.strides), Dilations: toInt64s(o.dilation),
+		Pads: toInt64s(o.pads), AutoPad: o.autoPad, OutputPadding: toInt64s(o.outPad), OutputShape: toInt64s(o.outShape)}
+	out, pads, _, err := win.Output(toInt64s(x[2:]), true)
+	if err != nil {
+		return g, err
+	}
+	in2, k2, s2, d2, pb2, out2 := x[2:], w[2:], make([]int, r), make([]int, r), ints(pads), ints(out)
+	for i := range s2 {
+		s2[i], d2[i] = int(win.Stride(i)), int(win.Dilation(i))
 	}
 	if r == 1 {
 		g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow = 1, in2[0], 1, k2[0], 1, s2[0], 1, d2[0], 0, pb2[0], 1, out2[0]

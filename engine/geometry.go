@@ -1,6 +1,6 @@
 package engine
 
-import "fmt"
+import "github.com/chanopt/chanopt/onnx"
 
 // window describes a sliding window (conv or pool) over the spatial dims of an NC... tensor.
 type window struct {
@@ -10,70 +10,34 @@ type window struct {
 	ceil                       bool // pools: ceil_mode
 }
 
-// outDims returns the output spatial dims and the begin/end pads actually used.
+// nodeWindow reads a Conv's or pool's window attributes (kernel_shape may be absent for a Conv).
+func nodeWindow(n *onnx.Node) window {
+	w := onnx.NodeWindow(n, nil)
+	return window{kernel: ints(w.Kernel), strides: ints(w.Strides), dilations: ints(w.Dilations), pads: ints(w.Pads),
+		autoPad: w.AutoPad, ceil: w.CeilMode}
+}
+
+// outDims returns the output spatial dims and the begin/end pads actually used (onnx.Window holds
+// the arithmetic).
 func (w *window) outDims(in []int) (out, padB, padE []int, err error) {
-	r := len(in)
-	if len(w.kernel) != r {
-		return nil, nil, nil, fmt.Errorf("kernel has %d dims, input has %d spatial dims", len(w.kernel), r)
+	ow := onnx.Window{Kernel: toInt64s(w.kernel), Strides: toInt64s(w.strides), Dilations: toInt64s(w.dilations),
+		Pads: toInt64s(w.pads), AutoPad: w.autoPad, CeilMode: w.ceil}
+	o, b, e, err := ow.Output(toInt64s(in), false)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	out, padB, padE = make([]int, r), make([]int, r), make([]int, r)
-	for i := 0; i < r; i++ {
-		k, s, d := w.kernel[i], 1, 1
-		if i < len(w.strides) {
-			s = w.strides[i]
-		}
-		if i < len(w.dilations) {
-			d = w.dilations[i]
-		}
-		if k < 1 || s < 1 || d < 1 {
-			return nil, nil, nil, fmt.Errorf("kernel %v, strides %v and dilations %v must be positive", w.kernel, w.strides, w.dilations)
-		}
-		ext := (k-1)*d + 1
-		switch w.autoPad {
-		case "", "NOTSET":
-			if len(w.pads) == 2*r {
-				padB[i], padE[i] = w.pads[i], w.pads[i+r]
-			} else if len(w.pads) != 0 {
-				return nil, nil, nil, fmt.Errorf("pads %v: want %d values", w.pads, 2*r)
-			}
-			if padB[i] < 0 || padE[i] < 0 {
-				return nil, nil, nil, fmt.Errorf("negative pads %v", w.pads)
-			}
-			span := in[i] + padB[i] + padE[i] - ext
-			if span < 0 {
-				return nil, nil, nil, fmt.Errorf("window %d is larger than the padded input %d", ext, in[i]+padB[i]+padE[i])
-			}
-			if w.ceil {
-				out[i] = (span+s-1)/s + 1
-				// the last window must start inside the input or the begin padding
-				if (out[i]-1)*s >= in[i]+padB[i] {
-					out[i]--
-				}
-			} else {
-				out[i] = span/s + 1
-			}
-		case "VALID":
-			if in[i] < ext {
-				return nil, nil, nil, fmt.Errorf("window %d is larger than the input %d", ext, in[i])
-			}
-			out[i] = (in[i]-ext)/s + 1
-			if w.ceil {
-				out[i] = (in[i]-ext+s-1)/s + 1
-			}
-		case "SAME_UPPER", "SAME_LOWER":
-			out[i] = (in[i] + s - 1) / s
-			total := max(0, (out[i]-1)*s+ext-in[i])
-			if w.autoPad == "SAME_UPPER" {
-				padB[i] = total / 2
-			} else {
-				padB[i] = (total + 1) / 2
-			}
-			padE[i] = total - padB[i]
-		default:
-			return nil, nil, nil, fmt.Errorf("auto_pad %q is not supported", w.autoPad)
-		}
+	return ints(o), ints(b), ints(e), nil
+}
+
+func toInt64s(v []int) []int64 {
+	if v == nil {
+		return nil
 	}
-	return out, padB, padE, nil
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out
 }
 
 func ints(v []int64) []int {

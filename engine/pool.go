@@ -28,8 +28,7 @@ func buildPool(b *builder) (op, error) {
 	n := b.n
 	o := &poolOp{kind: n.OpType, includePad: n.Int("count_include_pad", 0) != 0,
 		storageOrder: int(n.Int("storage_order", 0)), p: int(n.Int("p", 2))}
-	o.win = window{kernel: b.ints("kernel_shape"), strides: b.ints("strides"), dilations: b.ints("dilations"),
-		pads: b.ints("pads"), autoPad: n.String("auto_pad", "NOTSET"), ceil: n.Int("ceil_mode", 0) != 0}
+	o.win = nodeWindow(n)
 	if o.win.kernel == nil {
 		return nil, fmt.Errorf("kernel_shape is required")
 	}

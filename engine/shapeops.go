@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"github.com/chanopt/chanopt/onnx"
 )
 
 // intsOf reads an int tensor's values (shape arithmetic inputs).
@@ -625,27 +627,7 @@ func (o *sliceOp) resolve(in []*Tensor) (start, step, shape []int, err error) {
 		if s == 0 {
 			return nil, nil, nil, fmt.Errorf("step 0")
 		}
-		d := int64(x.Shape[a])
-		b, e := starts[i], ends[i]
-		if b < 0 {
-			b += d
-		}
-		if e < 0 {
-			e += d
-		}
-		if s > 0 {
-			b = max(0, min(b, d))
-			e = max(0, min(e, d))
-		} else {
-			b = max(-1, min(b, d-1))
-			e = max(-1, min(e, d-1))
-		}
-		var n int64
-		if s > 0 && e > b {
-			n = (e - b + s - 1) / s
-		} else if s < 0 && b > e {
-			n = (b - e + (-s) - 1) / (-s)
-		}
+		b, _, n := onnx.SliceRange(starts[i], ends[i], s, int64(x.Shape[a]))
 		start[a], step[a], shape[a] = int(b), int(s), int(n)
 	}
 	return start, step, shape, nil

@@ -75,6 +75,52 @@ func MeasureCost(m *Model) (Cost, error) {
 	return c, nil
 }
 
+// CostAt infers shapes at the given input shapes (see BatchOne) and measures the cost there. The
+// model is left untouched: inference writes a copy of its value table.
+func CostAt(m *Model, inputs map[string]Shape) (Cost, error) {
+	tmp, err := inferredCopy(m, inputs)
+	if err != nil {
+		return Cost{}, err
+	}
+	return MeasureCost(tmp)
+}
+
+// NodeMACsAt is each node's MACs at the given input shapes, keyed by m's own nodes; m is left
+// untouched as in CostAt.
+func NodeMACsAt(m *Model, inputs map[string]Shape) (map[*Node]int64, error) {
+	tmp, err := inferredCopy(m, inputs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[*Node]int64, len(m.Graph.Nodes))
+	for _, n := range m.Graph.Nodes {
+		v, err := nodeMACs(tmp.Graph, n)
+		if err != nil {
+			return nil, fmt.Errorf("MACs of node %s (%s): %w", n.Label(), n.OpType, err)
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
+// inferredCopy shares m's nodes and tensors but not its value table, and infers shapes into the
+// copy's table.
+func inferredCopy(m *Model, inputs map[string]Shape) (*Model, error) {
+	g := *m.Graph
+	g.Values = make(map[string]*Value, len(m.Graph.Values))
+	for k, v := range m.Graph.Values {
+		c := *v
+		c.Shape = v.Shape.Clone()
+		g.Values[k] = &c
+	}
+	c := *m
+	c.Graph = &g
+	if _, err := InferShapes(&c, InferOptions{Inputs: inputs}); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 // NodeParams counts the floating-point constant elements a node reads (a shared constant counts
 // at each reader).
 func NodeParams(g *Graph, n *Node) int64 {
@@ -99,7 +145,8 @@ func staticShape(g *Graph, name string) (Shape, error) {
 	return v.Shape, nil
 }
 
-// NodeMACs is the multiply-accumulate count of one node at the inferred shapes.
+// NodeMACs is the multiply-accumulate count of one node at the shapes inferred into g: the one
+// place the per-node cost is computed (MeasureCost, CostAt, NodeMACsAt and the CLI all call it).
 func NodeMACs(g *Graph, n *Node) (int64, error) { return nodeMACs(g, n) }
 
 func nodeMACs(g *Graph, n *Node) (int64, error) {

@@ -560,16 +560,6 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 	return nil, errUnknownOp
 }
 
-func clamp(v, lo, hi int64) int64 {
-	if v < lo {
-		return lo
-	}
-	if v > hi {
-		return hi
-	}
-	return v
-}
-
 // prodDims multiplies dims, giving an unknown dim when any is unknown.
 func prodDims(ds []Dim) Dim {
 	p := int64(1)
@@ -646,56 +636,30 @@ func (st *inferState) binaryInts(n *Node) {
 	st.vals[n.Outputs[0]] = out
 }
 
-// spatial computes conv and pool output sizes along the spatial axes.
-func spatialOut(n *Node, in Shape, kernel []int64, ceil bool) (Shape, error) {
-	k := len(kernel)
-	if len(in) != k+2 {
-		return nil, fmt.Errorf("input %v does not match a %d-D kernel", in, k)
+// spatialOut gives the output sizes of a Conv, ConvTranspose or pool along the spatial axes of in,
+// unknown where the input's dim is.
+func spatialOut(w Window, in Shape, transpose bool) (Shape, error) {
+	r := len(w.Kernel)
+	if len(in) != r+2 {
+		return nil, fmt.Errorf("input %v does not match a %d-D kernel", in, r)
 	}
-	strides := n.Ints("strides")
-	dil := n.Ints("dilations")
-	pads := n.Ints("pads")
-	auto := n.String("auto_pad", "NOTSET")
-	out := make(Shape, k)
-	for i := 0; i < k; i++ {
-		s, d := int64(1), int64(1)
-		if i < len(strides) {
-			s = strides[i]
-		}
-		if i < len(dil) {
-			d = dil[i]
-		}
-		if s <= 0 || d <= 0 {
-			return nil, fmt.Errorf("strides %v and dilations %v must be positive", strides, dil)
-		}
+	out := make(Shape, r)
+	for i := range out {
 		x := in[i+2]
 		if !x.Known() {
 			out[i] = Unknown
-			continue
-		}
-		ek := (kernel[i]-1)*d + 1
-		switch auto {
-		case "SAME_UPPER", "SAME_LOWER":
-			out[i] = D((x.Size + s - 1) / s)
-			continue
-		case "VALID":
-			out[i] = D((x.Size-ek)/s + 1)
-			continue
-		}
-		var pb, pe int64
-		if len(pads) == 2*k {
-			pb, pe = pads[i], pads[i+k]
-		}
-		span := x.Size + pb + pe - ek
-		if span < 0 {
-			return nil, fmt.Errorf("kernel %v larger than padded input %v", kernel, in)
-		}
-		o := span/s + 1
-		if ceil && span%s != 0 {
-			o = (span+s-1)/s + 1
-			if (o-1)*s >= x.Size+pb {
-				o-- // the last window must start inside the input or its left pad
+			if len(w.OutputShape) >= r && transpose {
+				out[i] = D(w.OutputShape[len(w.OutputShape)-r+i])
 			}
+			continue
+		}
+		axis := w.Axis
+		if transpose {
+			axis = w.TransposeAxis
+		}
+		o, _, _, err := axis(i, r, x.Size)
+		if err != nil {
+			return nil, err
 		}
 		out[i] = D(o)
 	}
@@ -715,66 +679,27 @@ func (st *inferState) conv(n *Node, transpose bool) ([]typedShape, error) {
 		return nil, fmt.Errorf("weight %v does not match input %v", w, x)
 	}
 	group := n.Int("group", 1)
-	kernel := n.Ints("kernel_shape")
-	if kernel == nil {
-		kernel = w[2:].Sizes()
-	}
-	for _, k := range kernel {
+	win := NodeWindow(n, w[2:].Sizes())
+	for _, k := range win.Kernel {
 		if k <= 0 {
-			return nil, fmt.Errorf("kernel shape %v unknown", kernel)
+			return nil, fmt.Errorf("kernel shape %v unknown", win.Kernel)
 		}
 	}
-	if !transpose {
-		if x[1].Known() && w[1].Known() && x[1].Size != w[1].Size*group {
-			return nil, fmt.Errorf("input has %d channels, weight %v with group %d wants %d", x[1].Size, w, group, w[1].Size*group)
-		}
-		sp, err := spatialOut(n, x, kernel, false)
-		if err != nil {
-			return nil, err
-		}
-		return one(st.dtype(n.Input(0)), append(Shape{x[0], w[0]}, sp...)), nil
+	sp, err := spatialOut(win, x, transpose)
+	if err != nil {
+		return nil, err
 	}
-	outC := Unknown
-	if w[1].Known() {
-		outC = D(w[1].Size * group)
+	if transpose {
+		outC := Unknown
+		if w[1].Known() {
+			outC = D(w[1].Size * group)
+		}
+		return one(st.dtype(n.Input(0)), append(Shape{x[0], outC}, sp...)), nil
 	}
-	k := len(kernel)
-	out := Shape{x[0], outC}
-	if os := n.Ints("output_shape"); len(os) >= k {
-		for _, v := range os[len(os)-k:] {
-			out = append(out, D(v))
-		}
-		return one(st.dtype(n.Input(0)), out), nil
+	if x[1].Known() && w[1].Known() && x[1].Size != w[1].Size*group {
+		return nil, fmt.Errorf("input has %d channels, weight %v with group %d wants %d", x[1].Size, w, group, w[1].Size*group)
 	}
-	strides, dil, pads, opad := n.Ints("strides"), n.Ints("dilations"), n.Ints("pads"), n.Ints("output_padding")
-	auto := n.String("auto_pad", "NOTSET")
-	for i := 0; i < k; i++ {
-		xi := x[i+2]
-		if !xi.Known() {
-			out = append(out, Unknown)
-			continue
-		}
-		s, d, op := int64(1), int64(1), int64(0)
-		if i < len(strides) {
-			s = strides[i]
-		}
-		if i < len(dil) {
-			d = dil[i]
-		}
-		if i < len(opad) {
-			op = opad[i]
-		}
-		if auto == "SAME_UPPER" || auto == "SAME_LOWER" {
-			out = append(out, D(xi.Size*s))
-			continue
-		}
-		var pb, pe int64
-		if len(pads) == 2*k {
-			pb, pe = pads[i], pads[i+k]
-		}
-		out = append(out, D(s*(xi.Size-1)+op+(kernel[i]-1)*d+1-pb-pe))
-	}
-	return one(st.dtype(n.Input(0)), out), nil
+	return one(st.dtype(n.Input(0)), append(Shape{x[0], w[0]}, sp...)), nil
 }
 
 func (st *inferState) pool(n *Node) (Shape, error) {
@@ -782,11 +707,10 @@ func (st *inferState) pool(n *Node) (Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	kernel := n.Ints("kernel_shape")
-	if kernel == nil {
+	if n.Ints("kernel_shape") == nil {
 		return nil, fmt.Errorf("no kernel_shape")
 	}
-	sp, err := spatialOut(n, x, kernel, n.Int("ceil_mode", 0) != 0)
+	sp, err := spatialOut(NodeWindow(n, nil), x, false)
 	if err != nil {
 		return nil, err
 	}
@@ -887,29 +811,6 @@ func (st *inferState) split(n *Node) ([]typedShape, error) {
 		return nil, fmt.Errorf("split sizes %v do not add up to %d", sizes, s[axis].Size)
 	}
 	return out, nil
-}
-
-// SliceRange resolves one axis of a Slice to start, end (exclusive for positive steps) and step
-// the way the ONNX spec clamps them, and the number of elements taken.
-func SliceRange(start, end, step, dim int64) (s, e, count int64) {
-	if start < 0 {
-		start += dim
-	}
-	if end < 0 {
-		end += dim
-	}
-	if step > 0 {
-		start, end = clamp(start, 0, dim), clamp(end, 0, dim)
-		if end > start {
-			count = (end - start + step - 1) / step
-		}
-	} else {
-		start, end = clamp(start, 0, dim-1), clamp(end, -1, dim-1)
-		if start > end {
-			count = (start - end - step - 1) / -step
-		}
-	}
-	return start, end, count
 }
 
 func (st *inferState) slice(n *Node) ([]typedShape, error) {

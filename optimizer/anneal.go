@@ -195,7 +195,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	base := opt.CostBase
 	if base == nil {
 		var err error
-		base, err = nodeMACs(a.Model, opt.Inputs)
+		base, err = onnx.NodeMACsAt(a.Model, opt.Inputs)
 		if err != nil {
 			return nil, err
 		}
@@ -629,21 +629,4 @@ func (s *annealer) initialTemperature(cur Widths, curF float64) float64 {
 	}
 	sort.Float64s(ds)
 	return ds[len(ds)/2]
-}
-
-// nodeMACs computes each node's MACs at the input shapes (batch 1 where symbolic).
-func nodeMACs(m *onnx.Model, inputs map[string]onnx.Shape) (map[*onnx.Node]int64, error) {
-	tmp := shallowCopy(m)
-	if _, err := onnx.InferShapes(tmp, onnx.InferOptions{Inputs: inputs}); err != nil {
-		return nil, err
-	}
-	out := make(map[*onnx.Node]int64, len(m.Graph.Nodes))
-	for _, n := range m.Graph.Nodes {
-		v, err := onnx.NodeMACs(tmp.Graph, n)
-		if err != nil {
-			return nil, err
-		}
-		out[n] = v
-	}
-	return out, nil
 }

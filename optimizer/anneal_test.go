@@ -68,7 +68,7 @@ func TestConfirmPicksTheFinalist(t *testing.T) {
 
 func mustNodeMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) map[*onnx.Node]int64 {
 	t.Helper()
-	b, err := nodeMACs(m, shapes)
+	b, err := onnx.NodeMACsAt(m, shapes)
 	if err != nil {
 		t.Fatal(err)
 	}

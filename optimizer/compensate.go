@@ -294,35 +294,17 @@ func tapCoverage(g *onnx.Graph, n *onnx.Node, kernel []int64) []float64 {
 	if len(in) != k+2 || len(out) != k+2 || !in[2:].Static() || !out[2:].Static() {
 		return nil
 	}
-	strides, dil, pads := n.Ints("strides"), n.Ints("dilations"), n.Ints("pads")
-	auto := n.String("auto_pad", "NOTSET")
+	win := onnx.NodeWindow(n, kernel)
+	_, pads, _, err := win.Output(in[2:].Sizes(), false)
+	if err != nil {
+		return nil
+	}
 	perAxis := make([][]float64, k)
 	for i := 0; i < k; i++ {
-		s, d := int64(1), int64(1)
-		if i < len(strides) {
-			s = strides[i]
-		}
-		if i < len(dil) {
-			d = dil[i]
-		}
+		s, d, pb := win.Stride(i), win.Dilation(i), pads[i]
 		x, o := in[i+2].Size, out[i+2].Size
-		if o <= 0 || s <= 0 || d <= 0 {
+		if o <= 0 {
 			return nil
-		}
-		ek := (kernel[i]-1)*d + 1
-		var pb int64
-		switch auto {
-		case "SAME_UPPER", "SAME_LOWER":
-			total := max((o-1)*s+ek-x, 0)
-			pb = total / 2
-			if auto == "SAME_LOWER" {
-				pb = total - total/2
-			}
-		case "VALID":
-		default:
-			if len(pads) == 2*k {
-				pb = pads[i]
-			}
 		}
 		cov := make([]float64, kernel[i])
 		for u := int64(0); u < kernel[i]; u++ {

@@ -133,14 +133,8 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 	if withBias {
 		d++
 	}
-	strides, dil := n.Ints("strides"), n.Ints("dilations")
-	sh, sw, dh, dw := 1, 1, 1, 1
-	if len(strides) == 2 {
-		sh, sw = int(strides[0]), int(strides[1])
-	}
-	if len(dil) == 2 {
-		dh, dw = int(dil[0]), int(dil[1])
-	}
+	win := onnx.NodeWindow(n, w.Dims[2:])
+	sh, sw, dh, dw := int(win.Stride(0)), int(win.Stride(1)), int(win.Dilation(0)), int(win.Dilation(1))
 	sys := linalg.NewNormalEquations(d, cout)
 	total := 0
 	for _, t := range targets {
@@ -151,7 +145,14 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 		y := targets[bi]
 		nb, H, W := x.Shape[0], x.Shape[2], x.Shape[3]
 		tc, OH, OW := y.Shape[1], y.Shape[2], y.Shape[3]
-		pt, pl := convPadsBegin(n, H, W, OH, OW, kh, kw, sh, sw, dh, dw)
+		sp, pads, _, err := win.Output([]int64{int64(H), int64(W)}, false)
+		if err != nil {
+			return fmt.Errorf("refit %s: %w", n.Label(), err)
+		}
+		if int(sp[0]) != OH || int(sp[1]) != OW {
+			return fmt.Errorf("refit %s: its window gives a %v output, the teacher's is %dx%d", n.Label(), sp, OH, OW)
+		}
+		pt, pl := int(pads[0]), int(pads[1])
 		for b := 0; b < nb; b++ {
 			for s := 0; s < perImage; s++ {
 				oh, ow := rng.IntN(OH), rng.IntN(OW)
@@ -204,29 +205,6 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 		setConst(g, n, 2, nb)
 	}
 	return nil
-}
-
-// convPadsBegin returns the top and left padding of a 2-D conv, from pads or auto_pad.
-func convPadsBegin(n *onnx.Node, H, W, OH, OW, kh, kw, sh, sw, dh, dw int) (int, int) {
-	if pads := n.Ints("pads"); len(pads) == 4 {
-		return int(pads[0]), int(pads[1])
-	}
-	auto := n.String("auto_pad", "NOTSET")
-	if auto != "SAME_UPPER" && auto != "SAME_LOWER" {
-		return 0, 0
-	}
-	total := func(in, out, k, s, d int) int {
-		t := (out-1)*s + (k-1)*d + 1 - in
-		if t < 0 {
-			t = 0
-		}
-		return t
-	}
-	th, tw := total(H, OH, kh, sh, dh), total(W, OW, kw, sw, dw)
-	if auto == "SAME_UPPER" {
-		return th / 2, tw / 2
-	}
-	return th - th/2, tw - tw/2
 }
 
 func refitDense(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inputs, targets []*engine.Tensor, opt RefitOptions) error {

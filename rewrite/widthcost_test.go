@@ -61,27 +61,15 @@ func TestWidthCostPredictsSlicedCost(t *testing.T) {
 }
 
 func nodeMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) map[*onnx.Node]int64 {
-	c := m.Clone()
-	if _, err := onnx.InferShapes(c, onnx.InferOptions{Inputs: shapes}); err != nil {
+	out, err := onnx.NodeMACsAt(m, shapes)
+	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[*onnx.Node]int64{}
-	for i, n := range c.Graph.Nodes {
-		v, err := onnx.NodeMACs(c.Graph, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[m.Graph.Nodes[i]] = v
 	}
 	return out
 }
 
 func cost(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) onnx.Cost {
-	c := m.Clone()
-	if _, err := onnx.InferShapes(c, onnx.InferOptions{Inputs: shapes}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := onnx.MeasureCost(c)
+	r, err := onnx.CostAt(m, shapes)
 	if err != nil {
 		t.Fatal(err)
 	}

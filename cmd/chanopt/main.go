@@ -76,7 +76,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 }
 
 func main() {
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	stop := startProfiles()
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // modelArg returns the single MODEL argument of a command.
