@@ -70,6 +70,9 @@ type SearchOptions struct {
 	Progress func(done, total int, best float64)
 	// Context, if set, stops the search with its error when it is cancelled.
 	Context context.Context
+	// Stage, if set, is told when the search moves to its next phase (temperature probes,
+	// proposals, finalists); Progress then counts within it.
+	Stage func(name, what string)
 	// Confirm, if set, re-judges the finalists (its uniform start, then the best candidates the
 	// search scored, best first) more carefully than Fitness can afford to; the best of them is
 	// the result. Under a TimeLimit the search leaves half of it for them and stops judging when
@@ -249,8 +252,12 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	best, bestF := cur.clone(), curF
 	t0 := 1.0
 	if !opt.Random {
-		t0 = s.initialTemperature(cur, curF)
+		s.stage("probes", fmt.Sprintf("up to %d proposals scored to set the starting temperature", probes))
+		if t0, err = s.initialTemperature(cur, curF, began); err != nil {
+			return nil, err
+		}
 	}
+	s.stage("proposals", fmt.Sprintf("%d proposals, accepted by simulated annealing", iters))
 	res := &SearchResult{Stopped: "iterations", Target: s.target, Base: baseCost}
 	limit := opt.TimeLimit
 	if opt.Confirm != nil {
@@ -297,6 +304,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		bestF = f
 	}
 	if opt.Confirm != nil && !opt.Random {
+		s.stage("finalists", "the best candidates judged after the full repair on fresh images")
 		t0 := time.Now()
 		w, conf, err := s.confirm(start, began)
 		if err != nil {
@@ -389,6 +397,9 @@ func (s *annealer) confirm(start Widths, began time.Time) (Widths, *Confirmation
 		}
 		slowest = max(slowest, time.Since(t0))
 		conf.Finalists++
+		if s.opt.Progress != nil {
+			s.opt.Progress(i+1, len(finalists), 0)
+		}
 		if i == 0 {
 			conf.Start = f
 		}
@@ -607,11 +618,28 @@ func (s *annealer) propose(cur Widths) Widths {
 	return cand
 }
 
+// probes is how many scored proposals set the starting temperature.
+const probes = 12
+
+// stage tells SearchOptions.Stage, if set.
+func (s *annealer) stage(name, what string) {
+	if s.opt.Stage != nil {
+		s.opt.Stage(name, what)
+	}
+}
+
 // initialTemperature sets T0 to the median fitness change of a few proposals, so that early on a
-// typical worse move is accepted with probability 1/e.
-func (s *annealer) initialTemperature(cur Widths, curF float64) float64 {
+// typical worse move is accepted with probability 1/e. Under a time limit the probes stop after an
+// quarter of it (at least two are scored): at 224×224 each may cost many seconds.
+func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time) (float64, error) {
 	var ds []float64
-	for i := 0; i < 24 && len(ds) < 12; i++ {
+	for i := 0; i < 2*probes && len(ds) < probes; i++ {
+		if s.opt.Context != nil && s.opt.Context.Err() != nil {
+			return 0, s.opt.Context.Err()
+		}
+		if len(ds) >= 2 && s.opt.TimeLimit > 0 && time.Since(began) > s.opt.TimeLimit/4 {
+			break
+		}
 		c := s.propose(cur)
 		if c == nil {
 			continue
@@ -623,10 +651,13 @@ func (s *annealer) initialTemperature(cur Widths, curF float64) float64 {
 		if d := math.Abs(f - curF); d > 0 {
 			ds = append(ds, d)
 		}
+		if s.opt.Progress != nil {
+			s.opt.Progress(len(ds), probes, 0)
+		}
 	}
 	if len(ds) == 0 {
-		return 1e-3
+		return 1e-3, nil
 	}
 	sort.Float64s(ds)
-	return ds[len(ds)/2]
+	return ds[len(ds)/2], nil
 }

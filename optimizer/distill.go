@@ -36,7 +36,10 @@ type DistillOptions struct {
 	// Temperature softens both models' logits in the KL loss (0: 4).
 	Temperature float64
 	MaxTime     time.Duration // cap on the fine-tuning time (0: none)
-	Progress    func(stage string, done, total int)
+	// RepairTime bounds the statistics repairs and the refit (0: none): they use fewer images
+	// where the model is slow, as planned by forwardCost.
+	RepairTime time.Duration
+	Progress   func(stage string, done, total int)
 	// Context, if set, stops the repair with its error when it is cancelled.
 	Context context.Context
 }
@@ -152,13 +155,27 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	// conv layer average over images × pixels, so a couple of thousand images measure them to a
 	// fraction of a percent, and recalibration runs the model once per BN layer.
 	stats := calib.Head(statImages)
+	refitTime := time.Duration(0)
+	if opt.RepairTime > 0 {
+		// The statistics run the model about twice (bias correction) or once per BN layer (each
+		// recalibrated in turn); they get 30% of the repair time, the refit the rest.
+		perImage, err := forwardCost(teacher, calib)
+		if err != nil {
+			return nil, err
+		}
+		passes := max(2, float64(countOps(student, "BatchNormalization")))
+		if fit := int(0.3 * float64(opt.RepairTime) / (passes * float64(perImage))); fit < stats.N {
+			stats = calib.Head(max(64, fit))
+		}
+		refitTime = opt.RepairTime * 7 / 10
+	}
 	hasBN := HasBatchNorm(student)
 	refit := func() error {
 		if opt.NoRefit {
 			return nil
 		}
 		return run("refit", func(m *onnx.Model) (int, error) {
-			return Refit(teacher, m, corr, calib, RefitOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
+			return Refit(teacher, m, corr, calib, RefitOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed, MaxTime: refitTime,
 				Progress: func(d, t int) {
 					if opt.Progress != nil {
 						opt.Progress("refit", d, t)
@@ -205,4 +222,15 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// countOps counts the nodes of m of the given op type.
+func countOps(m *onnx.Model, op string) int {
+	n := 0
+	for _, node := range m.Graph.Nodes {
+		if node.OpType == op {
+			n++
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
@@ -47,13 +48,17 @@ func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (
 		return nil, err
 	}
 	defer p.Close()
-	if f.logits, f.classes, err = Logits(p, f.score, batch); err != nil {
-		return nil, err
-	}
-	if f.confirmScore != nil {
-		if f.confirmLogits, _, err = Logits(p, f.confirmScore, batch); err != nil {
+	if f.score != nil {
+		if f.logits, f.classes, err = Logits(p, f.score, batch); err != nil {
 			return nil, err
 		}
+	}
+	if f.confirmScore != nil {
+		var classes int
+		if f.confirmLogits, classes, err = Logits(p, f.confirmScore, batch); err != nil {
+			return nil, err
+		}
+		f.classes = max(f.classes, classes)
 	}
 	return f, nil
 }
@@ -176,11 +181,51 @@ func FitnessImages(calib *dataset.Set) FitnessSets {
 	return sets
 }
 
+// searchEvaluations is how many cheap fitness evaluations a data search wants in the first half of
+// its time (the temperature probes take a dozen), and searchFinalists how many finalists the
+// second half should judge.
+const searchEvaluations, searchFinalists = 40, 3
+
 // UseData makes the search judge candidates on calibration images: DataFitness.Score as its
 // fitness, DataFitness.Confirm for the finalists, on the images FitnessImages assigns. It returns
 // a description of the fitness for reports.
+//
+// Under a TimeLimit the image counts are fitted to the model's measured speed: a 224×224 network
+// costs a thousand times a 28×28 one per image, and a search that manages three evaluations
+// searches nothing. When even the smallest useful sets would not allow searchEvaluations, the
+// cheap fitness becomes the channel-contribution score on moments measured from the images (one
+// pass), and the data judge only the finalists.
 func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch, threads int) (string, error) {
-	df, err := NewDataFitness(a, FitnessImages(calib), batch, threads)
+	sets := FitnessImages(calib)
+	useMoments := false
+	if opt.TimeLimit > 0 {
+		perImage, err := forwardCost(a.Model, calib)
+		if err != nil {
+			return "", err
+		}
+		useMoments = fitSets(&sets, a.Model, perImage, opt.TimeLimit)
+	}
+	if useMoments {
+		mom, err := MeasureMoments(a.Model, sets.Repair, batch, threads)
+		if err != nil {
+			return "", err
+		}
+		opt.Fitness = ContributionFitness(a, mom, MomentOptions{})
+		opt.Importance = ContributionImportance(a, mom, MomentOptions{})
+		desc := fmt.Sprintf("consumer variance lost after mean compensation, moments measured on %d calibration images (a data refit per candidate would not fit the search time)", sets.Repair.N)
+		sets.Repair, sets.Score = nil, nil
+		if sets.ConfirmRepair == nil {
+			return desc, nil
+		}
+		df, err := NewDataFitness(a, sets, batch, threads)
+		if err != nil {
+			return "", err
+		}
+		df.imp = opt.Importance
+		opt.Confirm = df.Confirm
+		return desc + fmt.Sprintf("; finalists judged after the full repair on %d others, scored on %d more", df.confirmRepair.N, df.confirmScore.N), nil
+	}
+	df, err := NewDataFitness(a, sets, batch, threads)
 	if err != nil {
 		return "", err
 	}
@@ -191,4 +236,66 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 	}
 	opt.Confirm = df.Confirm
 	return desc + fmt.Sprintf("; finalists judged after the full repair on %d others, scored on %d more", df.confirmRepair.N, df.confirmScore.N), nil
+}
+
+// engineMACRate is the engine's forward speed the plans assume, in multiply-accumulates per second
+// (about what it reaches on two cores of these machines on 224×224 nets). Plans use this constant
+// rather than a timing so that the same inputs and seed give the same images, hence the same bytes,
+// on any machine; only the time limits themselves depend on the machine's speed.
+const engineMACRate = 40e9
+
+// forwardCost is the planned forward time of m per image of set.
+func forwardCost(m *onnx.Model, set *dataset.Set) (time.Duration, error) {
+	if len(m.Graph.Inputs) != 1 {
+		return 0, fmt.Errorf("the model has %d inputs; chanopt feeds data to models with one", len(m.Graph.Inputs))
+	}
+	c, err := Measure(m, map[string]onnx.Shape{m.Graph.Inputs[0]: onnx.ShapeOf(1, int64(set.C), int64(set.H), int64(set.W))})
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(float64(c.MACs) / engineMACRate * float64(time.Second)), nil
+}
+
+// fitSets shrinks the fitness sets until searchEvaluations cheap evaluations fit the first half of
+// limit and searchFinalists judgements the second, at perImage seconds per image forward. A refit
+// costs about 1 + layers/2 forwards per image (the teacher once, the student cut at each layer)
+// and a BN recalibration one per BN layer. It reports whether the cheap fitness must give up the
+// data (the sets at their floors still too slow).
+func fitSets(sets *FitnessSets, m *onnx.Model, perImage, limit time.Duration) (useMoments bool) {
+	layers, bns := 0, 0
+	for _, n := range m.Graph.Nodes {
+		switch n.OpType {
+		case "Conv", "Gemm", "MatMul":
+			layers++
+		case "BatchNormalization":
+			bns++
+		}
+	}
+	repairPasses := 1 + float64(layers)/2 + float64(bns)
+	scorePasses := 1.0
+	if bns > 0 {
+		scorePasses = 2 // scored with and without recalibration
+	}
+	cost := func(repair, score *dataset.Set) time.Duration {
+		if repair == nil || score == nil {
+			return 0
+		}
+		return time.Duration((float64(repair.N)*repairPasses + float64(score.N)*scorePasses) * float64(perImage))
+	}
+	// shrink scales both sets by the same factor, down to their floors.
+	shrink := func(repair, score **dataset.Set, budget time.Duration, repairFloor, scoreFloor int) bool {
+		c := cost(*repair, *score)
+		if c <= budget || c == 0 {
+			return true
+		}
+		f := float64(budget) / float64(c)
+		*repair = (*repair).Head(min((*repair).N, max(repairFloor, int(f*float64((*repair).N)))))
+		*score = (*score).Head(min((*score).N, max(scoreFloor, int(f*float64((*score).N)))))
+		return cost(*repair, *score) <= budget
+	}
+	ok := shrink(&sets.Repair, &sets.Score, limit/2/searchEvaluations, 32, 128)
+	if sets.ConfirmRepair != nil && !shrink(&sets.ConfirmRepair, &sets.ConfirmScore, limit/2/searchFinalists, 64, 256) {
+		sets.ConfirmRepair, sets.ConfirmScore = nil, nil
+	}
+	return !ok
 }

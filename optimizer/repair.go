@@ -214,7 +214,8 @@ func CorrectBias(teacher, student *onnx.Model, corr map[string]rewrite.Correspon
 }
 
 func momentsOf(m *onnx.Model, keep []string, set *dataset.Set, batch, threads int) ([]channelMoments, error) {
-	p, err := engine.Compile(m, engine.Options{Threads: threads, NoFusion: true})
+	batch = memBatch(m.Graph, keep, batch)
+	p, err := engine.Compile(prefixModel(m, keep...), engine.Options{Threads: threads, NoFusion: true})
 	if err != nil {
 		return nil, err
 	}

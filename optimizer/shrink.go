@@ -48,16 +48,21 @@ type Options struct {
 	Data     *dataset.Set
 	HoldBack float64
 
+	// Time bounds the whole run (0: no bound): a fifth for the search, a fifth for the statistics
+	// repairs and the refit, and what is left, at most half, for the fine-tuning. SearchTime and
+	// DistillTime override their shares.
+	Time time.Duration
+
 	Search     SearchKind
 	RoundTo    int
 	Seed       uint64
 	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
-	SearchTime time.Duration // cap on the search (0: none)
+	SearchTime time.Duration // cap on the search (0: its share of Time)
 
 	Repair      Repair
 	Epochs      float64       // KD fine-tuning epochs (0: statistics and refit only)
 	LR          float64       // fine-tuning learning rate (Adam, cosine schedule)
-	DistillTime time.Duration // cap on the fine-tuning (0: none)
+	DistillTime time.Duration // cap on the fine-tuning (0: its share of Time)
 	Synthetic   int           // images synthesised from the original when there is no data
 
 	Batch, Threads int // images per engine batch; CPU threads (0: all cores)
@@ -68,8 +73,8 @@ type Options struct {
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
 func DefaultOptions() Options {
-	return Options{HoldBack: 0.1, Search: SearchAnneal, RoundTo: 1, Seed: 1, SearchTime: 2 * time.Minute,
-		Repair: RepairDistill, Epochs: 8, LR: 1e-3, DistillTime: 5 * time.Minute, Synthetic: 512, Batch: 64}
+	return Options{Time: 10 * time.Minute, HoldBack: 0.1, Search: SearchAnneal, RoundTo: 1, Seed: 1,
+		Repair: RepairDistill, Epochs: 8, LR: 1e-3, Synthetic: 512, Batch: 64}
 }
 
 // Progress hears what Shrink is doing, for a progress bar or a log. Calls come from the goroutine
@@ -198,6 +203,9 @@ func (opt Options) Validate() error {
 	default:
 		return optionsErrorf("repair %q: want distill, compensate or none", opt.Repair)
 	}
+	if opt.Time < 0 || opt.SearchTime < 0 || opt.DistillTime < 0 {
+		return optionsErrorf("times must not be negative")
+	}
 	if opt.Batch < 0 || opt.Threads < 0 || opt.Iterations < 0 || opt.RoundTo < 0 || opt.Synthetic < 0 {
 		return optionsErrorf("batch, threads, iterations, round-to and synthetic must not be negative")
 	}
@@ -225,6 +233,7 @@ func (opt Options) checkModel(m *onnx.Model) error {
 // their widths, slices the weights and repairs the slim model against m. m is not changed.
 // Cancelling ctx stops the work at the next proposal, layer or training step with ctx's error.
 func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
+	began := time.Now()
 	opt = opt.withDefaults()
 	if err := opt.Validate(); err != nil {
 		return nil, err
@@ -232,6 +241,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err := opt.checkModel(m); err != nil {
 		return nil, err
 	}
+	opt.SearchTime = cmp.Or(opt.SearchTime, opt.Time/5)
 	prog := opt.progress()
 	shapes := opt.Inputs
 	if shapes == nil {
@@ -286,6 +296,10 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.DistillTime == 0 && opt.Time > 0 {
+		// The fine-tuning gets what is left after the repairs' share, at most half of Time.
+		opt.DistillTime = min(opt.Time/2, max(opt.Time/10, opt.Time-time.Since(began)-opt.Time/5))
+	}
 	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
 		return nil, err
 	}
@@ -326,6 +340,7 @@ func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[st
 	}
 	prog.Stage("search", what)
 	sopt.Progress = prog.Step
+	sopt.Stage = func(name, what string) { prog.Stage("search: "+name, what) }
 	var sr *SearchResult
 	if opt.Budget.Kind == Latency {
 		lat, err := AnnealLatency(a, sopt, opt.Threads)
@@ -411,7 +426,7 @@ func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]
 		calib.N, opt.Epochs, opt.DistillTime))
 	stage := ""
 	return Distill(teacher, student, corr, calib, val, DistillOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
-		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, Context: ctx,
+		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx,
 		Progress: func(s string, d, t int) {
 			if s != stage {
 				stage = s

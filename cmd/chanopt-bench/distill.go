@@ -64,8 +64,8 @@ func benchDistill(env *benchEnv) error {
 	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
 	opt.Data = all
 	held := int(float64(all.N)*opt.HoldBack + 0.5)
-	fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%d unlabelled training images>` (optimizer.Shrink with the CLI's defaults: %d held back, up to %g epochs of KD in %s); ONNX Runtime on the 10k test set\n",
-		all.N, held, opt.Epochs, opt.DistillTime)
+	fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%d unlabelled training images>` (optimizer.Shrink with the CLI's defaults: %d held back, --time %s, up to %g epochs of KD); ONNX Runtime on the 10k test set\n",
+		all.N, held, opt.Time, opt.Epochs)
 	fmt.Println("   | model | params | MACs | accuracy | ORT latency (batch 1) | stages: held-back agreement | time |")
 	fmt.Println("   |---|---|---|---|---|---|---|")
 	paths := bundledModels(env)

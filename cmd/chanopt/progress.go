@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -32,10 +33,11 @@ func newProgress(c *cli.Context, stage string) *progress {
 	return p
 }
 
-// update records progress; best is a stage-specific figure shown beside it.
-func (p *progress) update(done, total int, best float64) {
+// update records progress; best is a stage-specific figure shown beside it. It reports whether it
+// printed a log line.
+func (p *progress) update(done, total int, best float64) bool {
 	if p.quiet {
-		return
+		return false
 	}
 	if p.bar != nil {
 		p.bar.ChangeMax(total)
@@ -45,7 +47,7 @@ func (p *progress) update(done, total int, best float64) {
 			p.bar.Describe(p.stage)
 		}
 		p.bar.Set(done)
-		return
+		return false
 	}
 	if time.Since(p.last) >= 5*time.Second || done == total {
 		p.last = time.Now()
@@ -58,7 +60,9 @@ func (p *progress) update(done, total int, best float64) {
 			fig = fmt.Sprintf(", best %.4g", best)
 		}
 		fmt.Fprintf(p.w, "chanopt: %s %d/%d%s, eta %s\n", p.stage, done, total, fig, eta.Round(time.Second))
+		return true
 	}
+	return false
 }
 
 func (p *progress) done() {
@@ -67,36 +71,99 @@ func (p *progress) done() {
 	}
 }
 
-// stages reports optimizer.Shrink's stages: a line saying what each does, then its progress.
+// stages reports optimizer.Shrink's stages: a line saying what each does, then its progress. In a
+// log (not a terminal) a heartbeat prints where the run is whenever 5 s pass without a line, so a
+// pipeline never sees chanopt silent for long (one candidate of a 224×224 search can take longer).
 type stages struct {
-	c   *cli.Context
-	cur *progress
+	c     *cli.Context
+	quiet bool
+
+	mu          sync.Mutex
+	cur         *progress
+	name        string
+	began, last time.Time
+	done, total int
+	stop        chan struct{}
 }
 
-func newStages(c *cli.Context) *stages { return &stages{c: c} }
+// heartbeat is the longest a log stays without a line from chanopt.
+const heartbeat = 5 * time.Second
+
+func newStages(c *cli.Context) *stages {
+	s := &stages{c: c, quiet: c.Bool("quiet"), last: time.Now(), stop: make(chan struct{})}
+	if f, ok := c.App.ErrWriter.(*os.File); !s.quiet && !(ok && term.IsTerminal(int(f.Fd()))) {
+		go s.beat()
+	}
+	return s
+}
+
+func (s *stages) beat() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			if s.name != "" && now.Sub(s.last) >= heartbeat {
+				where := ""
+				if s.total > 0 {
+					where = fmt.Sprintf(" (%d/%d)", s.done, s.total)
+				}
+				s.printf("%s: working%s, %s in this stage", s.name, where, now.Sub(s.began).Round(time.Second))
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// printf writes one line; the caller holds mu.
+func (s *stages) printf(format string, a ...any) {
+	if s.quiet {
+		return
+	}
+	fmt.Fprintf(s.c.App.ErrWriter, "chanopt: "+format+"\n", a...)
+	s.last = time.Now()
+}
 
 func (s *stages) Stage(name, what string) {
-	s.finish()
-	s.Note(name + ": " + what)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.end()
+	s.printf("%s: %s", name, what)
+	s.name, s.began, s.done, s.total = name, time.Now(), 0, 0
 	s.cur = newProgress(s.c, name)
 }
 
 func (s *stages) Step(done, total int, figure float64) {
-	if s.cur != nil {
-		s.cur.update(done, total, figure)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done, s.total = done, total
+	if s.cur != nil && s.cur.update(done, total, figure) {
+		s.last = time.Now()
 	}
 }
 
 func (s *stages) Note(msg string) {
-	if !s.c.Bool("quiet") {
-		fmt.Fprintf(s.c.App.ErrWriter, "chanopt: %s\n", msg)
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.printf("%s", msg)
 }
 
-// finish ends the current stage's bar.
-func (s *stages) finish() {
+// end ends the current stage's bar; the caller holds mu.
+func (s *stages) end() {
 	if s.cur != nil {
 		s.cur.done()
 		s.cur = nil
 	}
+}
+
+// finish ends the last stage and the heartbeat.
+func (s *stages) finish() {
+	close(s.stop)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.end()
+	s.name = ""
 }

@@ -41,12 +41,13 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "epochs", Value: d.Epochs, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only); --distill-time may end them sooner"},
 		&cli.IntFlag{Name: "synthetic", Value: d.Synthetic, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
-		&cli.DurationFlag{Name: "distill-time", Value: d.DistillTime, Usage: "fine-tune for at most this long: the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
+		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run: a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
+		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
 		&cli.IntFlag{Name: "round-to", Value: d.RoundTo, Usage: "keep widths multiples of K"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
-		&cli.DurationFlag{Name: "search-time", Value: d.SearchTime, Usage: "stop the search after this long (a search stopped by time may differ between machines)"},
+		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
@@ -137,7 +138,7 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 			*dst = c.Float64(name)
 		}
 	}
-	for name, dst := range map[string]*time.Duration{"search-time": &opt.SearchTime, "distill-time": &opt.DistillTime} {
+	for name, dst := range map[string]*time.Duration{"time": &opt.Time, "search-time": &opt.SearchTime, "distill-time": &opt.DistillTime} {
 		if c.IsSet(name) {
 			*dst = c.Duration(name)
 		}
