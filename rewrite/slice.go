@@ -330,17 +330,11 @@ func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 	}
 	zeroed := map[string]bool{}
 	for _, act := range a.actions {
-		if act.kind != sliceAxis || act.flat != nil || (act.role != "out" && act.role != "param" && act.role != "depthwise") {
-			continue
+		if act.kind != sliceAxis || act.flat != nil || !act.masks {
+			continue // the rule that recorded the action says whether zeroing silences the channels
 		}
 		n := nodeOf[act.node]
 		name := n.Inputs[act.input]
-		if act.role == "param" && n.OpType == "BatchNormalization" && act.input > 2 {
-			continue // mean and variance: the zero scale and shift already silence the channel
-		}
-		if act.role == "param" && act.input == 1 && (n.OpType == "Div" || n.OpType == "Pow") {
-			continue // a zero divisor or exponent would not silence the channel
-		}
 		t := g.Inits[name]
 		// Shared constants get a private copy so masking one user leaves the others intact.
 		key := name + "\x00" + n.Label()
