@@ -62,6 +62,12 @@ func ints(name string, v ...int64) attr {
 
 func integer(name string, v int64) attr { return attr{name, &onnx.Attr{Kind: onnx.AttrInt, I: v}} }
 
+func floats(name string, v ...float32) attr {
+	return attr{name, &onnx.Attr{Kind: onnx.AttrFloats, Floats: v}}
+}
+
+func text(name, v string) attr { return attr{name, &onnx.Attr{Kind: onnx.AttrString, S: v}} }
+
 // node adds a node named after its first output and returns that output.
 func (b *graphBuilder) node(op string, ins, outs []string, attrs ...attr) string {
 	n := &onnx.Node{Name: outs[0], OpType: op, Inputs: ins, Outputs: outs, Attrs: map[string]*onnx.Attr{}}

@@ -407,6 +407,56 @@ func ruleCases() []ruleCase {
 			},
 		},
 		{
+			// PRelu's per-channel slope is a parameter of the channels it gates.
+			name: "prelu",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				pr := b.op("PRelu", "pr", []string{b.conv("c1", x, 3, 8, 3, 1), b.weight("slope", 8, 1, 1)})
+				b.output(b.conv("c2", pr, 8, 4, 3, 1))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
+				{8, "", 0, []string{"Conv c1 (out)", "PRelu pr (param)", "Conv c2 (in)"}},
+				{4, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
+			},
+			keep:   map[rewrite.GroupID][]int{1: {0, 4, 7}},
+			shapes: map[string][]int64{"slope": {3, 1, 1}, "pr": {2, 3, 8, 8}},
+		},
+		{
+			// Resize of the spatial axes and an Unsqueeze/Squeeze pair move nothing.
+			name: "resize and squeeze",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				rs := b.op("Resize", "rs", []string{b.conv("c1", x, 3, 8, 3, 1)}, floats("scales", 1, 1, 2, 2), text("mode", "nearest"))
+				u := b.op("Unsqueeze", "u", []string{rs}, ints("axes", 0))
+				sq := b.op("Squeeze", "sq", []string{u}, ints("axes", 0))
+				b.output(b.conv("c2", sq, 8, 4, 3, 1))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
+				{8, "", 0, []string{"Conv c1 (out)", "Conv c2 (in)"}},
+				{4, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
+			},
+			keep:   map[rewrite.GroupID][]int{1: {1, 2, 3, 6}},
+			shapes: map[string][]int64{"rs": {2, 4, 16, 16}, "u": {1, 2, 4, 16, 16}, "c2.w": {4, 4, 3, 3}},
+		},
+		{
+			// Concat along the batch axis: both inputs carry the same channels, so they are joined.
+			name: "concat along batch",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				cat := b.op("Concat", "cat", []string{b.conv("c1", x, 3, 8, 3, 1), b.conv("c2", x, 3, 8, 3, 1)}, integer("axis", 0))
+				b.output(b.conv("c3", cat, 8, 4, 3, 1))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)", "Conv c2 (in)"}},
+				{8, "", 0, []string{"Conv c1 (out)", "Conv c2 (out)", "Conv c3 (in)"}},
+				{4, outputPinned("c3"), 0, []string{"Conv c3 (out)"}},
+			},
+			keep:   map[rewrite.GroupID][]int{1: {0, 1, 2, 3, 5}},
+			shapes: map[string][]int64{"cat": {4, 5, 8, 8}, "c1.w": {5, 3, 3, 3}, "c2.w": {5, 3, 3, 3}},
+		},
+		{
 			// A per-channel divisor is sliced with the channels; masking must leave it alone (a
 			// zero divisor would not silence a channel), which the exactness check would catch.
 			name: "per-channel divisor",
