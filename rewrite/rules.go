@@ -69,3 +69,69 @@ func (a *Analysis) visit(n *onnx.Node) error {
 	a.opaque(n, fmt.Sprintf("op %s at node %s is not known to chanopt's dependency rules", n.OpType, n.Label()))
 	return nil
 }
+
+// Helpers the rules share.
+
+func (a *Analysis) shape(name string) onnx.Shape {
+	if v, ok := a.Model.Graph.Values[name]; ok {
+		return v.Shape
+	}
+	return nil
+}
+
+func (a *Analysis) isConst(name string) bool {
+	_, ok := a.Model.Graph.Inits[name]
+	return ok
+}
+
+// get returns the layout of a value, making a pinned one for a channelled value whose channels
+// chanopt could not trace (so its consumers still appear, pinned, in a group).
+func (a *Analysis) get(name string, why string) *layout {
+	if l, ok := a.layouts[name]; ok {
+		return l
+	}
+	if name == "" || a.isConst(name) {
+		return nil
+	}
+	s := a.shape(name)
+	if len(s) < 2 || !s[1].Known() {
+		return nil
+	}
+	if a.Model.Graph.IsInput(name) {
+		why = fmt.Sprintf("graph input %s is never resized", name)
+	}
+	refs := a.newSpace(int(s[1].Size), why)
+	a.pin(refs, why)
+	l := &layout{axis: 1, refs: refs}
+	a.layouts[name] = l
+	return l
+}
+
+// opaque pins the channels of every input and gives each output its own pinned channels.
+func (a *Analysis) opaque(n *onnx.Node, why string) {
+	for _, in := range n.Inputs {
+		if l := a.layouts[in]; l != nil {
+			a.pin(l.refs, why)
+		}
+	}
+	for _, o := range n.Outputs {
+		a.get(o, why)
+	}
+}
+
+func (a *Analysis) setOut(n *onnx.Node, i int, l *layout) {
+	if i < len(n.Outputs) && n.Outputs[i] != "" && l != nil {
+		a.layouts[n.Outputs[i]] = l
+	}
+}
+
+func label(n *onnx.Node) string { return fmt.Sprintf("%s %s", n.OpType, n.Label()) }
+
+func (a *Analysis) add(act action) { a.actions = append(a.actions, act) }
+
+func normAxis(v int64, rank int) int64 {
+	if v < 0 {
+		v += int64(rank)
+	}
+	return v
+}
