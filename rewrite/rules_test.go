@@ -307,6 +307,57 @@ func ruleCases() []ruleCase {
 			attrs:  map[string][]int64{"sl.starts": {1}, "sl.ends": {3}},
 		},
 		{
+			// A cut that keeps none of the channels a Slice takes is refused.
+			name: "slice emptied by the cut",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				sl := b.op("Slice", "sl", []string{b.conv("c1", x, 3, 8, 3, 1)}, ints("starts", 2), ints("ends", 6), ints("axes", 1))
+				b.output(b.conv("c2", sl, 4, 3, 3, 1))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
+				{8, "", 0, []string{"Conv c1 (out)", "Slice sl (slice)", "Conv c2 (in)"}},
+				{3, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
+			},
+			keep:     map[rewrite.GroupID][]int{1: {0, 1, 6}},
+			sliceErr: "the cut keeps no channel of Slice sl",
+		},
+		{
+			// Nor one that keeps none of a Split output's channels.
+			name: "split output emptied by the cut",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				c1 := b.conv("c1", x, 3, 8, 3, 1)
+				b.node("Split", []string{c1}, []string{"sa", "sb"}, integer("axis", 1), ints("split", 3, 5))
+				ca, cb := b.conv("ca", "sa", 3, 4, 3, 1), b.conv("cb", "sb", 5, 4, 3, 1)
+				b.output(b.op("Add", "sum", []string{ca, cb}))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
+				{8, "", 0, []string{"Conv c1 (out)", "Split sa (split)", "Conv ca (in)", "Conv cb (in)"}},
+				{4, outputPinned("sum"), 0, []string{"Conv ca (out)", "Conv cb (out)"}},
+			},
+			keep:     map[rewrite.GroupID][]int{1: {3, 4, 7}},
+			sliceErr: "the cut keeps no channel of output 0 of Split sa",
+		},
+		{
+			// A Concat of 4 and 6 channels feeding a conv with 2 blocks of 5: c1's channels all
+			// fall in the first block, c2's split 1|5. Keeping the same count per block within
+			// each group cannot keep the conv's blocks equal, so both groups are pinned.
+			name: "concat into grouped conv",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				cat := b.op("Concat", "cat", []string{b.conv("c1", x, 3, 4, 3, 1), b.conv("c2", x, 3, 6, 3, 1)}, integer("axis", 1))
+				b.output(b.conv("gc", cat, 10, 4, 3, 2))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)", "Conv c2 (in)"}},
+				{4, "grouped convolution Conv gc spreads these channels unevenly over its 2 blocks", 0, []string{"Conv c1 (out)", "Conv gc (in)"}},
+				{6, "grouped convolution Conv gc spreads these channels unevenly over its 2 blocks", 0, []string{"Conv c2 (out)", "Conv gc (in)"}},
+				{4, outputPinned("gc"), 2, []string{"Conv gc (out)"}},
+			},
+		},
+		{
 			// ShuffleNet's channel shuffle (Reshape → Transpose → Reshape) mixes channels across
 			// the reshaped axes: both sides are pinned with the reason.
 			name: "channel shuffle",

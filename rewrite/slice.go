@@ -47,13 +47,30 @@ func (a *Analysis) keptSet(keep Keep) (func(e int) bool, error) {
 		}
 		sets[g] = set
 	}
-	return func(e int) bool {
+	kept := func(e int) bool {
 		g, i := a.groupOf(e)
 		if s, ok := sets[g]; ok {
 			return s[i]
 		}
 		return true
-	}, nil
+	}
+	// A group may reach a Split output or a Slice through part of its channels only; a cut that
+	// keeps none of that part would leave an empty tensor.
+	for _, act := range a.actions {
+		switch act.kind {
+		case splitSizes:
+			for i, refs := range act.outs {
+				if countKept(refs, kept) == 0 {
+					return nil, fmt.Errorf("the cut keeps no channel of output %d of Split %s", i, act.node.Label())
+				}
+			}
+		case sliceBounds:
+			if countKept(act.refs[act.start:act.end], kept) == 0 {
+				return nil, fmt.Errorf("the cut keeps no channel of Slice %s", act.node.Label())
+			}
+		}
+	}
+	return kept, nil
 }
 
 func keptPositions(refs []int, kept func(int) bool) []int {
