@@ -162,9 +162,66 @@ func TestRandomNetsSliceExactly(t *testing.T) {
 		}
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			checkSameOutputs(t, masked, slim, rand.New(rand.NewPCG(seed, 6)))
+			checkCorrespondence(t, a, keep, m, slim)
 		})
 	}
 	if cut < 150 {
 		t.Errorf("only %d groups cut over 150 nets", cut)
 	}
+}
+
+// checkCorrespondence wants every plain conv of the slim model to hold exactly the filters and
+// input positions Correspond names: slim weight [o, i] = original weight [Out[o], In[i]].
+func checkCorrespondence(t *testing.T, a *rewrite.Analysis, keep rewrite.Keep, orig, slim *onnx.Model) {
+	t.Helper()
+	corr, err := a.Correspond(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, n := range slim.Graph.Nodes {
+		if n.OpType != "Conv" || n.Int("group", 1) != 1 {
+			continue
+		}
+		var on *onnx.Node
+		for _, o := range orig.Graph.Nodes {
+			if o.Name == n.Name {
+				on = o
+			}
+		}
+		ow, sw := orig.Graph.Inits[on.Inputs[1]], slim.Graph.Inits[n.Inputs[1]]
+		c := corr[n.Name]
+		out, in := c.Out, c.In
+		if out == nil {
+			out = indices(int(ow.Dims[0]))
+		}
+		if in == nil {
+			in = indices(int(ow.Dims[1]))
+		}
+		if sw.Dims[0] != int64(len(out)) || sw.Dims[1] != int64(len(in)) {
+			t.Fatalf("conv %s: slim weight %v, Correspond keeps %d outputs and %d inputs", n.Name, sw.Dims, len(out), len(in))
+		}
+		k := int(ow.Dims[2] * ow.Dims[3])
+		for o, oo := range out {
+			for i, oi := range in {
+				got := sw.Floats[(o*len(in)+i)*k : (o*len(in)+i+1)*k]
+				want := ow.Floats[(oo*int(ow.Dims[1])+oi)*k : (oo*int(ow.Dims[1])+oi+1)*k]
+				if !slices.Equal(got, want) {
+					t.Fatalf("conv %s: slim filter [%d, %d] is not the original [%d, %d]", n.Name, o, i, oo, oi)
+				}
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatalf("no plain conv checked")
+	}
+}
+
+func indices(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = i
+	}
+	return v
 }

@@ -333,7 +333,10 @@ func reinfer(orig, m *onnx.Model) error {
 
 // Mask returns a copy of the model in which the channels not kept contribute nothing, without
 // removing them: their producing filters and biases, BN scales and shifts, and per-channel
-// constants are zero. Used to prove Slice exact: the slim model must compute what the masked one does.
+// constants are zero (each rule marks which of its constants silence a channel when zeroed). Used
+// to prove Slice exact: the slim model must compute what the masked one does. The proof holds where
+// the ops between a channel's producers and its consumers map zero to zero (Relu, Tanh, SE gates,
+// pooling, …); a Sigmoid on a trunk channel would turn the masked zero into 0.5.
 func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 	kept, err := a.keptSet(keep)
 	if err != nil {
