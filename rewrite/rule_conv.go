@@ -29,6 +29,9 @@ func (a *Analysis) conv(n *onnx.Node) error {
 	case group == cin && cout == cin && cinPerGroup == 1:
 		// depthwise: output channel c reads input channel c only
 		a.add(action{kind: sliceAxis, node: n, role: "depthwise", tensor: w, input: 1, axis: 0, refs: lx.refs, masks: true})
+		if err := a.checkLen(n, 2, 0, cin); err != nil {
+			return err
+		}
 		if bias != "" {
 			a.add(action{kind: sliceAxis, node: n, role: "param", tensor: bias, input: 2, axis: 0, refs: lx.refs, masks: true})
 		}
@@ -47,6 +50,9 @@ func (a *Analysis) conv(n *onnx.Node) error {
 	if bias != "" && !a.isConst(bias) {
 		a.opaque(n, fmt.Sprintf("%s has a computed bias", label(n)))
 		return nil
+	}
+	if err := a.checkLen(n, 2, 0, cout); err != nil {
+		return err
 	}
 	out := a.newSpace(cout, label(n))
 	if group > 1 {
@@ -80,6 +86,12 @@ func (a *Analysis) convTranspose(n *onnx.Node) error {
 		(bias != "" && !a.isConst(bias)) {
 		a.opaque(n, fmt.Sprintf("%s is grouped or has computed weights", label(n)))
 		return nil
+	}
+	if err := a.checkLen(n, 1, 0, len(lx.refs)); err != nil {
+		return err
+	}
+	if err := a.checkLen(n, 2, 0, int(wt.Dims[1])); err != nil {
+		return err
 	}
 	a.add(action{kind: sliceAxis, node: n, role: "in", tensor: w, input: 1, axis: 0, refs: lx.refs})
 	out := a.newSpace(int(wt.Dims[1]), label(n))

@@ -18,6 +18,9 @@ func (a *Analysis) norm(n *onnx.Node) error {
 	}
 	for i := 1; i < len(n.Inputs); i++ {
 		if a.isConst(n.Inputs[i]) {
+			if err := a.checkLen(n, i, 0, len(l.refs)); err != nil {
+				return err
+			}
 			scaleOrShift := i <= 2
 			a.add(action{kind: sliceAxis, node: n, role: "param", tensor: n.Inputs[i], input: i, axis: 0, refs: l.refs, masks: scaleOrShift})
 		} else {

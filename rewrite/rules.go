@@ -135,3 +135,17 @@ func normAxis(v int64, rank int) int64 {
 	}
 	return v
 }
+
+// checkLen returns an error when constant input i of n does not have want entries along axis: a
+// per-channel parameter of the wrong length is a malformed model (shape inference does not check
+// every one), and slicing or masking it would run off its end.
+func (a *Analysis) checkLen(n *onnx.Node, i, axis, want int) error {
+	t, ok := a.Model.Graph.Inits[n.Input(i)]
+	if !ok {
+		return nil
+	}
+	if axis >= len(t.Dims) || t.Dims[axis] != int64(want) {
+		return fmt.Errorf("input %d (%s) has shape %v, want %d entries along axis %d", i, t.Name, t.Dims, want, axis)
+	}
+	return nil
+}

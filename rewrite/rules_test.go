@@ -723,3 +723,35 @@ func TestMaskSilencesChannels(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedParameters: a per-channel parameter of the wrong length is an error naming the node
+// and the tensor, not a panic when Slice or Mask runs off its end.
+func TestMalformedParameters(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		build func(b *graphBuilder, c1 string)
+		want  string
+	}{
+		{"BN scale", func(b *graphBuilder, c1 string) {
+			b.output(b.op("BatchNormalization", "bn", []string{c1, b.weight("g", 5), b.weight("bb", 8), b.weight("m", 8), b.weight("v", 8)}))
+		}, "node bn (BatchNormalization): input 1 (g) has shape [5], want 8 entries along axis 0"},
+		{"conv bias", func(b *graphBuilder, c1 string) {
+			b.output(b.op("Conv", "c2", []string{c1, b.weight("c2.w", 4, 8, 1, 1), b.weight("c2.b", 3)}))
+		}, "node c2 (Conv): input 2 (c2.b) has shape [3], want 4 entries along axis 0"},
+		{"depthwise bias", func(b *graphBuilder, c1 string) {
+			b.output(b.op("Conv", "dw", []string{c1, b.weight("dw.w", 8, 1, 3, 3), b.weight("dw.b", 3)}, integer("group", 8), ints("pads", 1, 1, 1, 1)))
+		}, "node dw (Conv): input 2 (dw.b) has shape [3], want 8 entries along axis 0"},
+		{"conv transpose bias", func(b *graphBuilder, c1 string) {
+			b.output(b.op("ConvTranspose", "ct", []string{c1, b.weight("ct.w", 8, 4, 2, 2), b.weight("ct.b", 2)}, ints("strides", 2, 2)))
+		}, "node ct (ConvTranspose): input 2 (ct.b) has shape [2], want 4 entries along axis 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newGraph(1)
+			tc.build(b, b.conv("c1", b.input("x", 2, 3, 8, 8), 3, 8, 3, 1))
+			_, err := rewrite.Groups(b.model())
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
