@@ -130,44 +130,54 @@ func randomCut(a *rewrite.Analysis, rng *rand.Rand) rewrite.Keep {
 
 // TestRandomNetsSliceExactly: on random nets the rules must find groups that Slice can cut at any
 // widths, and the slim net must compute what the original computes with the dropped channels
-// masked.
+// masked. FuzzRandomNets explores more seeds (go test -fuzz FuzzRandomNets ./rewrite).
 func TestRandomNetsSliceExactly(t *testing.T) {
 	cut := 0
 	for seed := uint64(1); seed <= 150; seed++ {
-		b := randomNet(seed)
-		m := b.model()
-		a, err := rewrite.Groups(m)
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		// A random cut may keep none of the channels a Slice or a Split output takes, which
-		// Slice refuses; draw again then.
-		rng := rand.New(rand.NewPCG(seed, 5))
-		var keep rewrite.Keep
-		var slim *onnx.Model
-		for try := 0; ; try++ {
-			keep = randomCut(a, rng)
-			slim, err = a.Slice(keep)
-			if err == nil {
-				break
-			}
-			if !strings.Contains(err.Error(), "the cut keeps no channel of") || try == 50 {
-				t.Fatalf("seed %d: slice: %v", seed, err)
-			}
-		}
-		cut += len(keep)
-		masked, err := a.Mask(keep)
-		if err != nil {
-			t.Fatalf("seed %d: mask: %v", seed, err)
-		}
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			checkSameOutputs(t, masked, slim, rand.New(rand.NewPCG(seed, 6)))
-			checkCorrespondence(t, a, keep, m, slim)
-		})
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { cut += checkRandomNet(t, seed) })
 	}
 	if cut < 150 {
 		t.Errorf("only %d groups cut over 150 nets", cut)
 	}
+}
+
+func FuzzRandomNets(f *testing.F) {
+	for _, seed := range []uint64{1, 2, 3} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) { checkRandomNet(t, seed) })
+}
+
+// checkRandomNet analyses, cuts, slices and masks the random net of seed and compares the slim and
+// masked outputs and the slim filters; it returns the number of groups cut.
+func checkRandomNet(t *testing.T, seed uint64) int {
+	m := randomNet(seed).model()
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A random cut may keep none of the channels a Slice or a Split output takes, which Slice
+	// refuses; draw again then.
+	rng := rand.New(rand.NewPCG(seed, 5))
+	var keep rewrite.Keep
+	var slim *onnx.Model
+	for try := 0; ; try++ {
+		keep = randomCut(a, rng)
+		slim, err = a.Slice(keep)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "the cut keeps no channel of") || try == 50 {
+			t.Fatalf("slice: %v", err)
+		}
+	}
+	masked, err := a.Mask(keep)
+	if err != nil {
+		t.Fatalf("mask: %v", err)
+	}
+	checkSameOutputs(t, masked, slim, rand.New(rand.NewPCG(seed, 6)))
+	checkCorrespondence(t, a, keep, m, slim)
+	return len(keep)
 }
 
 // checkCorrespondence wants every plain conv of the slim model to hold exactly the filters and
