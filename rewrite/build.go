@@ -79,11 +79,7 @@ func (a *Analysis) buildGroups() {
 // resolveBlocks checks the equal-blocks constraints of grouped convolutions on each group.
 func (a *Analysis) resolveBlocks() {
 	// per group, per constraint source: channel index → block
-	type src struct {
-		blocks int
-		of     map[int]int
-	}
-	byGroup := map[*Group]map[string]*src{}
+	byGroup := map[*Group]map[string]*blockSource{}
 	for _, bn := range a.blockTags {
 		r := a.find(bn.elem)
 		g := a.compGroup[r]
@@ -91,11 +87,11 @@ func (a *Analysis) resolveBlocks() {
 			continue
 		}
 		if byGroup[g] == nil {
-			byGroup[g] = map[string]*src{}
+			byGroup[g] = map[string]*blockSource{}
 		}
 		s := byGroup[g][bn.tag.by]
 		if s == nil {
-			s = &src{blocks: bn.tag.blocks, of: map[int]int{}}
+			s = &blockSource{blocks: bn.tag.blocks, of: map[int]int{}}
 			byGroup[g][bn.tag.by] = s
 		}
 		s.of[a.compIndex[r]] = bn.tag.block
@@ -129,12 +125,51 @@ func (a *Analysis) resolveBlocks() {
 			}
 			continue
 		}
+		// Keeping the same count in each block keeps a grouped conv's blocks equal only when the
+		// group fills every block equally; a group that shares the blocks with other groups
+		// unevenly (a Concat before a grouped conv) would need a joint constraint.
+		uneven := ""
+		for _, name := range names {
+			if !srcs[name].even(g.Channels) {
+				uneven = name
+				break
+			}
+		}
+		if uneven != "" {
+			if g.Prunable {
+				g.Prunable, g.Reason = false, fmt.Sprintf("grouped convolution %s spreads these channels unevenly over its %d blocks", uneven, srcs[uneven].blocks)
+			}
+			continue
+		}
 		g.Blocks = first.blocks
 		g.BlockOf = make([]int, g.Channels)
 		for ch, b := range first.of {
 			g.BlockOf[ch] = b
 		}
 	}
+}
+
+// blockSource is how one grouped conv splits a group's channels: channel index → block.
+type blockSource struct {
+	blocks int
+	of     map[int]int
+}
+
+// even says whether every block holds the same share of the group's channels.
+func (s *blockSource) even(channels int) bool {
+	if channels%s.blocks != 0 {
+		return false
+	}
+	counts := make([]int, s.blocks)
+	for _, b := range s.of {
+		counts[b]++
+	}
+	for _, c := range counts {
+		if c != channels/s.blocks {
+			return false
+		}
+	}
+	return true
 }
 
 // listMembers names, for each group, the nodes that touch its channels.

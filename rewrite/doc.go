@@ -9,5 +9,12 @@
 // carry channels map each value's channel axis onto those elements; elementwise ops join elements
 // one to one. A group is the set of joined elements that touch the same spaces.
 //
+// Each op family has one coupling rule (rules.go holds the table from op type to rule; rule_*.go
+// one family each: conv, gemm, norm, elementwise, concat, split, slice, reshape, axes, reduce,
+// pass-through). A rule maps the node's input layouts to its output layouts, joins or pins
+// elements, and records the actions Slice and Mask take on the node; an op without a rule is
+// opaque and pins its channels with a reason. Adding an op means adding one rule and one
+// hand-built graph test in rules_test.go.
+//
 // It must not run models or choose widths: the optimizer decides what to keep.
 package rewrite

@@ -47,13 +47,30 @@ func (a *Analysis) keptSet(keep Keep) (func(e int) bool, error) {
 		}
 		sets[g] = set
 	}
-	return func(e int) bool {
+	kept := func(e int) bool {
 		g, i := a.groupOf(e)
 		if s, ok := sets[g]; ok {
 			return s[i]
 		}
 		return true
-	}, nil
+	}
+	// A group may reach a Split output or a Slice through part of its channels only; a cut that
+	// keeps none of that part would leave an empty tensor.
+	for _, act := range a.actions {
+		switch act.kind {
+		case splitSizes:
+			for i, refs := range act.outs {
+				if countKept(refs, kept) == 0 {
+					return nil, fmt.Errorf("the cut keeps no channel of output %d of Split %s", i, act.node.Label())
+				}
+			}
+		case sliceBounds:
+			if countKept(act.refs[act.start:act.end], kept) == 0 {
+				return nil, fmt.Errorf("the cut keeps no channel of Slice %s", act.node.Label())
+			}
+		}
+	}
+	return kept, nil
 }
 
 func keptPositions(refs []int, kept func(int) bool) []int {
@@ -316,7 +333,10 @@ func reinfer(orig, m *onnx.Model) error {
 
 // Mask returns a copy of the model in which the channels not kept contribute nothing, without
 // removing them: their producing filters and biases, BN scales and shifts, and per-channel
-// constants are zero. Used to prove Slice exact: the slim model must compute what the masked one does.
+// constants are zero (each rule marks which of its constants silence a channel when zeroed). Used
+// to prove Slice exact: the slim model must compute what the masked one does. The proof holds where
+// the ops between a channel's producers and its consumers map zero to zero (Relu, Tanh, SE gates,
+// pooling, …); a Sigmoid on a trunk channel would turn the masked zero into 0.5.
 func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 	kept, err := a.keptSet(keep)
 	if err != nil {
@@ -330,17 +350,11 @@ func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 	}
 	zeroed := map[string]bool{}
 	for _, act := range a.actions {
-		if act.kind != sliceAxis || act.flat != nil || (act.role != "out" && act.role != "param" && act.role != "depthwise") {
-			continue
+		if act.kind != sliceAxis || act.flat != nil || !act.masks {
+			continue // the rule that recorded the action says whether zeroing silences the channels
 		}
 		n := nodeOf[act.node]
 		name := n.Inputs[act.input]
-		if act.role == "param" && n.OpType == "BatchNormalization" && act.input > 2 {
-			continue // mean and variance: the zero scale and shift already silence the channel
-		}
-		if act.role == "param" && act.input == 1 && (n.OpType == "Div" || n.OpType == "Pow") {
-			continue // a zero divisor or exponent would not silence the channel
-		}
 		t := g.Inits[name]
 		// Shared constants get a private copy so masking one user leaves the others intact.
 		key := name + "\x00" + n.Label()
