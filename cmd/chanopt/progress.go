@@ -86,8 +86,9 @@ type stages struct {
 	stop        chan struct{}
 }
 
-// heartbeat is the longest a log stays without a line from chanopt.
-const heartbeat = 5 * time.Second
+// heartbeat is how long a log may stay without a line before the next tick (every second) prints
+// one: lines are at most 5 s apart.
+const heartbeat = 4 * time.Second
 
 func newStages(c *cli.Context) *stages {
 	s := &stages{c: c, quiet: c.Bool("quiet"), last: time.Now(), stop: make(chan struct{})}
