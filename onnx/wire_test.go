@@ -31,83 +31,114 @@ func wireModels(t *testing.T) []string {
 	return append(paths, zoo...)
 }
 
-// withMapMin runs f with mapMin set to n.
-func withMapMin(n int64, f func()) {
-	old := mapMin
-	mapMin = n
-	defer func() { mapMin = old }()
-	f()
-}
-
-// TestStreamedReadAndWrite checks that ReadFile (which reads large initializer data aside) gives
-// what Decode gives, and that WriteFile (which writes it from where it is) writes the file's bytes
-// back, with every raw_data read and written aside (asideMin 1) and every file mapped where that
-// is supported (mapMin 1), and with the default asideMin and no mapping (data read into memory).
-func TestStreamedReadAndWrite(t *testing.T) {
+// TestReadInPlaceAndWrite checks that ReadFile (which leaves large initializer data in the buffer
+// it read) gives what Decode gives, with float32 data 4-byte aligned, and that WriteFile (which
+// writes that data from where it is) writes the file's bytes back, with every raw_data left in
+// place (asideMin 1) and with the default asideMin.
+func TestReadInPlaceAndWrite(t *testing.T) {
 	paths := wireModels(t)
 	dir := t.TempDir()
 	for _, threshold := range []int{1, asideMin} {
-		mapAt := int64(1)
-		if threshold != 1 {
-			mapAt = 1 << 62
-		}
-		withMapMin(mapAt, func() {
-			withAsideMin(threshold, func() {
-				aside := 0
-				for _, p := range paths {
-					want := fileMustRead(t, p)
-					plain, err := Decode(want)
-					if err != nil {
-						t.Fatalf("%s: %v", p, err)
-					}
-					m, err := ReadFile(p)
-					if err != nil {
-						t.Errorf("%s: %v", p, err)
-						continue
-					}
-					if !proto.Equal(m, plain) {
-						t.Errorf("asideMin %d: %s: ReadFile differs from Decode", threshold, p)
-						continue
-					}
-					for _, init := range m.GetGraph().GetInitializer() {
-						if len(init.RawData) >= threshold && init.GetDataLocation() != pb.TensorProto_EXTERNAL {
-							aside++
-							// Read into memory: 8-byte aligned. Mapped: where the file has it, and
-							// float32 data must still be viewed in place (see unalignedFloats).
-							mapped := mappedBytes(init.RawData)
-							if !mapped && uintptr(unsafe.Pointer(unsafe.SliceData(init.RawData)))%8 != 0 {
-								t.Errorf("%s: %s: raw_data read aside is not 8-byte aligned", p, init.GetName())
-							}
-							if _, ok := floatView(init.RawData); mapped && unalignedFloats && DataType(init.GetDataType()) == Float && len(init.RawData)%4 == 0 && !ok {
-								t.Errorf("%s: %s: mapped float32 raw_data cannot be viewed in place", p, init.GetName())
-							}
+		withAsideMin(threshold, func() {
+			aside := 0
+			for _, p := range paths {
+				want := fileMustRead(t, p)
+				plain, err := Decode(want)
+				if err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				m, err := ReadFile(p)
+				if err != nil {
+					t.Errorf("%s: %v", p, err)
+					continue
+				}
+				if !proto.Equal(m, plain) {
+					t.Errorf("asideMin %d: %s: ReadFile differs from Decode", threshold, p)
+					continue
+				}
+				for _, init := range m.GetGraph().GetInitializer() {
+					if len(init.RawData) >= threshold && init.GetDataLocation() != pb.TensorProto_EXTERNAL {
+						aside++
+						if _, ok := floatView(init.RawData); DataType(init.GetDataType()) == Float && len(init.RawData)%4 == 0 && !ok {
+							t.Errorf("%s: %s: float32 raw_data cannot be viewed in place", p, init.GetName())
 						}
 					}
-					// Writing every file would take long: all with asideMin 1, the large ones otherwise.
-					if threshold != 1 && len(want) < 1<<20 {
-						continue
-					}
-					out := filepath.Join(dir, filepath.Base(filepath.Dir(p))+"-"+filepath.Base(p))
-					if filepath.Base(p) != "model.onnx" {
-						out = filepath.Join(dir, filepath.Base(p))
-					}
-					if err := WriteFile(out, m, WriteOptions{}); err != nil {
-						t.Errorf("%s: WriteFile: %v", p, err)
-						continue
-					}
-					if !bytes.Equal(fileMustRead(t, out), want) {
-						t.Errorf("asideMin %d: %s: WriteFile(ReadFile(f)) differs from f", threshold, p)
-					}
-					if !proto.Equal(m, plain) {
-						t.Errorf("%s: WriteFile changed the model", p)
-					}
-					os.Remove(out)
 				}
-				if aside == 0 {
-					t.Errorf("asideMin %d: no raw_data was read aside", threshold)
+				// Writing every file would take long: all with asideMin 1, the large ones otherwise.
+				if threshold != 1 && len(want) < 1<<20 {
+					continue
 				}
-			})
+				out := filepath.Join(dir, filepath.Base(filepath.Dir(p))+"-"+filepath.Base(p))
+				if filepath.Base(p) != "model.onnx" {
+					out = filepath.Join(dir, filepath.Base(p))
+				}
+				if err := WriteFile(out, m, WriteOptions{}); err != nil {
+					t.Errorf("%s: WriteFile: %v", p, err)
+					continue
+				}
+				if !bytes.Equal(fileMustRead(t, out), want) {
+					t.Errorf("asideMin %d: %s: WriteFile(ReadFile(f)) differs from f", threshold, p)
+				}
+				if !proto.Equal(m, plain) {
+					t.Errorf("%s: WriteFile changed the model", p)
+				}
+				os.Remove(out)
+			}
+			if aside == 0 {
+				t.Errorf("asideMin %d: no raw_data was left in place", threshold)
+			}
 		})
+	}
+}
+
+// TestDecodeInPlaceViews: large initializer raw_data are views of the bytes read, except float32
+// data at an address that is not a multiple of 4, which is copied to one that is.
+func TestDecodeInPlaceViews(t *testing.T) {
+	var inits []byte
+	names := []string{"a", "bb", "ccc", "dddd", "eeeee"} // the lengths move each raw_data's offset
+	for i, name := range names {
+		inits = append(inits, wireInit(wireTensor(name, 2048, fileFloatRaw(2048, float32(i))))...)
+	}
+	int64s := protowire.AppendBytes(protowire.AppendTag(nil, graphInitializerField, protowire.BytesType),
+		append(protowire.AppendVarint(protowire.AppendTag(wireTensor("ints", 0), 2, protowire.VarintType), uint64(Int64)), // data_type again: the last counts
+			protowire.AppendBytes(protowire.AppendTag(nil, tensorRawDataField, protowire.BytesType), fileFloatRaw(2048, 0)[1:4097])...))
+	file := wireModel(append(inits, int64s...))
+	for shift := range 4 { // the buffer's own alignment
+		data := alignedBytes(len(file) + shift)[shift:]
+		copy(data, file)
+		m, err := decodeInPlace(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+		views, copies := 0, 0
+		for _, init := range m.Graph.Initializer {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(init.RawData)))
+			inData := p >= lo && p < lo+uintptr(len(data))
+			off := int(p - lo)
+			isFloat := DataType(init.GetDataType()) == Float
+			switch {
+			case inData && !bytes.Equal(init.RawData, file[off:off+len(init.RawData)]):
+				t.Errorf("shift %d: %s: raw_data is not its bytes in the file", shift, init.GetName())
+			case inData && isFloat && p%4 != 0:
+				t.Errorf("shift %d: %s: float32 raw_data viewed at an address that is not a multiple of 4", shift, init.GetName())
+			case !inData && (!isFloat || p%4 != 0):
+				t.Errorf("shift %d: %s: raw_data copied though it could be viewed (or copied misaligned)", shift, init.GetName())
+			case cap(init.RawData) != len(init.RawData):
+				t.Errorf("shift %d: %s: raw_data has room past its end: an append would write into the next tensor", shift, init.GetName())
+			case inData:
+				views++
+			default:
+				copies++
+			}
+		}
+		if views == 0 || copies == 0 {
+			t.Errorf("shift %d: %d views and %d copies: the test must see both", shift, views, copies)
+		}
+		plain, err := Decode(file)
+		if err != nil || !proto.Equal(m, plain) {
+			t.Errorf("shift %d: decodeInPlace differs from Decode (err %v)", shift, err)
+		}
 	}
 }
 
@@ -143,9 +174,9 @@ func wireInit(tensor []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(nil, graphInitializerField, protowire.BytesType), tensor)
 }
 
-// TestStreamedReadOddFiles feeds ReadFile wire forms protobuf allows but writers rarely produce,
+// TestReadOddFiles feeds ReadFile wire forms protobuf allows but writers rarely produce,
 // and broken ones: it must agree with Decode every time (same message, or an error both ways).
-func TestStreamedReadOddFiles(t *testing.T) {
+func TestReadOddFiles(t *testing.T) {
 	big := fileFloatRaw(2048, 1)
 	big2 := fileFloatRaw(2048, -3)
 	small := fileFloatRaw(4, 9)
@@ -250,15 +281,10 @@ func wireSaveLoad(t *testing.T, m *Model) (*Model, []byte) {
 	return back, fileMustRead(t, out)
 }
 
-// TestFloatViewsAreSafe: Floats may be a view of the source's raw_data, read into memory or in a
-// mapping of the file; whatever is done to it, the saved file holds the IR's values, and a model
-// nothing was done to is saved byte for byte.
+// TestFloatViewsAreSafe: Floats may be a view of the source's raw_data, itself a view of the buffer
+// the file was read into; whatever is done to it, the saved file holds the IR's values, and a
+// model nothing was done to is saved byte for byte.
 func TestFloatViewsAreSafe(t *testing.T) {
-	t.Run("read", testFloatViewsAreSafe)
-	t.Run("mapped", func(t *testing.T) { withMapMin(1, func() { testFloatViewsAreSafe(t) }) })
-}
-
-func testFloatViewsAreSafe(t *testing.T) {
 	t.Run("untouched", func(t *testing.T) {
 		_, data, m := wireAliasModel(t)
 		if _, got := wireSaveLoad(t, m); !bytes.Equal(got, data) {
