@@ -134,3 +134,38 @@ func TestLoadRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestExternalDataOverMemory: an external data reference larger than the memory available is
+// refused before anything is read (the 1 TiB file here is sparse: it takes no disk).
+func TestExternalDataOverMemory(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "w.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skipf("cannot make a sparse 1 TiB file here: %v", err)
+	}
+	f.Close()
+	m := fileSmallModel()
+	w := m.Graph.Initializer[0]
+	w.RawData, w.Dims = nil, []int64{1 << 38}
+	w.DataLocation = pb.TensorProto_EXTERNAL.Enum()
+	w.ExternalData = []*pb.StringStringEntryProto{extEntry("location", "w.bin")}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "m.onnx")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = ReadFile(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+": ") || !strings.Contains(err.Error(), `tensor "w1": external data w.bin needs 1.1 TB of memory, more than the`) {
+		t.Errorf("err = %v, want it to name %s, the tensor and the memory", err, p)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the data was read before being refused", d)
+	}
+}
