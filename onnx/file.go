@@ -160,9 +160,9 @@ func encodeModel(m *pb.ModelProto) ([]byte, error) {
 // and data_location stay as they were, so WriteFile can write the tensor back the same way.
 //
 // Each file is read into memory once (see readModel and loadExternalData): the large raw_data of a
-// file are views of one buffer, which stays allocated while any of them is referenced.
-// A model file over protobuf's 2 GiB limit is refused before it is read, and a stream (a pipe, a
-// device) is read at most up to that limit. Errors name path.
+// file are views of one buffer, which stays allocated while any of them is referenced. A model
+// file over protobuf's 2 GiB limit is refused before it is read, and a stream (a pipe, a device)
+// is read at most up to that limit. Errors name path.
 func ReadFile(path string) (*pb.ModelProto, error) {
 	m, err := readModel(path, maxProtoSize)
 	if err != nil {

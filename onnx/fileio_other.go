@@ -4,7 +4,7 @@ package onnx
 
 import "os"
 
-// startWriteback does nothing where sync_file_range does not exist; see writeback_linux.go.
+// startWriteback does nothing where sync_file_range does not exist; see fileio_linux.go.
 func startWriteback(f *os.File, off, n int64) {}
 
 // holdReplaced does nothing here; see fileio_linux.go.
