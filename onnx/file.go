@@ -13,6 +13,7 @@ package onnx
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,8 +33,8 @@ import (
 // maxProtoSize is the largest message protobuf implementations accept (2 GiB - 1).
 const maxProtoSize = math.MaxInt32
 
-// externalAlign is the alignment of tensor offsets in external data files we lay out, so the
-// data can be memory-mapped.
+// externalAlign is the alignment of tensor offsets in external data files we lay out: a page, as
+// other writers use, so that readers that map the file can view every tensor in place.
 const externalAlign = 4096
 
 // spillThreshold is the smallest initializer WriteFile moves out on its own when a model
@@ -157,10 +158,13 @@ func encodeModel(m *pb.ModelProto) ([]byte, error) {
 // location (relative to the model's directory; absolute paths and paths leaving the directory
 // are rejected), offset and length (absent: to the end of the file). The external_data entries
 // and data_location stay as they were, so WriteFile can write the tensor back the same way.
-// Errors name path. The raw_data of the large graph initializers (see wire.go) all lives in one
-// buffer, which stays allocated while any of them is referenced.
+//
+// Each file is read into memory once (see readModel and loadExternalData): the large raw_data of a
+// file are views of one buffer, which stays allocated while any of them is referenced. A model
+// file over protobuf's 2 GiB limit is refused before it is read, and a stream (a pipe, a device)
+// is read at most up to that limit. Errors name path.
 func ReadFile(path string) (*pb.ModelProto, error) {
-	m, err := readModel(path)
+	m, err := readModel(path, maxProtoSize)
 	if err != nil {
 		return nil, fileError(path, err)
 	}
@@ -229,20 +233,23 @@ func isExternalTensor(t *pb.TensorProto) bool {
 	return t.GetDataLocation() == pb.TensorProto_EXTERNAL
 }
 
+// extRead is one external tensor to load.
+type extRead struct {
+	t   *pb.TensorProto
+	ref extRef
+	n   int64 // bytes to read (ref.length resolved)
+}
+
 // loadExternalData fills raw_data of every external tensor of m from files under dir. Files are
-// opened through an os.Root, so symlinks cannot lead outside dir either.
+// opened through an os.Root, so symlinks cannot lead outside dir either. Each file is read once,
+// into one buffer from the first tensor's data to the last one's end, and each tensor's raw_data
+// is a view of its bytes there, except float32 data that does not start at a multiple of 4, and
+// tensors whose bytes overlap another's, which get their own copies (so that changing one in place
+// cannot change another).
 func loadExternalData(dir string, m *pb.ModelProto) error {
-	var root *os.Root
-	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-		if root != nil {
-			root.Close()
-		}
-	}()
-	return forEachTensor(m, func(t *pb.TensorProto, _ bool) error {
+	var order []string // file locations as first met, cleaned
+	byFile := map[string][]*extRead{}
+	err := forEachTensor(m, func(t *pb.TensorProto, _ bool) error {
 		if !isExternalTensor(t) {
 			return nil
 		}
@@ -253,46 +260,83 @@ func loadExternalData(dir string, m *pb.ModelProto) error {
 		if err != nil {
 			return err
 		}
-		if root == nil {
-			if root, err = os.OpenRoot(dir); err != nil {
-				return fmt.Errorf("tensor %q: external data: %w", t.GetName(), err)
-			}
+		key := filepath.Clean(filepath.FromSlash(ref.location))
+		if byFile[key] == nil {
+			order = append(order, key)
 		}
-		f := files[ref.location]
-		if f == nil {
-			if f, err = root.Open(filepath.FromSlash(ref.location)); err != nil {
-				return fmt.Errorf("tensor %q: external data: %w", t.GetName(), err)
-			}
-			files[ref.location] = f
-		}
-		st, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("tensor %q: external data: %w", t.GetName(), err)
-		}
-		size := st.Size()
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("tensor %q: external data %s is not a regular file", t.GetName(), ref.location)
-		}
-		if ref.offset > size {
-			return fmt.Errorf("tensor %q: external data offset %d is past the end of %s (%d bytes)", t.GetName(), ref.offset, ref.location, size)
-		}
-		n := ref.length
-		if n < 0 {
-			n = size - ref.offset
-		}
-		if n > size-ref.offset {
-			return fmt.Errorf("tensor %q: external data [%d, %d) is past the end of %s (%d bytes)", t.GetName(), ref.offset, ref.offset+n, ref.location, size)
-		}
-		if n > math.MaxInt {
-			return fmt.Errorf("tensor %q: external data of %d bytes is too large", t.GetName(), n)
-		}
-		buf := alignedBytes(int(n)) // float32 data can then be viewed in place (floatView)
-		if _, err := f.ReadAt(buf, ref.offset); err != nil {
-			return fmt.Errorf("tensor %q: reading external data %s: %w", t.GetName(), ref.location, err)
-		}
-		t.RawData = buf
+		byFile[key] = append(byFile[key], &extRead{t: t, ref: ref})
 		return nil
 	})
+	if err != nil || len(order) == 0 {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("tensor %q: external data: %w", byFile[order[0]][0].t.GetName(), err)
+	}
+	defer root.Close()
+	for _, key := range order {
+		if err := loadExternalFile(root, byFile[key]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadExternalFile reads the tensors of one external data file (see loadExternalData).
+func loadExternalFile(root *os.Root, reads []*extRead) error {
+	first := reads[0]
+	f, err := root.Open(filepath.FromSlash(first.ref.location))
+	if err != nil {
+		return fmt.Errorf("tensor %q: external data: %w", first.t.GetName(), err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("tensor %q: external data: %w", first.t.GetName(), err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("tensor %q: external data %s is not a regular file", first.t.GetName(), first.ref.location)
+	}
+	size := st.Size()
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for _, r := range reads {
+		name, loc := r.t.GetName(), r.ref.location
+		if r.ref.offset > size {
+			return fmt.Errorf("tensor %q: external data offset %d is past the end of %s (%d bytes)", name, r.ref.offset, loc, size)
+		}
+		r.n = r.ref.length
+		if r.n < 0 {
+			r.n = size - r.ref.offset
+		}
+		if r.n > size-r.ref.offset {
+			return fmt.Errorf("tensor %q: external data [%d, %d) is past the end of %s (%d bytes)", name, r.ref.offset, r.ref.offset+r.n, loc, size)
+		}
+		lo, hi = min(lo, r.ref.offset), max(hi, r.ref.offset+r.n)
+	}
+	lo &^= 7 // the buffer starts 8-byte aligned, so data at a file offset that is a multiple of 4 is aligned too
+	if err := checkMemory(hi-lo, "external data "+first.ref.location); err != nil {
+		return fmt.Errorf("tensor %q: %w", first.t.GetName(), err)
+	}
+	buf := alignedBytes(int(hi - lo))
+	if _, err := f.ReadAt(buf, lo); err != nil {
+		return fmt.Errorf("tensor %q: reading external data %s: %w", first.t.GetName(), first.ref.location, err)
+	}
+	sorted := slices.Clone(reads)
+	slices.SortStableFunc(sorted, func(a, b *extRead) int { return cmp.Compare(a.ref.offset, b.ref.offset) })
+	end := int64(-1) // of the data given out so far
+	for _, r := range sorted {
+		at := r.ref.offset - lo
+		raw := buf[at : at+r.n : at+r.n]
+		if r.ref.offset < end || (DataType(r.t.GetDataType()) == Float && r.ref.offset%4 != 0) {
+			own := alignedBytes(int(r.n))
+			copy(own, raw)
+			raw = own[:r.n:r.n]
+		}
+		end = max(end, r.ref.offset+r.n)
+		r.t.RawData = raw
+	}
+	return nil
 }
 
 // WriteFile encodes m and writes it to path atomically (temporary file in the same directory,

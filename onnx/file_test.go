@@ -579,3 +579,52 @@ func TestBadInputs(t *testing.T) {
 		t.Errorf("the untruncated model must decode: %v", err)
 	}
 }
+
+// TestSaveOverSource: saving a loaded model over its own file (the CLI never does, the library
+// may) writes the right bytes, and the model loaded from it keeps its values.
+func TestSaveOverSource(t *testing.T) {
+	path, data, m := wireAliasModel(t)
+	if err := Save(path, m, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fileMustRead(t, path), data) {
+		t.Fatal("saving an unchanged model over its file changed the bytes")
+	}
+	m.Graph.Inits["w2"].Floats[3] = 9
+	other := filepath.Join(t.TempDir(), "other.onnx")
+	if err := Save(other, m, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(path, m, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileMustRead(t, path); !bytes.Equal(got, fileMustRead(t, other)) || bytes.Equal(got, data) {
+		t.Error("saving a changed model over its file did not write the changed model")
+	}
+	if w := m.Graph.Inits["w1"].Floats; w[10] != 10*0.5+1 {
+		t.Errorf("after two saves over the file, w1[10] = %v, want %v", w[10], 10*0.5+1)
+	}
+	fileNoTempFiles(t, filepath.Dir(path))
+}
+
+// TestLoadedModelOwnsItsData: a model file rewritten or truncated in place after Load (another
+// program exporting over it) does not change the loaded model, and changes made in place to the
+// model never reach the file.
+func TestLoadedModelOwnsItsData(t *testing.T) {
+	path, data, m := wireAliasModel(t)
+	w1 := m.Graph.Inits["w1"]
+	w1.Floats[0] = 42
+	if !bytes.Equal(fileMustRead(t, path), data) {
+		t.Fatal("an in-place change of a tensor reached the model file")
+	}
+	if err := os.WriteFile(path, []byte("rewritten"), 0o644); err != nil { // truncates in place
+		t.Fatal(err)
+	}
+	if w1.Floats[4999] != 4999*0.5+1 || m.Graph.Inits["w2"].Floats[1] != 1*0.5-7 {
+		t.Errorf("after the file was rewritten w1[4999], w2[1] = %v, %v", w1.Floats[4999], m.Graph.Inits["w2"].Floats[1])
+	}
+	w1.Floats[0] = 1
+	if _, got := wireSaveLoad(t, m); !bytes.Equal(got, data) {
+		t.Error("the model saved after its file was rewritten is not the original")
+	}
+}

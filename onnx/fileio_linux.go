@@ -2,6 +2,8 @@ package onnx
 
 import (
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,4 +53,28 @@ func preallocate(f *os.File, n int64) {
 			unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, 0, n)
 		})
 	}
+}
+
+// memoryAvailable returns about how many bytes this process could still allocate: MemAvailable in
+// /proc/meminfo, or the cgroup v2 memory.max when that is lower (a container's limit, which
+// MemAvailable does not show). 0 when neither can be read.
+func memoryAvailable() int64 {
+	avail := int64(0)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64); err == nil {
+					avail = kb << 10
+				}
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		// "max" (no limit) does not parse.
+		if limit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && limit > 0 && (avail == 0 || limit < avail) {
+			avail = limit
+		}
+	}
+	return avail
 }

@@ -39,8 +39,9 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzReadModel writes arbitrary bytes to a file and reads it with readModel, which streams large
-// initializer raw_data aside (every raw_data here: asideMin is 1): it must agree with Decode, and
+// FuzzReadModel writes arbitrary bytes to a file and reads it with readModel, which leaves large
+// initializer raw_data in the buffer it read (every raw_data here: asideMin is 1): it must agree
+// with Decode, and
 // encodeParts, which writes that data from where it is, with Encode.
 func FuzzReadModel(f *testing.F) {
 	for _, m := range []*pb.ModelProto{wireAliasProto(), fileSmallModel()} {
@@ -58,7 +59,7 @@ func FuzzReadModel(f *testing.F) {
 		}
 		var got *pb.ModelProto
 		var gerr error
-		withAsideMin(1, func() { got, gerr = readModel(p) })
+		withAsideMin(1, func() { got, gerr = readModel(p, maxProtoSize) })
 		want, werr := Decode(data)
 		if (gerr == nil) != (werr == nil) {
 			t.Fatalf("readModel error %v, Decode error %v", gerr, werr)

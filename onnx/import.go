@@ -23,7 +23,9 @@ func Load(path string) (*Model, error) {
 // Import builds the IR of a decoded model and normalises it: Constant nodes become initializers,
 // Identity of an initializer resolves to it, and inputs that older and newer opsets spell differently
 // (Clip min/max, Split sizes, Squeeze/Unsqueeze/Reduce axes, Pad pads, Resize scales/sizes, Slice
-// starts/ends, Reshape shape) become attributes when they are constants.
+// starts/ends, Reshape shape) become attributes when they are constants. A model whose ai.onnx
+// opset is newer than NewestOpset is refused, and so is a tensor whose dims do not match its data
+// or would not fit in memory (see tensorElements).
 func Import(mp *pb.ModelProto) (*Model, error) {
 	gp := mp.GetGraph()
 	if gp == nil {
@@ -36,6 +38,11 @@ func Import(mp *pb.ModelProto) (*Model, error) {
 	if _, ok := m.Opsets[""]; !ok {
 		if v, ok := m.Opsets["ai.onnx"]; ok {
 			m.Opsets[""] = v
+		}
+	}
+	for _, domain := range []string{"", "ai.onnx"} {
+		if v, ok := m.Opsets[domain]; ok && v > NewestOpset {
+			return nil, fmt.Errorf("ai.onnx opset %d is newer than the newest chanopt knows (%d); export the model at opset %d or lower, or convert it (onnx.version_converter)", v, NewestOpset, NewestOpset)
 		}
 	}
 	g := &Graph{Name: gp.GetName(), Values: map[string]*Value{}, Inits: map[string]*Tensor{}}

@@ -220,10 +220,8 @@ type Node struct {
 // int64 in Ints; anything else (strings, complex) stays encoded in Source.
 //
 // Float32 data read from raw_data on a little-endian machine is not copied: Floats is a view of
-// Source's raw_data bytes (when they are 4-byte aligned, which ReadFile arranges, or on processors
-// that load floats from any address). On Linux those bytes may be a private mapping of the model
-// file (see mmap_linux.go), valid while the Tensor or its Source is reachable: keep one of them, or a
-// copy of Floats, not just the slice. Writing into
+// Source's raw_data bytes (when they are 4-byte aligned, which ReadFile arranges), which are
+// themselves a view of the buffer the model file was read into. Writing into
 // Floats in place therefore also writes Source's raw_data, and export writes the new values; other
 // holders of the same Source (a Model.Clone) have their own copies of the data and are compared with
 // the changed bytes, so they are re-encoded. Transforms may also replace the data slices; export

@@ -5,6 +5,14 @@ import (
 	"sort"
 )
 
+// NewestOpset is the newest ai.onnx opset chanopt knows, the one place that says so: the forms below,
+// shape inference, the engine's kernels and rewrite's coupling rules follow the operator definitions
+// up to it (the latest form change here is the axes input of the Reduce ops, opset 18). Opset 19
+// changed ops they read again (AveragePool gained dilations, Resize a coordinate mode, Pad a mode),
+// so a model at a newer opset may use forms they would misread: Import refuses it rather than
+// shrink it wrongly. Raise this only together with the rules for what the new opsets changed.
+const NewestOpset = 18
+
 // A paramInput is an operator argument that some opsets take as an attribute and later ones as an
 // input. The IR always holds it as the attribute when its input is a constant, so the rest of the
 // program reads one form; export writes the form the model's opset wants.

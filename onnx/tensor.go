@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"runtime"
 	"slices"
 	"unsafe"
 
@@ -32,33 +31,18 @@ func elemSize(d DataType) int {
 // TensorFromProto decodes a TensorProto into the IR. External data must already be in raw_data.
 func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 	t := &Tensor{Name: tp.GetName(), Type: DataType(tp.GetDataType()), Dims: append([]int64(nil), tp.Dims...), Source: tp}
-	n := int64(1)
-	for _, d := range t.Dims {
-		if d < 0 {
-			return nil, fmt.Errorf("tensor %q: negative dim %d", t.Name, d)
-		}
-		n *= d
-		if n > 1<<40 {
-			return nil, fmt.Errorf("tensor %q: too many elements", t.Name)
-		}
-	}
 	if tp.GetDataLocation() == pb.TensorProto_EXTERNAL && tp.RawData == nil {
 		return nil, fmt.Errorf("tensor %q: external data was not loaded", t.Name)
 	}
 	if tp.Segment != nil {
 		return nil, fmt.Errorf("tensor %q: segmented tensors are not supported", t.Name)
 	}
+	n, err := tensorElements(tp) // dims, values present and memory checked: the copies below fit
+	if err != nil {
+		return nil, err
+	}
 	raw := tp.RawData
 	size := elemSize(t.Type)
-	if raw != nil && size > 0 && int64(len(raw)) != n*int64(size) {
-		return nil, fmt.Errorf("tensor %q: raw data has %d bytes, want %d for %v %v", t.Name, len(raw), n*int64(size), t.Type, t.Dims)
-	}
-	count := func(have int) error {
-		if int64(have) != n {
-			return fmt.Errorf("tensor %q: has %d values, want %d for dims %v", t.Name, have, n, t.Dims)
-		}
-		return nil
-	}
 	le := binary.LittleEndian
 	switch t.Type {
 	case Float:
@@ -77,9 +61,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 			}
 		} else {
 			t.Floats = make([]float32, n)
-			if err := count(len(tp.FloatData)); err != nil {
-				return nil, err
-			}
 			copy(t.Floats, tp.FloatData)
 		}
 	case Double:
@@ -89,9 +70,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				t.Floats[i] = float32(math.Float64frombits(le.Uint64(raw[8*i:])))
 			}
 		} else {
-			if err := count(len(tp.DoubleData)); err != nil {
-				return nil, err
-			}
 			for i, v := range tp.DoubleData {
 				t.Floats[i] = float32(v)
 			}
@@ -107,9 +85,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				t.Floats[i] = conv(le.Uint16(raw[2*i:]))
 			}
 		} else {
-			if err := count(len(tp.Int32Data)); err != nil {
-				return nil, err
-			}
 			for i, v := range tp.Int32Data {
 				t.Floats[i] = conv(uint16(v))
 			}
@@ -121,9 +96,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				t.Ints[i] = int64(le.Uint64(raw[8*i:]))
 			}
 		} else {
-			if err := count(len(tp.Int64Data)); err != nil {
-				return nil, err
-			}
 			copy(t.Ints, tp.Int64Data)
 		}
 	case Uint32, Uint64:
@@ -137,9 +109,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				}
 			}
 		} else {
-			if err := count(len(tp.Uint64Data)); err != nil {
-				return nil, err
-			}
 			for i, v := range tp.Uint64Data {
 				t.Ints[i] = int64(v)
 			}
@@ -162,9 +131,6 @@ func TensorFromProto(tp *pb.TensorProto) (*Tensor, error) {
 				}
 			}
 		} else {
-			if err := count(len(tp.Int32Data)); err != nil {
-				return nil, err
-			}
 			for i, v := range tp.Int32Data {
 				t.Ints[i] = int64(v)
 			}
@@ -184,23 +150,15 @@ func rawFloatSource(tp *pb.TensorProto) bool {
 }
 
 // floatView returns raw's bytes as float32 values without copying: on a little-endian machine, when
-// raw is not empty and 4-byte aligned, or at any address where the processor loads float32 from any
-// address (see unalignedFloats). The capacity is the length, so an append copies.
+// raw is not empty and starts at a multiple of 4 (ReadFile gives every float32 raw_data such an
+// address). The capacity is the length, so an append copies.
 func floatView(raw []byte) ([]float32, bool) {
 	p := unsafe.SliceData(raw)
-	if !littleEndian || len(raw) == 0 || len(raw)%4 != 0 || (!unalignedFloats && uintptr(unsafe.Pointer(p))%4 != 0) {
+	if !littleEndian || len(raw) == 0 || len(raw)%4 != 0 || uintptr(unsafe.Pointer(p))%4 != 0 {
 		return nil, false
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), len(raw)/4), true
 }
-
-// unalignedFloats says whether float32 values may be viewed at addresses that are not multiples of
-// 4. A model file's raw_data sits wherever protobuf put it, so in a mapping of the file (see
-// mmap_linux.go) most large tensors are misaligned; copying them would undo the mapping's point.
-// These processors load and store float32 from any address, in hardware (others trap or emulate,
-// and get copies). Go allows such pointers to types without pointers (checkptr does too); no
-// code here or in the engine does atomic operations on weights, the one thing that needs alignment.
-const unalignedFloats = runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64" || runtime.GOARCH == "386" || runtime.GOARCH == "ppc64le"
 
 // checksumSeed is fixed per process: checksums are only compared within one run.
 var checksumSeed = maphash.MakeSeed()

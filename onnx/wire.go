@@ -1,6 +1,6 @@
 package onnx
 
-// wire.go: reading and writing model files without copying the weights more than the kernel does.
+// wire.go: reading and writing model files without copying the weights more than needed.
 //
 // Nearly all of a model file is the raw_data of its graph initializers. protobuf's Unmarshal copies
 // every bytes field out of its input and Marshal copies it into its output, so a plain read-decode
@@ -8,10 +8,9 @@ package onnx
 // two kernel copies. Here the raw_data of large graph initializers travels separately:
 //
 //   - readModel parses the file's wire format, skipping each large raw_data, hands protobuf only
-//     the rest of the file (with those fields left empty) and then, on Linux, maps the file and
-//     points each skipped raw_data at its bytes in the mapping (see mmap_linux.go), or else reads
-//     the skipped data straight from the file into one buffer, each at an 8-byte aligned offset so
-//     float32 data can be viewed in place (see floatView);
+//     the rest of the file (with those fields left empty) and then reads the skipped data straight
+//     from the file into one buffer, each at an 8-byte aligned offset so float32 data can be
+//     viewed in place (see floatView);
 //   - encodeParts marshals the model with those fields emptied and splices the data back in as
 //     separate parts, which parts.writeTo writes to the file one after the other.
 //
@@ -21,7 +20,6 @@ package onnx
 // always what proto.Unmarshal and proto.Marshal give.
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -63,37 +61,46 @@ func alignedBytes(n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), n)
 }
 
-// readModel reads and decodes the model file at path (external data not loaded). Errors are
-// those of Decode, without the path.
-func readModel(path string) (*pb.ModelProto, error) {
+// readModel reads and decodes the model file at path (external data not loaded). A regular file
+// of more than limit bytes is refused before anything is read; it is read by streamModel, which
+// reads the large initializer data straight into one buffer, or, if streamModel does not handle
+// it, whole, and decoded the plain way. Anything else (a pipe, a device) is read whole, up to limit
+// bytes and refused past that, and decoded the plain way. Errors are those of Decode or of
+// reading, without the path.
+func readModel(path string, limit int64) (*pb.ModelProto, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err == nil && st.Mode().IsRegular() && st.Size() > 0 && st.Size() <= maxProtoSize {
-		if m, err := streamModel(f, st.Size()); err == nil {
-			return m, nil
-		}
-		// Anything unusual: decode the plain way, which also gives the proper error message.
-	}
-	// From f, not by opening path again: a named pipe opened a second time would wait for a
-	// second writer. streamModel used ReadAt, so f is still at its start.
-	var buf bytes.Buffer
-	if err == nil && st.Mode().IsRegular() {
-		buf.Grow(int(min(st.Size(), maxProtoSize)) + 1)
-	}
-	if _, err := buf.ReadFrom(f); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	return Decode(buf.Bytes())
+	if st.Mode().IsRegular() {
+		if st.Size() > limit {
+			return nil, fmt.Errorf("the file is %d bytes, more than the %s a protobuf message can hold, so it is not an ONNX model (large models keep their weights in external data files)", st.Size(), byteSize(limit))
+		}
+		if st.Size() > 0 {
+			if m, err := streamModel(f, st.Size()); err == nil {
+				return m, nil
+			}
+			// Anything unusual: decode the plain way, which also gives the proper error message.
+		}
+	}
+	// From f, not by opening path again: a named pipe opened a second time would wait for a second
+	// writer. streamModel used ReadAt, so f is still at its start.
+	data, err := readLimited(f, st, limit)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(data)
 }
 
 // streamModel parses size bytes of model from f (then expects the end of the file): first the
 // skeleton, skipping the raw_data to read aside, then that data, into one buffer, by a few
 // goroutines: with more than one core free, the copies from the page cache run side by side.
-func streamModel(f *os.File, size int64) (_ *pb.ModelProto, err error) {
+func streamModel(f *os.File, size int64) (*pb.ModelProto, error) {
 	s := &skeleton{r: &fileWindow{f: f, buf: make([]byte, windowMax)}, raw: map[int]*asideRead{}}
 	skel, err := s.model(make([]byte, 0, 64<<10), size)
 	if err != nil {
@@ -102,22 +109,7 @@ func streamModel(f *os.File, size int64) (_ *pb.ModelProto, err error) {
 	if _, err := s.r.byte(); err != io.EOF {
 		return nil, errWire // the file grew while being read
 	}
-	aside := int64(0)
-	for _, j := range s.raw {
-		aside += j.n
-	}
-	var fm *fileMap
-	if aside >= mapMin {
-		fm, _ = mapFile(f, size) // nil: read the data instead
-	}
-	if fm != nil {
-		defer func() {
-			if err != nil {
-				fm.unused()
-			}
-		}()
-	}
-	if err := readAside(f, s.raw, fm); err != nil {
+	if err := readAside(f, s.raw); err != nil {
 		return nil, errWire
 	}
 	m := &pb.ModelProto{}
@@ -145,19 +137,15 @@ func streamModel(f *os.File, size int64) (_ *pb.ModelProto, err error) {
 	return m, nil
 }
 
-// readAside reads the raw_data of reads into one buffer, each at an 8-byte aligned offset. One
+// readAside reads the raw_data of reads straight from the file into one buffer, each at an 8-byte
+// aligned offset, so that float32 data can be viewed in place: in the file itself most of it is
+// not (in exported models raw_data starts at any offset, about a quarter at each offset mod 4), and
+// a buffer laid out as the file would need three quarters of the weights copied once more. One
 // buffer, not one per tensor: a hundred large allocations of different sizes per model leave the
 // heap fragmented and cost page faults on every load; the price is that the buffer lives as long
-// as any of the tensors does. With fm, a mapping of the file (see mmap_linux.go), nothing is read:
-// each raw_data is its bytes in the mapping.
-func readAside(f *os.File, reads map[int]*asideRead, fm *fileMap) error {
+// as any of the tensors does.
+func readAside(f *os.File, reads map[int]*asideRead) error {
 	if len(reads) == 0 {
-		return nil
-	}
-	if fm != nil {
-		for _, j := range reads {
-			j.data = fm.bytes(j.off, j.n)
-		}
 		return nil
 	}
 	list := make([]*asideRead, 0, len(reads))
@@ -472,6 +460,114 @@ func (s *skeleton) tensor(n int64, i int) ([]byte, error) {
 		s.off += n
 		return append(append(dst, s.tag...), 0), true, nil // an empty raw_data in its place
 	})
+}
+
+// streamChunk is the first buffer readLimited reads a stream into; it doubles from there.
+const streamChunk = 64 << 10
+
+// readLimited reads f, whose Stat is st, to its end, at most limit bytes (see readModel). A stream
+// whose first bytes are not protobuf fields is not read further: Decode then says what is wrong,
+// rather than the limit after reading up to 2 GiB (/dev/zero, a text stream with no end).
+func readLimited(f *os.File, st os.FileInfo, limit int64) ([]byte, error) {
+	regular := st.Mode().IsRegular()
+	size := int64(streamChunk)
+	if regular {
+		size = st.Size() // readModel checked it against limit
+	} else if st.IsDir() {
+		return nil, errors.New("is a directory")
+	}
+	buf := make([]byte, min(size, limit))
+	n := 0
+	var scan streamScan
+	for {
+		if n == len(buf) {
+			// Full: this is the end, or there is more (a stream; a file that grew since Stat).
+			var probe [1]byte
+			m, err := f.Read(probe[:])
+			if m == 0 {
+				if err == io.EOF {
+					return buf[:n], nil
+				}
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if int64(n) >= limit {
+				return nil, fmt.Errorf("the input is more than the %s a protobuf message can hold, so it is not an ONNX model (read %d bytes, then stopped)", byteSize(limit), n)
+			}
+			grown := make([]byte, min(max(2*int64(n), streamChunk), limit))
+			copy(grown, buf[:n])
+			grown[n] = probe[0]
+			buf, n = grown, n+1
+			continue
+		}
+		m, err := f.Read(buf[n:])
+		n += m
+		if !regular && !scan.fields(buf[:n]) {
+			return buf[:n], nil // not protobuf: Decode gives the error
+		}
+		if err == io.EOF {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// byteSize writes a limit like maxProtoSize in words ("2 GiB").
+func byteSize(n int64) string {
+	if n >= 1<<30-1 {
+		return fmt.Sprintf("%d GiB", (n+1)>>30)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// streamScan follows the top-level fields of a model as its bytes arrive, so that readLimited can
+// stop reading a stream as soon as it cannot be protobuf.
+type streamScan struct {
+	next int  // offset of the next field's tag
+	off  bool // a group was met: no more checking (Decode will tell)
+}
+
+// fields reports whether the complete fields in b (the bytes read so far) are well formed.
+func (s *streamScan) fields(b []byte) bool {
+	for !s.off && s.next < len(b) {
+		_, typ, k := protowire.ConsumeTag(b[s.next:])
+		if k < 0 {
+			return protowire.ParseError(k) == io.ErrUnexpectedEOF
+		}
+		rest := b[s.next+k:]
+		var m int
+		switch typ {
+		case protowire.VarintType:
+			_, m = protowire.ConsumeVarint(rest)
+		case protowire.Fixed32Type:
+			m = 4
+		case protowire.Fixed64Type:
+			m = 8
+		case protowire.BytesType:
+			var l uint64
+			l, m = protowire.ConsumeVarint(rest)
+			if m > 0 {
+				if l > uint64(maxProtoSize) {
+					return false
+				}
+				m += int(l)
+			}
+		case protowire.StartGroupType:
+			s.off = true
+			return true
+		default:
+			return false
+		}
+		if m < 0 {
+			return protowire.ParseError(m) == io.ErrUnexpectedEOF
+		}
+		s.next += k + m // may lie past b: checked once the bytes are there
+	}
+	return true
 }
 
 // parts is a file's bytes as a sequence of slices.

@@ -31,83 +31,106 @@ func wireModels(t *testing.T) []string {
 	return append(paths, zoo...)
 }
 
-// withMapMin runs f with mapMin set to n.
-func withMapMin(n int64, f func()) {
-	old := mapMin
-	mapMin = n
-	defer func() { mapMin = old }()
-	f()
-}
-
 // TestStreamedReadAndWrite checks that ReadFile (which reads large initializer data aside) gives
-// what Decode gives, and that WriteFile (which writes it from where it is) writes the file's bytes
-// back, with every raw_data read and written aside (asideMin 1) and every file mapped where that
-// is supported (mapMin 1), and with the default asideMin and no mapping (data read into memory).
+// what Decode gives, that data 8-byte aligned, and that WriteFile (which writes it from where it
+// is) writes the file's bytes back, with every raw_data read and written aside (asideMin 1) and
+// with the default asideMin.
 func TestStreamedReadAndWrite(t *testing.T) {
 	paths := wireModels(t)
 	dir := t.TempDir()
 	for _, threshold := range []int{1, asideMin} {
-		mapAt := int64(1)
-		if threshold != 1 {
-			mapAt = 1 << 62
-		}
-		withMapMin(mapAt, func() {
-			withAsideMin(threshold, func() {
-				aside := 0
-				for _, p := range paths {
-					want := fileMustRead(t, p)
-					plain, err := Decode(want)
-					if err != nil {
-						t.Fatalf("%s: %v", p, err)
-					}
-					m, err := ReadFile(p)
-					if err != nil {
-						t.Errorf("%s: %v", p, err)
-						continue
-					}
-					if !proto.Equal(m, plain) {
-						t.Errorf("asideMin %d: %s: ReadFile differs from Decode", threshold, p)
-						continue
-					}
-					for _, init := range m.GetGraph().GetInitializer() {
-						if len(init.RawData) >= threshold && init.GetDataLocation() != pb.TensorProto_EXTERNAL {
-							aside++
-							// Read into memory: 8-byte aligned. Mapped: where the file has it, and
-							// float32 data must still be viewed in place (see unalignedFloats).
-							mapped := mappedBytes(init.RawData)
-							if !mapped && uintptr(unsafe.Pointer(unsafe.SliceData(init.RawData)))%8 != 0 {
-								t.Errorf("%s: %s: raw_data read aside is not 8-byte aligned", p, init.GetName())
-							}
-							if _, ok := floatView(init.RawData); mapped && unalignedFloats && DataType(init.GetDataType()) == Float && len(init.RawData)%4 == 0 && !ok {
-								t.Errorf("%s: %s: mapped float32 raw_data cannot be viewed in place", p, init.GetName())
-							}
+		withAsideMin(threshold, func() {
+			aside := 0
+			for _, p := range paths {
+				want := fileMustRead(t, p)
+				plain, err := Decode(want)
+				if err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				m, err := ReadFile(p)
+				if err != nil {
+					t.Errorf("%s: %v", p, err)
+					continue
+				}
+				if !proto.Equal(m, plain) {
+					t.Errorf("asideMin %d: %s: ReadFile differs from Decode", threshold, p)
+					continue
+				}
+				for _, init := range m.GetGraph().GetInitializer() {
+					if len(init.RawData) >= threshold && init.GetDataLocation() != pb.TensorProto_EXTERNAL {
+						aside++
+						if uintptr(unsafe.Pointer(unsafe.SliceData(init.RawData)))%8 != 0 {
+							t.Errorf("%s: %s: raw_data read aside is not 8-byte aligned", p, init.GetName())
 						}
 					}
-					// Writing every file would take long: all with asideMin 1, the large ones otherwise.
-					if threshold != 1 && len(want) < 1<<20 {
-						continue
-					}
-					out := filepath.Join(dir, filepath.Base(filepath.Dir(p))+"-"+filepath.Base(p))
-					if filepath.Base(p) != "model.onnx" {
-						out = filepath.Join(dir, filepath.Base(p))
-					}
-					if err := WriteFile(out, m, WriteOptions{}); err != nil {
-						t.Errorf("%s: WriteFile: %v", p, err)
-						continue
-					}
-					if !bytes.Equal(fileMustRead(t, out), want) {
-						t.Errorf("asideMin %d: %s: WriteFile(ReadFile(f)) differs from f", threshold, p)
-					}
-					if !proto.Equal(m, plain) {
-						t.Errorf("%s: WriteFile changed the model", p)
-					}
-					os.Remove(out)
 				}
-				if aside == 0 {
-					t.Errorf("asideMin %d: no raw_data was read aside", threshold)
+				// Writing every file would take long: all with asideMin 1, the large ones otherwise.
+				if threshold != 1 && len(want) < 1<<20 {
+					continue
 				}
-			})
+				out := filepath.Join(dir, filepath.Base(filepath.Dir(p))+"-"+filepath.Base(p))
+				if filepath.Base(p) != "model.onnx" {
+					out = filepath.Join(dir, filepath.Base(p))
+				}
+				if err := WriteFile(out, m, WriteOptions{}); err != nil {
+					t.Errorf("%s: WriteFile: %v", p, err)
+					continue
+				}
+				if !bytes.Equal(fileMustRead(t, out), want) {
+					t.Errorf("asideMin %d: %s: WriteFile(ReadFile(f)) differs from f", threshold, p)
+				}
+				if !proto.Equal(m, plain) {
+					t.Errorf("%s: WriteFile changed the model", p)
+				}
+				os.Remove(out)
+			}
+			if aside == 0 {
+				t.Errorf("asideMin %d: no raw_data was read aside", threshold)
+			}
 		})
+	}
+}
+
+// TestReadAsideOneBuffer: the large initializer raw_data of a model file, which start at every
+// offset mod 4 in the file, are read into one buffer, each 8-byte aligned (so float32 data is
+// viewed in place, never copied again), with its capacity cut at its end.
+func TestReadAsideOneBuffer(t *testing.T) {
+	var inits []byte
+	names := []string{"a", "bb", "ccc", "dddd", "eeeee", "ffffff", "ggggggg"} // the lengths move each raw_data's offset
+	for i, name := range names {
+		inits = append(inits, wireInit(wireTensor(name, 2048, fileFloatRaw(2048, float32(i))))...)
+	}
+	file := wireModel(inits)
+	p := filepath.Join(t.TempDir(), "m.onnx")
+	if err := os.WriteFile(p, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[int]bool{}
+	var prevEnd uintptr
+	for i, init := range m.Graph.Initializer {
+		raw := init.RawData
+		at := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
+		offsets[bytes.Index(file, raw)%4] = true
+		if !bytes.Equal(raw, fileFloatRaw(2048, float32(i))) {
+			t.Errorf("%s: wrong data", init.GetName())
+		}
+		if at%8 != 0 || cap(raw) != len(raw) {
+			t.Errorf("%s: raw_data at %#x with capacity %d for %d bytes, want 8-byte aligned and no room past its end", init.GetName(), at, cap(raw), len(raw))
+		}
+		if _, ok := floatView(raw); !ok {
+			t.Errorf("%s: float32 raw_data cannot be viewed in place", init.GetName())
+		}
+		if i > 0 && (at < prevEnd || at-prevEnd >= 8) {
+			t.Errorf("%s: raw_data at %#x, the previous one ends at %#x: not one buffer", init.GetName(), at, prevEnd)
+		}
+		prevEnd = at + uintptr(len(raw))
+	}
+	if len(offsets) != 4 {
+		t.Errorf("the file's raw_data start at %d of the 4 offsets mod 4: the test must see all", len(offsets))
 	}
 }
 
@@ -143,9 +166,9 @@ func wireInit(tensor []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(nil, graphInitializerField, protowire.BytesType), tensor)
 }
 
-// TestStreamedReadOddFiles feeds ReadFile wire forms protobuf allows but writers rarely produce,
+// TestReadOddFiles feeds ReadFile wire forms protobuf allows but writers rarely produce,
 // and broken ones: it must agree with Decode every time (same message, or an error both ways).
-func TestStreamedReadOddFiles(t *testing.T) {
+func TestReadOddFiles(t *testing.T) {
 	big := fileFloatRaw(2048, 1)
 	big2 := fileFloatRaw(2048, -3)
 	small := fileFloatRaw(4, 9)
@@ -250,15 +273,10 @@ func wireSaveLoad(t *testing.T, m *Model) (*Model, []byte) {
 	return back, fileMustRead(t, out)
 }
 
-// TestFloatViewsAreSafe: Floats may be a view of the source's raw_data, read into memory or in a
-// mapping of the file; whatever is done to it, the saved file holds the IR's values, and a model
-// nothing was done to is saved byte for byte.
+// TestFloatViewsAreSafe: Floats may be a view of the source's raw_data, itself a view of the buffer
+// the file was read into; whatever is done to it, the saved file holds the IR's values, and a
+// model nothing was done to is saved byte for byte.
 func TestFloatViewsAreSafe(t *testing.T) {
-	t.Run("read", testFloatViewsAreSafe)
-	t.Run("mapped", func(t *testing.T) { withMapMin(1, func() { testFloatViewsAreSafe(t) }) })
-}
-
-func testFloatViewsAreSafe(t *testing.T) {
 	t.Run("untouched", func(t *testing.T) {
 		_, data, m := wireAliasModel(t)
 		if _, got := wireSaveLoad(t, m); !bytes.Equal(got, data) {
