@@ -6,13 +6,14 @@ ORT_VERSION := 1.30.0
 ORT_DIR := $(CACHE)/ort-$(ORT_VERSION)
 ORT_LIB := $(ORT_DIR)/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
 ZOO := $(CACHE)/zoo
+PHOTOS := $(CACHE)/photos
 FOREIGN := $(CACHE)/foreign
 PY := /usr/bin/python3
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 BIN := bin/chanopt
 TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY) CHANOPT_ENGINE_MODELS="$(ZOO)/*.onnx"
 
-.PHONY: build test demo bench fuzz proto ort lint deps zoo models golden clean
+.PHONY: build test demo bench fuzz proto ort lint deps zoo photos models golden clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chanopt
@@ -30,6 +31,10 @@ zoo: deps
 	$(PY) models/zoo/export_zoo.py $(ZOO)
 	$(PY) models/foreign/make_foreign.py $(FOREIGN)
 
+# 1,000 RGB JPEGs at 224×224 in class folders, made from Fashion-MNIST, for the real-size bench.
+photos: deps
+	$(PY) models/zoo/make_photos.py $(PHOTOS) 1000
+
 test: deps ort zoo lint
 	$(TEST_ENV) $(GO) test -tags ort -timeout 25m ./...
 
@@ -41,8 +46,8 @@ demo: deps build
 	$(BIN) eval demo-out/resnet8.slim.onnx --data models/data/eval-images-idx3-ubyte.gz \
 	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8.onnx
 
-bench: deps ort zoo build
-	$(TEST_ENV) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
+bench: deps ort zoo photos build
+	$(TEST_ENV) CHANOPT_PHOTOS=$(PHOTOS) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
 
 fuzz:
 	$(GO) test ./onnx -run '^$$' -fuzz FuzzDecode -fuzztime 60s

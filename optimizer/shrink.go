@@ -125,6 +125,43 @@ type Report struct {
 	Compensation *CompensationReport `json:"compensation,omitempty"`
 	// LatencySearch is set for a latency budget: the engine's measured batch-1 latency.
 	LatencySearch *LatencySearch `json:"latency_search,omitempty"`
+	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
+	// part of the report that differs between two runs with the same seed.
+	Timings []StageTiming `json:"timings,omitempty"`
+}
+
+// StageTiming is how long one stage took.
+type StageTiming struct {
+	Stage   string  `json:"stage"`
+	Seconds float64 `json:"seconds"`
+}
+
+// stageClock passes progress on and times each stage.
+type stageClock struct {
+	Progress
+	began, at time.Time
+	name      string
+	timings   []StageTiming
+}
+
+func (c *stageClock) Stage(name, what string) {
+	c.lap()
+	c.name, c.at = name, time.Now()
+	c.Progress.Stage(name, what)
+}
+
+// lap closes the current stage.
+func (c *stageClock) lap() {
+	if c.name != "" {
+		c.timings = append(c.timings, StageTiming{c.name, time.Since(c.at).Seconds()})
+		c.name = ""
+	}
+}
+
+// done closes the last stage and adds the total.
+func (c *stageClock) done() []StageTiming {
+	c.lap()
+	return append(c.timings, StageTiming{"total", time.Since(c.began).Seconds()})
 }
 
 // SearchStats describes the width search.
@@ -242,6 +279,8 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 		return nil, err
 	}
 	opt.SearchTime = cmp.Or(opt.SearchTime, opt.Time/5)
+	clock := &stageClock{Progress: opt.progress(), began: began}
+	opt.Progress = clock
 	prog := opt.progress()
 	shapes := opt.Inputs
 	if shapes == nil {
@@ -303,6 +342,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
 		return nil, err
 	}
+	rep.Timings = clock.done()
 	return &Result{Model: slim.Model, Report: rep}, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -148,9 +149,39 @@ func TestShrinkReportGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Paths differ between checkouts; the rest must not.
+		// Paths and timings differ between checkouts; the rest must not.
+		b = withoutTimings(t, b)
 		s := strings.ReplaceAll(string(b), dir, "OUT")
 		s = strings.ReplaceAll(s, testenv.RepoRoot(t), "REPO")
 		golden.Check(t, filepath.Join("testdata", "shrink", name+".json"), []byte(s))
 	}
+}
+
+// withoutTimings is a shrink report with its wall-clock figures (stage timings, distillation and
+// finalist seconds) zeroed, written as the CLI writes reports: what two runs with the same seed
+// must agree on.
+func withoutTimings(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var r shrinkReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Timings) == 0 {
+		t.Error("the report has no stage timings")
+	}
+	r.Timings = nil
+	if d := r.Distill; d != nil {
+		d.Seconds = 0
+		for i := range d.Stages {
+			d.Stages[i].Seconds = 0
+		}
+	}
+	if s := r.SearchStats; s != nil && s.Finalists != nil {
+		s.Finalists.Seconds = 0
+	}
+	out, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
 }

@@ -217,23 +217,10 @@ func shrinkAction(c *cli.Context) error {
 		rep.After.LatencyMS = latencyMS(res.Model, opt.Inputs, opt.Threads)
 	}
 	if p := c.String("report"); p != "" {
+		// The printed latencies are measured for the table only; the file keeps what the run did
+		// (its stage timings included).
 		r := *rep
 		r.Before.LatencyMS, r.After.LatencyMS = 0, 0
-		if r.Distill != nil {
-			d := *r.Distill
-			d.Seconds = 0
-			d.Stages = append([]optimizer.Stage(nil), d.Stages...)
-			for i := range d.Stages {
-				d.Stages[i].Seconds = 0
-			}
-			r.Distill = &d
-		}
-		if r.SearchStats != nil && r.SearchStats.Finalists != nil {
-			s, f := *r.SearchStats, *r.SearchStats.Finalists
-			f.Seconds = 0
-			s.Finalists = &f
-			r.SearchStats = &s
-		}
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return err
