@@ -130,6 +130,9 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 		if opt.Context != nil && opt.Context.Err() != nil {
 			return opt.Context.Err()
 		}
+		if opt.Progress != nil {
+			opt.Progress(name, 0, 0) // the stage begins; its steps follow where it counts them
+		}
 		t0 := time.Now()
 		trial := student.Clone()
 		layers, err := f(trial)

@@ -96,6 +96,9 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	for i, l := range todo {
 		l.plan(sub.N, opt.Rows, opt.Seed, i)
 	}
+	if opt.Progress != nil {
+		opt.Progress(0, len(todo)) // the teacher's pass comes first
+	}
 	at := 0
 	err = forEachBatch(tp, sub, batch, targets, func(vals map[string]*engine.Tensor) error {
 		nb := 0

@@ -472,7 +472,9 @@ func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]
 				stage = s
 				prog.Stage(s, stageWhat[s])
 			}
-			prog.Step(d, t, 0)
+			if t > 0 {
+				prog.Step(d, t, 0)
+			}
 		}})
 }
 
