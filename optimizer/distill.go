@@ -73,7 +73,7 @@ func evalStudent(m *onnx.Model, val *dataset.Set, teacher []float32, classes int
 		return Agreement{}, err
 	}
 	defer p.Close()
-	logits, c, err := Logits(p, val, opt.Batch)
+	logits, c, err := Logits(p, val, inferBatch(m, opt.Batch))
 	if err != nil {
 		return Agreement{}, err
 	}
@@ -102,7 +102,7 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 	if err != nil {
 		return nil, err
 	}
-	tlog, classes, err := Logits(tp, val, opt.Batch)
+	tlog, classes, err := Logits(tp, val, inferBatch(teacher, opt.Batch))
 	tp.Close()
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
+	opt.Batch = trainBatch(student, opt.Batch)
 	if opt.LR <= 0 {
 		opt.LR = 1e-3
 	}
@@ -52,7 +53,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	if err != nil {
 		return Agreement{}, 0, err
 	}
-	tlog, k, err := Logits(tp, calib, 256)
+	tlog, k, err := Logits(tp, calib, inferBatch(teacher, 256))
 	tp.Close()
 	if err != nil {
 		return Agreement{}, 0, err

@@ -39,7 +39,8 @@ type FitnessSets struct {
 
 // NewDataFitness computes the teacher's logits on the scoring sets once.
 func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (*DataFitness, error) {
-	f := &DataFitness{a: a, imp: L1Importance(a), repair: sets.Repair, score: sets.Score, hasBN: HasBatchNorm(a.Model), batch: batch, threads: threads}
+	f := &DataFitness{a: a, imp: L1Importance(a), repair: sets.Repair, score: sets.Score, hasBN: HasBatchNorm(a.Model),
+		batch: inferBatch(a.Model, batch), threads: threads}
 	if sets.ConfirmRepair != nil && sets.ConfirmScore != nil {
 		f.confirmRepair, f.confirmScore = sets.ConfirmRepair, sets.ConfirmScore
 	}

@@ -28,16 +28,6 @@ type RefitOptions struct {
 	Progress func(done, total int)
 }
 
-// keptActivationBytes caps the activations one batch keeps when a pass keeps intermediate values
-// (the outputs of every layer to refit, the inputs of every BN): at 224×224 a batch of 64 would
-// keep gigabytes.
-const keptActivationBytes = 256 << 20
-
-// memBatch is the batch (at most batch) whose kept values fit keptActivationBytes.
-func memBatch(g *onnx.Graph, keep []string, batch int) int {
-	return min(batch, max(1, keptActivationBytes/max(1, perImageBytes(g, keep))))
-}
-
 // Refit re-fits, layer by layer in topological order, the weights of each Conv (group 1) and Gemm
 // of the student whose input channels were cut, by ridge regression of the teacher's output of that
 // layer on the student's own input to it (as ThiNet and He et al. 2017 reconstruct pruned layers).
@@ -78,7 +68,7 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 		return 0, err
 	}
 	defer tp.Close()
-	batch := memBatch(teacher.Graph, targets, opt.Batch)
+	batch := memBatch(teacher, targets, opt.Batch)
 	sub := set.Head(opt.Images)
 	if opt.MaxTime > 0 && sub.N > 32 {
 		// The teacher runs once, the student once per layer cut off at its input (about half the
@@ -145,26 +135,6 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 		}
 	}
 	return len(todo), nil
-}
-
-// perImageBytes is what keeping the named values costs per image, from their inferred shapes
-// (dims after the batch; unknown dims count as 1).
-func perImageBytes(g *onnx.Graph, names []string) int {
-	total := 0
-	for _, name := range names {
-		v, ok := g.Values[name]
-		if !ok {
-			continue
-		}
-		n := 1
-		for _, d := range v.Shape[min(1, len(v.Shape)):] {
-			if d.Size > 0 {
-				n *= int(d.Size)
-			}
-		}
-		total += 4 * n
-	}
-	return total
 }
 
 // prefixModel is m cut off at the values outs: the nodes they depend on, sharing m's nodes and

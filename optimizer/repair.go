@@ -214,7 +214,7 @@ func CorrectBias(teacher, student *onnx.Model, corr map[string]rewrite.Correspon
 }
 
 func momentsOf(m *onnx.Model, keep []string, set *dataset.Set, batch, threads int) ([]channelMoments, error) {
-	batch = memBatch(m.Graph, keep, batch)
+	batch = memBatch(m, keep, batch)
 	p, err := engine.Compile(prefixModel(m, keep...), engine.Options{Threads: threads, NoFusion: true})
 	if err != nil {
 		return nil, err
