@@ -40,20 +40,20 @@ func (e *ShapeError) Unwrap() error { return e.Err }
 // inferState carries what inference knows while it walks the graph.
 type inferState struct {
 	g *Graph
-	// vals holds the values of small integer tensors (shapes, axes, indices), with symbolic entries
-	// where a dim is symbolic: that is how a dynamic batch flows through Shape → Gather → Concat.
-	vals map[string][]Dim
+	// vals holds the values of small integer tensors (shapes, axes, indices) as the evaluator of
+	// fold.go computes them, with symbolic entries where a dim is symbolic: that is how a dynamic
+	// batch flows through Shape → Gather → Concat.
+	vals map[string]*intTensor
 	// fvals holds the values of small float tensors (Resize scales computed from constants).
 	fvals  map[string][]float32
-	opset  int64
-	folded map[string]bool
+	opset int64
 }
 
 // InferShapes computes the type and shape of every value of the main graph, in topological order.
 func InferShapes(m *Model, opt InferOptions) (InferResult, error) {
 	g := m.Graph
 	var res InferResult
-	st := &inferState{g: g, vals: map[string][]Dim{}, fvals: map[string][]float32{}, opset: m.Opset(), folded: map[string]bool{}}
+	st := &inferState{g: g, vals: map[string]*intTensor{}, fvals: map[string][]float32{}, opset: m.Opset()}
 	for name, s := range opt.Inputs {
 		v, ok := g.Values[name]
 		if !ok || !g.IsInput(name) {
@@ -64,10 +64,8 @@ func InferShapes(m *Model, opt InferOptions) (InferResult, error) {
 		}
 		v.Shape = s.Clone()
 	}
+	st.seedValues()
 	for name, t := range g.Inits {
-		if t.Ints != nil && len(t.Dims) <= 1 && len(t.Ints) <= 64 {
-			st.vals[name] = dimsOf(t.Ints)
-		}
 		if t.Floats != nil && len(t.Dims) <= 1 && len(t.Floats) <= 64 {
 			st.fvals[name] = t.Floats
 		}
@@ -105,8 +103,16 @@ func InferShapes(m *Model, opt InferOptions) (InferResult, error) {
 			v.Type = outs[i].Type
 			v.Shape = mergeShape(v.Shape, outs[i].Shape)
 		}
+		if len(outs) > 0 && len(n.Outputs) > 0 && n.Outputs[0] != "" {
+			if v := st.evalInts(n, outs[0].Shape); v != nil {
+				st.vals[n.Outputs[0]] = v
+			}
+		}
 	}
-	res.IntValues = st.vals
+	res.IntValues = make(map[string][]Dim, len(st.vals))
+	for name, v := range st.vals {
+		res.IntValues[name] = v.dimList()
+	}
 	if opt.Fold {
 		if st.fold(m) {
 			liftConstantInputs(m)
@@ -165,15 +171,8 @@ func (st *inferState) ints(n *Node, attr string, input int) ([]int64, bool) {
 		return a.Ints, true
 	}
 	if name := n.Input(input); name != "" && input > 0 {
-		if d, ok := st.vals[name]; ok {
-			out := make([]int64, len(d))
-			for i, x := range d {
-				if !x.Known() {
-					return nil, false
-				}
-				out[i] = x.Size
-			}
-			return out, true
+		if v, ok := st.vals[name]; ok {
+			return v.ints()
 		}
 	}
 	return nil, false
@@ -288,9 +287,6 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		case "IsNaN", "IsInf":
 			t = Bool
 		}
-		if v, ok := st.vals[in0]; ok && (n.OpType == "Identity" || n.OpType == "Neg" || n.OpType == "Abs") {
-			st.vals[n.Outputs[0]] = unaryInts(n.OpType, v)
-		}
 		if n.OpType == "PRelu" {
 			if ps, err := st.shape(n.Input(1)); err == nil {
 				if b, err := broadcast(s, ps); err == nil {
@@ -320,9 +316,6 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		if n.OpType == "CastLike" {
 			t = st.dtype(n.Input(1))
 		}
-		if v, ok := st.vals[in0]; ok && t.IsInt() {
-			st.vals[n.Outputs[0]] = v
-		}
 		return one(t, s.Clone()), nil
 	case "Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Sum", "Mean", "Mod", "BitShift",
 		"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where", "PRelu2":
@@ -348,7 +341,6 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		case "Where":
 			t = st.dtype(n.Input(1))
 		}
-		st.binaryInts(n)
 		return one(t, s), nil
 	case "Concat":
 		return st.concat(n)
@@ -435,57 +427,35 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		if err != nil {
 			return nil, err
 		}
-		start, end := n.Int("start", 0), n.Int("end", int64(len(s)))
-		r := int64(len(s))
-		if start < 0 {
-			start += r
-		}
-		if end < 0 {
-			end += r
-		}
-		start, end = clamp(start, 0, r), clamp(end, 0, r)
-		if end < start {
-			end = start
-		}
-		st.vals[n.Outputs[0]] = append([]Dim(nil), s[start:end]...)
+		start, end := shapeRange(n, int64(len(s)))
 		return one(Int64, ShapeOf(end-start)), nil
 	case "Size":
-		s, err := st.shape(in0)
-		if err != nil {
+		if _, err := st.shape(in0); err != nil {
 			return nil, err
 		}
-		st.vals[n.Outputs[0]] = []Dim{prodDims(s)}
 		return one(Int64, Shape{}), nil
 	case "Gather":
 		return st.gather(n)
 	case "ConstantOfShape":
-		v, ok := st.vals[in0]
-		if !ok {
-			s, err := st.shape(in0)
-			if err != nil {
-				return nil, err
-			}
-			if len(s) != 1 || !s[0].Known() {
-				return nil, fmt.Errorf("shape input has unknown length")
-			}
-			out := make(Shape, s[0].Size)
-			for i := range out {
-				out[i] = Unknown
-			}
-			return one(Float, out), nil
-		}
 		t := Float
 		if a, ok := n.Attrs["value"]; ok && a.T != nil {
 			t = a.T.Type
-			if a.T.Ints != nil && len(v) == 1 && v[0].Known() && v[0].Size <= 64 {
-				vals := make([]Dim, v[0].Size)
-				for i := range vals {
-					vals[i] = D(a.T.Ints[0])
-				}
-				st.vals[n.Outputs[0]] = vals
-			}
 		}
-		return one(t, Shape(append([]Dim(nil), v...))), nil
+		if v, ok := st.vals[in0]; ok {
+			return one(t, v.shape()), nil
+		}
+		s, err := st.shape(in0)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) != 1 || !s[0].Known() {
+			return nil, fmt.Errorf("shape input has unknown length")
+		}
+		out := make(Shape, s[0].Size)
+		for i := range out {
+			out[i] = Unknown
+		}
+		return one(t, out), nil
 	case "Expand":
 		s, err := st.shape(in0)
 		if err != nil {
@@ -495,7 +465,7 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		if !ok {
 			return nil, fmt.Errorf("shape input is not a known constant")
 		}
-		out, err := broadcast(s, Shape(v))
+		out, err := broadcast(s, v.shape())
 		if err != nil {
 			return nil, err
 		}
@@ -573,67 +543,6 @@ func prodDims(ds []Dim) Dim {
 		p *= d.Size
 	}
 	return D(p)
-}
-
-func unaryInts(op string, v []Dim) []Dim {
-	out := append([]Dim(nil), v...)
-	for i, d := range out {
-		if !d.Known() {
-			continue
-		}
-		switch op {
-		case "Neg":
-			out[i] = Dim{Size: -d.Size}
-			if -d.Size < 0 {
-				out[i] = Unknown // negative values are not dims; keep them out of the known set
-			}
-		}
-	}
-	return out
-}
-
-// binaryInts computes elementwise integer arithmetic on known shape values.
-func (st *inferState) binaryInts(n *Node) {
-	if len(n.Inputs) != 2 {
-		return
-	}
-	a, okA := st.vals[n.Inputs[0]]
-	b, okB := st.vals[n.Inputs[1]]
-	if !okA || !okB || (len(a) != len(b) && len(a) != 1 && len(b) != 1) {
-		return
-	}
-	size := len(a)
-	if len(b) > size {
-		size = len(b)
-	}
-	out := make([]Dim, size)
-	for i := range out {
-		x, y := a[i%len(a)], b[i%len(b)]
-		if !x.Known() || !y.Known() {
-			out[i] = Unknown
-			// x*1, x+0 keep a symbol, which lets a dynamic batch survive arithmetic chains.
-			if (n.OpType == "Mul" || n.OpType == "Div") && y.Known() && y.Size == 1 {
-				out[i] = x
-			}
-			continue
-		}
-		switch n.OpType {
-		case "Add":
-			out[i] = D(x.Size + y.Size)
-		case "Sub":
-			out[i] = D(x.Size - y.Size)
-		case "Mul":
-			out[i] = D(x.Size * y.Size)
-		case "Div":
-			if y.Size == 0 {
-				return
-			}
-			out[i] = D(x.Size / y.Size)
-		default:
-			return
-		}
-	}
-	st.vals[n.Outputs[0]] = out
 }
 
 // spatialOut gives the output sizes of a Conv, ConvTranspose or pool along the spatial axes of in,
@@ -720,8 +629,6 @@ func (st *inferState) pool(n *Node) (Shape, error) {
 func (st *inferState) concat(n *Node) ([]typedShape, error) {
 	var out Shape
 	var axis int
-	var vals []Dim
-	allVals := true
 	for i, in := range n.Inputs {
 		if in == "" {
 			continue
@@ -729,11 +636,6 @@ func (st *inferState) concat(n *Node) ([]typedShape, error) {
 		s, err := st.shape(in)
 		if err != nil {
 			return nil, err
-		}
-		if v, ok := st.vals[in]; ok {
-			vals = append(vals, v...)
-		} else {
-			allVals = false
 		}
 		if out == nil {
 			out = s.Clone()
@@ -755,9 +657,6 @@ func (st *inferState) concat(n *Node) ([]typedShape, error) {
 	}
 	if out == nil {
 		return nil, fmt.Errorf("no inputs")
-	}
-	if allVals && len(out) == 1 {
-		st.vals[n.Outputs[0]] = vals
 	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
@@ -845,7 +744,6 @@ func (st *inferState) slice(n *Node) ([]typedShape, error) {
 		return nil, fmt.Errorf("starts %v, ends %v, axes %v, steps %v differ in length", starts, ends, axes, steps)
 	}
 	out := s.Clone()
-	val, hasVal := st.vals[n.Input(0)]
 	for i, a := range axes {
 		ax, err := normAxis(a, len(s))
 		if err != nil {
@@ -856,21 +754,10 @@ func (st *inferState) slice(n *Node) ([]typedShape, error) {
 		}
 		if !s[ax].Known() {
 			out[ax] = Unknown
-			hasVal = false
 			continue
 		}
-		b, _, c := SliceRange(starts[i], ends[i], steps[i], s[ax].Size)
+		_, _, c := SliceRange(starts[i], ends[i], steps[i], s[ax].Size)
 		out[ax] = D(c)
-		if hasVal && len(s) == 1 {
-			var nv []Dim
-			for j := int64(0); j < c; j++ {
-				nv = append(nv, val[b+j*steps[i]])
-			}
-			val = nv
-		}
-	}
-	if hasVal && len(s) == 1 {
-		st.vals[n.Outputs[0]] = val
 	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
@@ -884,7 +771,7 @@ func (st *inferState) reshape(n *Node) ([]typedShape, error) {
 	if sh := n.Ints("shape"); sh != nil {
 		target = dimsOf(sh)
 	} else if v, ok := st.vals[n.Input(1)]; ok {
-		target = v
+		target = v.shape()
 	} else {
 		return nil, fmt.Errorf("target shape is not a known constant")
 	}
@@ -1039,9 +926,6 @@ func (st *inferState) squeeze(n *Node) ([]typedShape, error) {
 			out = append(out, d)
 		}
 	}
-	if v, ok := st.vals[n.Input(0)]; ok {
-		st.vals[n.Outputs[0]] = v
-	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
 
@@ -1072,9 +956,6 @@ func (st *inferState) unsqueeze(n *Node) ([]typedShape, error) {
 			out = append(out, s[j])
 			j++
 		}
-	}
-	if v, ok := st.vals[n.Input(0)]; ok {
-		st.vals[n.Outputs[0]] = v
 	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
@@ -1252,11 +1133,6 @@ func (st *inferState) reduce(n *Node) ([]typedShape, error) {
 	if n.OpType == "ArgMax" || n.OpType == "ArgMin" {
 		t = Int64
 	}
-	if n.OpType == "ReduceProd" {
-		if v, ok := st.vals[n.Input(0)]; ok && len(s) == 1 {
-			st.vals[n.Outputs[0]] = []Dim{prodDims(v)}
-		}
-	}
 	return one(t, out), nil
 }
 
@@ -1277,43 +1153,16 @@ func (st *inferState) gather(n *Node) ([]typedShape, error) {
 	if len(out) == 0 {
 		out = Shape{}
 	}
-	if v, ok := st.vals[n.Input(0)]; ok && len(s) == 1 {
-		if idx, ok := st.vals[n.Input(1)]; ok {
-			var nv []Dim
-			for _, i := range idx {
-				if !i.Known() {
-					return one(st.dtype(n.Input(0)), out), nil
-				}
-				j := i.Size
-				if j < 0 {
-					j += int64(len(v))
-				}
-				if j < 0 || j >= int64(len(v)) {
-					return nil, fmt.Errorf("index %d out of range", i.Size)
-				}
-				nv = append(nv, v[j])
-			}
-			st.vals[n.Outputs[0]] = nv
-		} else if t, ok := st.g.Inits[n.Input(1)]; ok && len(t.Ints) == 1 {
-			j := t.Ints[0]
-			if j < 0 {
-				j += int64(len(v))
-			}
-			if j >= 0 && j < int64(len(v)) {
-				st.vals[n.Outputs[0]] = []Dim{v[j]}
-			}
-		}
-	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
 
 func (st *inferState) rangeOp(n *Node) ([]typedShape, error) {
 	get := func(i int) (int64, bool) {
 		v, ok := st.vals[n.Input(i)]
-		if !ok || len(v) != 1 || !v[0].Known() {
+		if !ok || len(v.el) != 1 || !v.el[0].known {
 			return 0, false
 		}
-		return v[0].Size, true
+		return v.el[0].v, true
 	}
 	start, ok1 := get(0)
 	limit, ok2 := get(1)
@@ -1330,93 +1179,6 @@ func (st *inferState) rangeOp(n *Node) ([]typedShape, error) {
 		count = 0
 	}
 	return one(t, ShapeOf(count)), nil
-}
-
-// fold replaces nodes whose integer outputs are fully known by initializers. It reports whether it
-// changed the graph.
-func (st *inferState) fold(m *Model) bool {
-	g := m.Graph
-	foldable := map[string]bool{"Shape": true, "Gather": true, "Concat": true, "Unsqueeze": true, "Squeeze": true,
-		"Slice": true, "Cast": true, "Add": true, "Sub": true, "Mul": true, "Div": true, "Size": true,
-		"ReduceProd": true, "ConstantOfShape": true, "Identity": true}
-	changed := false
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
-		if !foldable[n.OpType] || len(n.Outputs) != 1 || g.IsOutput(n.Outputs[0]) {
-			kept = append(kept, n)
-			continue
-		}
-		v, ok := st.vals[n.Outputs[0]]
-		val := g.Values[n.Outputs[0]]
-		if !ok || val == nil || !val.Type.IsInt() || !val.Shape.Static() || len(val.Shape) > 1 {
-			kept = append(kept, n)
-			continue
-		}
-		ints := make([]int64, len(v))
-		known := true
-		for i, d := range v {
-			if !d.Known() {
-				known = false
-				break
-			}
-			ints[i] = d.Size
-		}
-		if !known || int64(len(ints)) != val.Shape.NumElements() {
-			kept = append(kept, n)
-			continue
-		}
-		t := &Tensor{Name: n.Outputs[0], Type: val.Type, Dims: val.Shape.Sizes(), Ints: ints}
-		g.Inits[t.Name] = t
-		g.InitOrder = append(g.InitOrder, t.Name)
-		changed = true
-	}
-	g.Nodes = kept
-	if changed {
-		removeDeadNodes(g)
-	}
-	return changed
-}
-
-// removeDeadNodes drops nodes none of whose outputs reach a graph output.
-func removeDeadNodes(g *Graph) {
-	live := map[string]bool{}
-	for _, o := range g.Outputs {
-		live[o] = true
-	}
-	keep := make([]bool, len(g.Nodes))
-	for i := len(g.Nodes) - 1; i >= 0; i-- {
-		n := g.Nodes[i]
-		for _, o := range n.Outputs {
-			if live[o] {
-				keep[i] = true
-			}
-		}
-		if keep[i] {
-			for _, in := range nodeReads(n) {
-				live[in] = true
-			}
-		}
-	}
-	kept := g.Nodes[:0]
-	for i, n := range g.Nodes {
-		if keep[i] {
-			kept = append(kept, n)
-		} else {
-			for _, o := range n.Outputs {
-				if _, isInit := g.Inits[o]; !isInit {
-					delete(g.Values, o)
-				}
-			}
-		}
-	}
-	g.Nodes = kept
-}
-
-// RemoveDeadNodes drops nodes that do not contribute to any graph output, then the initializers left
-// unused.
-func RemoveDeadNodes(g *Graph) {
-	removeDeadNodes(g)
-	RemoveDeadInitializers(g)
 }
 
 // ParseInputShape parses the --input-shape flag value: "[NAME:]D0,D1,..". An empty name means the
