@@ -45,7 +45,7 @@ type inferState struct {
 	// batch flows through Shape → Gather → Concat.
 	vals map[string]*intTensor
 	// fvals holds the values of small float tensors (Resize scales computed from constants).
-	fvals  map[string][]float32
+	fvals map[string][]float32
 	opset int64
 }
 
