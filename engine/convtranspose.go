@@ -63,7 +63,7 @@ func (o *convTransposeOp) geometry(in []*Tensor) (ctGeom, error) {
 	}
 	win := onnx.Window{Kernel: toInt64s(w[2:]), Strides: toInt64s(o.strides), Dilations: toInt64s(o.dilation),
 		Pads: toInt64s(o.pads), AutoPad: o.autoPad, OutputPadding: toInt64s(o.outPad), OutputShape: toInt64s(o.outShape)}
-	out, pads, _, err := win.Output(toInt64s(x[2:]), true)
+	out, pads, _, err := win.TransposedOutput(toInt64s(x[2:]))
 	if err != nil {
 		return g, err
 	}

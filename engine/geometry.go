@@ -22,7 +22,7 @@ func nodeWindow(n *onnx.Node) window {
 func (w *window) outDims(in []int) (out, padB, padE []int, err error) {
 	ow := onnx.Window{Kernel: toInt64s(w.kernel), Strides: toInt64s(w.strides), Dilations: toInt64s(w.dilations),
 		Pads: toInt64s(w.pads), AutoPad: w.autoPad, CeilMode: w.ceil}
-	o, b, e, err := ow.Output(toInt64s(in), false)
+	o, b, e, err := ow.Output(toInt64s(in))
 	if err != nil {
 		return nil, nil, nil, err
 	}

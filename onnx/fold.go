@@ -186,7 +186,9 @@ func (st *inferState) evalInts(n *Node, out Shape) (res *intTensor) {
 		}
 		return broadcastInts(n.OpType, x, y)
 	case "ReduceProd":
-		if x == nil || len(x.dims) != 1 || n.Input(1) != "" || n.Ints("axes") != nil && len(n.Ints("axes")) != 1 {
+		// On a 1-D value every reduction is over all of it (an empty axes list means all too,
+		// unless noop_with_empty_axes says otherwise).
+		if x == nil || len(x.dims) != 1 || n.Int("noop_with_empty_axes", 0) != 0 {
 			return nil
 		}
 		p := int64(1)

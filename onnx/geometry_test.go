@@ -124,7 +124,11 @@ func TestWindowAxis(t *testing.T) {
 			in: []int64{2}, err: "negative"},
 	}
 	for _, tc := range tests {
-		out, b, e, err := tc.w.Output(tc.in, tc.transpose)
+		output := tc.w.Output
+		if tc.transpose {
+			output = tc.w.TransposedOutput
+		}
+		out, b, e, err := output(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err %v, want one containing %q", tc.name, err, tc.err)

@@ -442,3 +442,142 @@ func (st *inferState) resize(n *Node) ([]typedShape, error) {
 	}
 	return one(st.dtype(n.Input(0)), out), nil
 }
+
+// transpose permutes the dims (reversed when perm is absent).
+func (st *inferState) transpose(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	perm := n.Ints("perm")
+	if perm == nil {
+		for i := len(s) - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	if len(perm) != len(s) {
+		return nil, fmt.Errorf("perm %v does not match rank %d", perm, len(s))
+	}
+	out := make(Shape, len(s))
+	for i, p := range perm {
+		if p < 0 || p >= int64(len(s)) {
+			return nil, fmt.Errorf("perm %v out of range", perm)
+		}
+		out[i] = s[p]
+	}
+	return one(st.dtype(in0), out), nil
+}
+
+// flatten folds the dims before and from axis into two.
+func (st *inferState) flatten(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	axis := n.Int("axis", 1)
+	if axis < 0 {
+		axis += int64(len(s))
+	}
+	if axis < 0 || axis > int64(len(s)) {
+		return nil, fmt.Errorf("axis %d out of range for rank %d", axis, len(s))
+	}
+	return one(st.dtype(in0), Shape{prodDims(s[:axis]), prodDims(s[axis:])}), nil
+}
+
+// tile multiplies each dim by its repeat count.
+func (st *inferState) tile(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := st.ints(n, "repeats", 1)
+	if !ok || len(r) != len(s) {
+		return nil, fmt.Errorf("repeats are not a known constant of rank %d", len(s))
+	}
+	out := s.Clone()
+	for i := range out {
+		if out[i].Known() {
+			out[i] = D(out[i].Size * r[i])
+		} else if r[i] != 1 {
+			out[i] = Unknown
+		}
+	}
+	return one(st.dtype(in0), out), nil
+}
+
+// expand broadcasts the input to a shape given as a value.
+func (st *inferState) expand(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := st.vals[n.Input(1)]
+	if !ok {
+		return nil, fmt.Errorf("shape input is not a known constant")
+	}
+	out, err := broadcast(s, v.shape())
+	if err != nil {
+		return nil, err
+	}
+	return one(st.dtype(in0), out), nil
+}
+
+// depthToSpace moves blocksize² channels into a block of pixels, or back (SpaceToDepth).
+func (st *inferState) depthToSpace(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 4 {
+		return nil, fmt.Errorf("input rank %d, want 4", len(s))
+	}
+	b := n.Int("blocksize", 1)
+	out := s.Clone()
+	mul := func(d Dim, f int64) Dim {
+		if d.Known() {
+			return D(d.Size * f)
+		}
+		return Unknown
+	}
+	div := func(d Dim, f int64) Dim {
+		if d.Known() {
+			return D(d.Size / f)
+		}
+		return Unknown
+	}
+	if n.OpType == "DepthToSpace" {
+		out[1], out[2], out[3] = div(s[1], b*b), mul(s[2], b), mul(s[3], b)
+	} else {
+		out[1], out[2], out[3] = mul(s[1], b*b), div(s[2], b), div(s[3], b)
+	}
+	return one(st.dtype(in0), out), nil
+}
+
+// constantOfShape makes a tensor of the shape its input holds.
+func (st *inferState) constantOfShape(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	t := Float
+	if a, ok := n.Attrs["value"]; ok && a.T != nil {
+		t = a.T.Type
+	}
+	if v, ok := st.vals[in0]; ok {
+		return one(t, v.shape()), nil
+	}
+	s, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 1 || !s[0].Known() {
+		return nil, fmt.Errorf("shape input has unknown length")
+	}
+	out := make(Shape, s[0].Size)
+	for i := range out {
+		out[i] = Unknown
+	}
+	return one(t, out), nil
+}

@@ -120,3 +120,31 @@ func (st *inferState) rangeOp(n *Node) ([]typedShape, error) {
 	}
 	return one(t, ShapeOf(count)), nil
 }
+
+// gemm is Gemm: A (M×K, or K×M with transA) times B (K×N, or N×K with transB).
+func (st *inferState) gemm(n *Node) ([]typedShape, error) {
+	in0 := n.Input(0)
+	a, err := st.shape(in0)
+	if err != nil {
+		return nil, err
+	}
+	b, err := st.shape(n.Input(1))
+	if err != nil {
+		return nil, err
+	}
+	if len(a) != 2 || len(b) != 2 {
+		return nil, fmt.Errorf("Gemm wants 2-D inputs, got %v and %v", a, b)
+	}
+	m, k := a[0], a[1]
+	if n.Int("transA", 0) != 0 {
+		m, k = k, m
+	}
+	k2, nn := b[0], b[1]
+	if n.Int("transB", 0) != 0 {
+		k2, nn = nn, k2
+	}
+	if k.Known() && k2.Known() && k.Size != k2.Size {
+		return nil, fmt.Errorf("inner dims differ: A %v, B %v", a, b)
+	}
+	return one(st.dtype(in0), Shape{m, nn}), nil
+}

@@ -127,70 +127,17 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 	case "Slice":
 		return st.slice(n)
 	case "Flatten":
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		axis := n.Int("axis", 1)
-		if axis < 0 {
-			axis += int64(len(s))
-		}
-		if axis < 0 || axis > int64(len(s)) {
-			return nil, fmt.Errorf("axis %d out of range for rank %d", axis, len(s))
-		}
-		return one(st.dtype(in0), Shape{prodDims(s[:axis]), prodDims(s[axis:])}), nil
+		return st.flatten(n)
 	case "Reshape":
 		return st.reshape(n)
 	case "Transpose":
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		perm := n.Ints("perm")
-		if perm == nil {
-			for i := len(s) - 1; i >= 0; i-- {
-				perm = append(perm, int64(i))
-			}
-		}
-		if len(perm) != len(s) {
-			return nil, fmt.Errorf("perm %v does not match rank %d", perm, len(s))
-		}
-		out := make(Shape, len(s))
-		for i, p := range perm {
-			if p < 0 || p >= int64(len(s)) {
-				return nil, fmt.Errorf("perm %v out of range", perm)
-			}
-			out[i] = s[p]
-		}
-		return one(st.dtype(in0), out), nil
+		return st.transpose(n)
 	case "Squeeze":
 		return st.squeeze(n)
 	case "Unsqueeze":
 		return st.unsqueeze(n)
 	case "Gemm":
-		a, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		b, err := st.shape(n.Input(1))
-		if err != nil {
-			return nil, err
-		}
-		if len(a) != 2 || len(b) != 2 {
-			return nil, fmt.Errorf("Gemm wants 2-D inputs, got %v and %v", a, b)
-		}
-		m, k := a[0], a[1]
-		if n.Int("transA", 0) != 0 {
-			m, k = k, m
-		}
-		k2, nn := b[0], b[1]
-		if n.Int("transB", 0) != 0 {
-			k2, nn = nn, k2
-		}
-		if k.Known() && k2.Known() && k.Size != k2.Size {
-			return nil, fmt.Errorf("inner dims differ: A %v, B %v", a, b)
-		}
-		return one(st.dtype(in0), Shape{m, nn}), nil
+		return st.gemm(n)
 	case "MatMul", "MatMulInteger":
 		return st.matmul(n)
 	case "Pad":
@@ -215,57 +162,11 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 	case "Gather":
 		return st.gather(n)
 	case "ConstantOfShape":
-		t := Float
-		if a, ok := n.Attrs["value"]; ok && a.T != nil {
-			t = a.T.Type
-		}
-		if v, ok := st.vals[in0]; ok {
-			return one(t, v.shape()), nil
-		}
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		if len(s) != 1 || !s[0].Known() {
-			return nil, fmt.Errorf("shape input has unknown length")
-		}
-		out := make(Shape, s[0].Size)
-		for i := range out {
-			out[i] = Unknown
-		}
-		return one(t, out), nil
+		return st.constantOfShape(n)
 	case "Expand":
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		v, ok := st.vals[n.Input(1)]
-		if !ok {
-			return nil, fmt.Errorf("shape input is not a known constant")
-		}
-		out, err := broadcast(s, v.shape())
-		if err != nil {
-			return nil, err
-		}
-		return one(st.dtype(in0), out), nil
+		return st.expand(n)
 	case "Tile":
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		r, ok := st.ints(n, "repeats", 1)
-		if !ok || len(r) != len(s) {
-			return nil, fmt.Errorf("repeats are not a known constant of rank %d", len(s))
-		}
-		out := s.Clone()
-		for i := range out {
-			if out[i].Known() {
-				out[i] = D(out[i].Size * r[i])
-			} else if r[i] != 1 {
-				out[i] = Unknown
-			}
-		}
-		return one(st.dtype(in0), out), nil
+		return st.tile(n)
 	case "Range":
 		return st.rangeOp(n)
 	case "Constant":
@@ -277,33 +178,7 @@ func (st *inferState) infer(n *Node) ([]typedShape, error) {
 		}
 		return nil, fmt.Errorf("Constant without a tensor value")
 	case "DepthToSpace", "SpaceToDepth":
-		s, err := st.shape(in0)
-		if err != nil {
-			return nil, err
-		}
-		if len(s) != 4 {
-			return nil, fmt.Errorf("input rank %d, want 4", len(s))
-		}
-		b := n.Int("blocksize", 1)
-		out := s.Clone()
-		mul := func(d Dim, f int64) Dim {
-			if d.Known() {
-				return D(d.Size * f)
-			}
-			return Unknown
-		}
-		div := func(d Dim, f int64) Dim {
-			if d.Known() {
-				return D(d.Size / f)
-			}
-			return Unknown
-		}
-		if n.OpType == "DepthToSpace" {
-			out[1], out[2], out[3] = div(s[1], b*b), mul(s[2], b), mul(s[3], b)
-		} else {
-			out[1], out[2], out[3] = mul(s[1], b*b), div(s[2], b), div(s[3], b)
-		}
-		return one(st.dtype(in0), out), nil
+		return st.depthToSpace(n)
 	}
 	return nil, errUnknownOp
 }

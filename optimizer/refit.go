@@ -214,7 +214,7 @@ func refitConv(g *onnx.Graph, n *onnx.Node, w, bias *onnx.Tensor, out []int, inp
 		y := targets[bi]
 		nb, H, W := x.Shape[0], x.Shape[2], x.Shape[3]
 		tc, OH, OW := y.Shape[1], y.Shape[2], y.Shape[3]
-		sp, pads, _, err := win.Output([]int64{int64(H), int64(W)}, false)
+		sp, pads, _, err := win.Output([]int64{int64(H), int64(W)})
 		if err != nil {
 			return fmt.Errorf("refit %s: %w", n.Label(), err)
 		}
