@@ -133,16 +133,21 @@ func NodeParams(g *Graph, n *Node) int64 {
 	return p
 }
 
-func staticShape(g *Graph, name string) (Shape, error) {
-	v, ok := g.Values[name]
-	if !ok || !v.Shape.Static() {
-		s := Shape(nil)
-		if ok {
-			s = v.Shape
+// staticShapes returns the inferred shapes of the named values, failing on any not fully known.
+func staticShapes(g *Graph, names ...string) ([]Shape, error) {
+	out := make([]Shape, len(names))
+	for i, name := range names {
+		v, ok := g.Values[name]
+		if !ok || !v.Shape.Static() {
+			s := Shape(nil)
+			if ok {
+				s = v.Shape
+			}
+			return nil, fmt.Errorf("shape of %q is not known (%v)", name, s)
 		}
-		return nil, fmt.Errorf("shape of %q is not known (%v)", name, s)
+		out[i] = v.Shape
 	}
-	return v.Shape, nil
+	return out, nil
 }
 
 // NodeMACs is the multiply-accumulate count of one node at the shapes inferred into g: the one
@@ -155,51 +160,38 @@ func nodeMACs(g *Graph, n *Node) (int64, error) {
 	}
 	switch n.OpType {
 	case "Conv":
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		w, err := staticShape(g, n.Input(1))
-		if err != nil {
-			return 0, err
-		}
 		// out elements × (C_in/group) × kernel elements; W is C_out × C_in/group × k...
-		return out.NumElements() * w[1:].NumElements(), nil
+		s, err := staticShapes(g, n.Outputs[0], n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		return s[0].NumElements() * s[1][1:].NumElements(), nil
 	case "ConvTranspose":
-		x, err := staticShape(g, n.Input(0))
-		if err != nil {
-			return 0, err
-		}
-		w, err := staticShape(g, n.Input(1))
-		if err != nil {
-			return 0, err
-		}
 		// every input element is multiplied into (C_out/group) × kernel outputs; W is C_in × C_out/group × k...
-		return x.NumElements() * w[1:].NumElements(), nil
+		s, err := staticShapes(g, n.Input(0), n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		return s[0].NumElements() * s[1][1:].NumElements(), nil
 	case "Gemm":
-		a, err := staticShape(g, n.Input(0))
+		// out elements × K, K being A's columns (its rows with transA)
+		s, err := staticShapes(g, n.Input(0), n.Outputs[0])
 		if err != nil {
 			return 0, err
 		}
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		k := a[1].Size
+		k := s[0][1].Size
 		if n.Int("transA", 0) != 0 {
-			k = a[0].Size
+			k = s[0][0].Size
 		}
-		return out.NumElements() * k, nil
+		return s[1].NumElements() * k, nil
 	case "MatMul":
-		a, err := staticShape(g, n.Input(0))
+		// out elements × A's last dim
+		s, err := staticShapes(g, n.Input(0), n.Outputs[0])
 		if err != nil {
 			return 0, err
 		}
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		return out.NumElements() * a[len(a)-1].Size, nil
+		a := s[0]
+		return s[1].NumElements() * a[len(a)-1].Size, nil
 	}
 	return 0, nil
 }

@@ -1,5 +1,7 @@
 package onnx
 
+import "slices"
+
 // This file is chanopt's one integer constant evaluator. Shape inference runs it on every node to
 // follow small integer tensors (shapes, Reshape targets, Pad amounts, Slice bounds), symbolic dims
 // included; import runs it on nodes whose inputs are all constants and replaces them by
@@ -495,30 +497,10 @@ func foldConstantChains(g *Graph) bool {
 			continue
 		}
 		outs, err := st.infer(n)
-		if err != nil || len(outs) != 1 || !outs[0].Shape.Static() {
+		if err != nil || len(outs) != 1 || !outs[0].Shape.Static() || !st.toInit(n, outs[0].Type, st.evalInts(n, outs[0].Shape)) {
 			kept = append(kept, n)
 			continue
 		}
-		v := st.evalInts(n, outs[0].Shape)
-		if v == nil {
-			kept = append(kept, n)
-			continue
-		}
-		vals, allKnown := v.ints()
-		if !allKnown {
-			kept = append(kept, n)
-			continue
-		}
-		name := n.Outputs[0]
-		typ := outs[0].Type
-		if !typ.IsInt() {
-			typ = Int64
-		}
-		t := &Tensor{Name: name, Type: typ, Dims: append([]int64{}, v.dims...), Ints: vals}
-		g.Inits[name] = t
-		g.InitOrder = append(g.InitOrder, name)
-		g.Values[name] = &Value{Name: name, Type: t.Type, Shape: t.Shape()}
-		st.vals[name] = v
 		folded = true
 	}
 	g.Nodes = kept
@@ -559,20 +541,12 @@ func (st *inferState) fold(m *Model) bool {
 			kept = append(kept, n)
 			continue
 		}
-		v, ok := st.vals[n.Outputs[0]]
-		val := g.Values[n.Outputs[0]]
-		if !ok || val == nil || !val.Type.IsInt() || !val.Shape.Static() || !slicesEqual(val.Shape.Sizes(), v.dims) {
+		v, val := st.vals[n.Outputs[0]], g.Values[n.Outputs[0]]
+		if v == nil || val == nil || !val.Type.IsInt() || !val.Shape.Static() || !slices.Equal(val.Shape.Sizes(), v.dims) ||
+			!st.toInit(n, val.Type, v) {
 			kept = append(kept, n)
 			continue
 		}
-		ints, allKnown := v.ints()
-		if !allKnown {
-			kept = append(kept, n)
-			continue
-		}
-		t := &Tensor{Name: n.Outputs[0], Type: val.Type, Dims: append([]int64{}, v.dims...), Ints: ints}
-		g.Inits[t.Name] = t
-		g.InitOrder = append(g.InitOrder, t.Name)
 		changed = true
 	}
 	g.Nodes = kept
@@ -582,15 +556,25 @@ func (st *inferState) fold(m *Model) bool {
 	return changed
 }
 
-func slicesEqual(a, b []int64) bool {
-	if len(a) != len(b) {
+// toInit makes n's output the initializer holding v when every element of v is known, and
+// reports whether it did.
+func (st *inferState) toInit(n *Node, typ DataType, v *intTensor) bool {
+	if v == nil {
 		return false
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
+	ints, allKnown := v.ints()
+	if !allKnown {
+		return false
 	}
+	if !typ.IsInt() {
+		typ = Int64
+	}
+	name := n.Outputs[0]
+	t := &Tensor{Name: name, Type: typ, Dims: append([]int64{}, v.dims...), Ints: ints}
+	st.g.Inits[name] = t
+	st.g.InitOrder = append(st.g.InitOrder, name)
+	st.g.Values[name] = &Value{Name: name, Type: t.Type, Shape: t.Shape()}
+	st.vals[name] = v
 	return true
 }
 
