@@ -89,6 +89,19 @@ func (v *intTensor) shape() Shape {
 	return out
 }
 
+// sizeOf is the element count of dims, or -1 when a dim is negative or the count passes
+// maxFoldElements.
+func sizeOf(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		if d < 0 || (d > 0 && n > maxFoldElements/d) {
+			return -1
+		}
+		n *= d
+	}
+	return n
+}
+
 func numElements(dims []int64) int64 {
 	n := int64(1)
 	for _, d := range dims {
@@ -100,7 +113,7 @@ func numElements(dims []int64) int64 {
 // seedValues records the value of every small integer initializer.
 func (st *inferState) seedValues() {
 	for name, t := range st.g.Inits {
-		if t.Ints != nil && int64(len(t.Ints)) <= maxFoldElements && numElements(t.Dims) == int64(len(t.Ints)) {
+		if t.Ints != nil && sizeOf(t.Dims) == int64(len(t.Ints)) {
 			st.vals[name] = intTensorOf(t)
 		}
 	}
@@ -114,7 +127,7 @@ func (st *inferState) evalInts(n *Node, out Shape) (res *intTensor) {
 		return nil
 	}
 	defer func() {
-		if res != nil && (int64(len(res.el)) > maxFoldElements || numElements(res.dims) != int64(len(res.el))) {
+		if res != nil && sizeOf(res.dims) != int64(len(res.el)) {
 			res = nil
 		}
 	}()
@@ -143,7 +156,7 @@ func (st *inferState) evalInts(n *Node, out Shape) (res *intTensor) {
 			return &intTensor{dims: outDims(), el: x.el}
 		}
 		// A float constant cast to an integer type: ONNX truncates toward zero, as Go does.
-		if t, ok := st.g.Inits[n.Input(0)]; ok && t.Floats != nil && len(t.Floats) <= maxFoldElements {
+		if t, ok := st.g.Inits[n.Input(0)]; ok && t.Floats != nil && sizeOf(t.Dims) == int64(len(t.Floats)) {
 			v := &intTensor{dims: t.Dims, el: make([]symInt, len(t.Floats))}
 			for i, f := range t.Floats {
 				v.el[i] = known(int64(f))
@@ -276,12 +289,9 @@ func (st *inferState) evalInts(n *Node, out Shape) (res *intTensor) {
 		if !ok || !hasValue || a.T == nil || !a.T.Type.IsInt() || len(a.T.Ints) != 1 {
 			return nil
 		}
-		count := int64(1)
-		for _, d := range dims {
-			if d < 0 || count*d > maxFoldElements {
-				return nil
-			}
-			count *= d
+		count := sizeOf(dims)
+		if count < 0 {
+			return nil
 		}
 		v := &intTensor{dims: dims, el: make([]symInt, count)}
 		for i := range v.el {
@@ -363,8 +373,8 @@ func broadcastInts(op string, a, b *intTensor) *intTensor {
 			dims[i] = bd[i]
 		}
 	}
-	total := numElements(dims)
-	if total > maxFoldElements {
+	total := sizeOf(dims)
+	if total < 0 {
 		return nil
 	}
 	as, bs, os := strides(ad), strides(bd), strides(dims)
@@ -394,10 +404,12 @@ func transposeInts(x *intTensor, perm []int64) *intTensor {
 		return nil
 	}
 	dims := make([]int64, len(perm))
+	seen := make([]bool, len(perm))
 	for i, p := range perm {
-		if p < 0 || p >= int64(len(x.dims)) {
+		if p < 0 || p >= int64(len(x.dims)) || seen[p] {
 			return nil
 		}
+		seen[p] = true
 		dims[i] = x.dims[p]
 	}
 	xs, os := strides(x.dims), strides(dims)

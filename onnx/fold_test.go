@@ -170,3 +170,54 @@ func TestSymbolicValues(t *testing.T) {
 		t.Errorf("ConstantOfShape of C+1 is %v, want [5]", got)
 	}
 }
+
+// FuzzEvalInts builds small graphs of integer ops with arbitrary constants, dims and attributes
+// and runs import folding and inference with folding on them: malformed arguments must give an
+// unfolded node or an error, never a panic.
+func FuzzEvalInts(f *testing.F) {
+	f.Add([]byte{0, 2, 3, 1, 2, 3, 4, 5, 6, 7, 1, 200})
+	f.Add([]byte{9, 1, 4, 255, 0, 7, 3, 2, 2, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		next := func() int64 {
+			if len(data) == 0 {
+				return 0
+			}
+			v := int64(int8(data[0]))
+			data = data[1:]
+			return v
+		}
+		ops := []string{"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Shape", "Size", "Neg", "Abs",
+			"Add", "Sub", "Mul", "Div", "ReduceProd", "Transpose", "Concat", "Slice", "Gather", "ConstantOfShape"}
+		b := newGraphBuilder().input("x", Shape{{Size: -1, Param: "N"}, D(3)})
+		names := []string{"x"}
+		for k := 0; len(data) > 0 && k < 6; k++ {
+			// a constant of up to 3 dims of up to 4
+			rank := int(uint64(next()) % 4)
+			dims := make([]int64, rank)
+			total := int64(1)
+			for i := range dims {
+				dims[i] = int64(uint64(next()) % 5)
+				total *= dims[i]
+			}
+			vals := make([]int64, total)
+			for i := range vals {
+				vals[i] = next()
+			}
+			c := "c" + string(rune('a'+k))
+			b.ints(c, dims, vals...)
+			names = append(names, c)
+			pick := func() string { return names[int(uint64(next())%uint64(len(names)))] }
+			op := ops[int(uint64(next())%uint64(len(ops)))]
+			attrs := map[string]*Attr{"axis": intAttr(next()), "axes": intsAttr(next()), "perm": intsAttr(next(), next()),
+				"starts": intsAttr(next()), "ends": intsAttr(next()), "steps": intsAttr(next()), "to": intAttr(int64(Int64)),
+				"value": {Kind: AttrTensor, T: NewIntTensor("", []int64{1}, []int64{next()})}}
+			out := "v" + string(rune('a'+k))
+			b.node(op, []string{pick(), pick()}, out, attrs)
+			names = append(names, out)
+		}
+		b.g.Outputs = []string{names[len(names)-1]}
+		foldConstantChains(b.g)
+		m := &Model{Graph: b.g, Opsets: map[string]int64{"": 13}}
+		_, _ = InferShapes(m, InferOptions{Lenient: true, Fold: true, Inputs: map[string]Shape{"x": ShapeOf(2, 3)}})
+	})
+}
