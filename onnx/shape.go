@@ -20,7 +20,8 @@ type InferOptions struct {
 type InferResult struct {
 	Skipped []string // "node (op)" whose outputs stayed unknown
 	// IntValues holds what inference knows of small integer tensors (shape targets, split sizes),
-	// with symbolic entries for dynamic dims.
+	// row-major: a known element as its Size (negative ones too, such as a Reshape's -1), a
+	// dynamic dim as its symbol, anything else as Unknown.
 	IntValues map[string][]Dim
 }
 
