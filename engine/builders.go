@@ -367,8 +367,7 @@ func newConvOp(b *builder) (*convOp, error) {
 	n := b.n
 	o := &convOp{group: int(n.Int("group", 1)), lo: negInf, hi: posInf, resIn: -1}
 	o.copyT.fn = o.copyPlanes
-	o.win = window{kernel: b.ints("kernel_shape"), strides: b.ints("strides"), dilations: b.ints("dilations"),
-		pads: b.ints("pads"), autoPad: n.String("auto_pad", "NOTSET")}
+	o.win = nodeWindow(n)
 	if o.group < 1 {
 		return nil, fmt.Errorf("group %d", o.group)
 	}

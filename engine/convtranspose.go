@@ -9,18 +9,14 @@ import (
 // convTransposeOp is ConvTranspose (1-D and 2-D): per image and group, cols = Wᵀ·X by the GEMM
 // kernel, then scattered into the output (col2im).
 type convTransposeOp struct {
-	group                     int
-	kernel, strides, dilation []int
-	pads, outPad, outShape    []int
-	autoPad                   string
-	offs                      []int32
-	t                         gemmTask
+	group int
+	win   onnx.Window // kernel_shape, when absent, comes from W
+	offs  []int32
+	t     gemmTask
 }
 
 func buildConvTranspose(b *builder) (op, error) {
-	o := &convTransposeOp{group: int(b.n.Int("group", 1)), kernel: b.ints("kernel_shape"), strides: b.ints("strides"),
-		dilation: b.ints("dilations"), pads: b.ints("pads"), outPad: b.ints("output_padding"),
-		outShape: b.ints("output_shape"), autoPad: b.n.String("auto_pad", "NOTSET")}
+	o := &convTransposeOp{group: int(b.n.Int("group", 1)), win: onnx.NodeWindow(b.n, nil)}
 	if o.group < 1 {
 		return nil, fmt.Errorf("group %d", o.group)
 	}
@@ -50,20 +46,17 @@ func (o *convTransposeOp) geometry(in []*Tensor) (ctGeom, error) {
 	g.n, g.c, g.cg = x[0], x[1], x[1]/o.group
 	g.mg = w[1]
 	g.m = g.mg * o.group
-	for _, v := range [][]int{o.strides, o.dilation, o.outPad, o.kernel, o.outShape} {
+	win := o.win
+	for _, v := range [][]int64{win.Strides, win.Dilations, win.OutputPadding, win.Kernel, win.OutputShape} {
 		if v != nil && len(v) != r {
 			return g, fmt.Errorf("attribute %v for %d spatial dims", v, r)
 		}
 	}
-	if o.pads != nil && len(o.pads) != 2*r {
-		return g, fmt.Errorf("pads %v for %d spatial dims", o.pads, r)
+	if win.Kernel != nil && !shapeEq(ints(win.Kernel), w[2:]) {
+		return g, fmt.Errorf("kernel_shape %v does not match W %v", win.Kernel, w)
 	}
-	if o.kernel != nil && !shapeEq(o.kernel, w[2:]) {
-		return g, fmt.Errorf("kernel_shape %v does not match W %v", o.kernel, w)
-	}
-	win := onnx.Window{Kernel: toInt64s(w[2:]), Strides: toInt64s(o.strides), Dilations: toInt64s(o.dilation),
-		Pads: toInt64s(o.pads), AutoPad: o.autoPad, OutputPadding: toInt64s(o.outPad), OutputShape: toInt64s(o.outShape)}
-	out, pads, _, err := win.Output(toInt64s(x[2:]), true)
+	win.Kernel = toInt64s(w[2:])
+	out, pads, _, err := win.TransposedOutput(toInt64s(x[2:]))
 	if err != nil {
 		return g, err
 	}

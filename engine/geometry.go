@@ -17,12 +17,23 @@ func nodeWindow(n *onnx.Node) window {
 		autoPad: w.AutoPad, ceil: w.CeilMode}
 }
 
+// stride and dilation along spatial axis i (1 where the attribute is absent or shorter).
+func (w *window) stride(i int) int   { return orOne(w.strides, i) }
+func (w *window) dilation(i int) int { return orOne(w.dilations, i) }
+
+func orOne(v []int, i int) int {
+	if i < len(v) {
+		return v[i]
+	}
+	return 1
+}
+
 // outDims returns the output spatial dims and the begin/end pads actually used (onnx.Window holds
 // the arithmetic).
 func (w *window) outDims(in []int) (out, padB, padE []int, err error) {
 	ow := onnx.Window{Kernel: toInt64s(w.kernel), Strides: toInt64s(w.strides), Dilations: toInt64s(w.dilations),
 		Pads: toInt64s(w.pads), AutoPad: w.autoPad, CeilMode: w.ceil}
-	o, b, e, err := ow.Output(toInt64s(in), false)
+	o, b, e, err := ow.Output(toInt64s(in))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -42,8 +42,7 @@ func convGeo(n *onnx.Node, x, w []int) (cgeo, error) {
 	if rank < 1 || rank > 2 || len(w) != rank+2 {
 		return g, fmt.Errorf("X %v and W %v: only 1-D and 2-D convolutions have a backward", x, w)
 	}
-	win := window{kernel: ints(n.Ints("kernel_shape")), strides: ints(n.Ints("strides")), dilations: ints(n.Ints("dilations")),
-		pads: ints(n.Ints("pads")), autoPad: n.String("auto_pad", "NOTSET")}
+	win := nodeWindow(n)
 	if win.kernel == nil {
 		win.kernel = w[2:]
 	}

@@ -104,12 +104,7 @@ func (o *poolOp) geometry(x *Tensor) error {
 	for i := 0; i < r; i++ {
 		j := 3 - r + i
 		g.in[j], g.out[j], g.padB[j], g.padEnd[j], g.k[j] = x.Shape[2+i], outD[i], padB[i], padE[i], o.win.kernel[i]
-		if i < len(o.win.strides) {
-			g.s[j] = o.win.strides[i]
-		}
-		if i < len(o.win.dilations) {
-			g.d[j] = o.win.dilations[i]
-		}
+		g.s[j], g.d[j] = o.win.stride(i), o.win.dilation(i)
 		g.inPlane *= g.in[j]
 		g.outPlane *= g.out[j]
 	}

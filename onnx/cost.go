@@ -78,7 +78,7 @@ func MeasureCost(m *Model) (Cost, error) {
 // CostAt infers shapes at the given input shapes (see BatchOne) and measures the cost there. The
 // model is left untouched: inference writes a copy of its value table.
 func CostAt(m *Model, inputs map[string]Shape) (Cost, error) {
-	tmp, err := inferredCopy(m, inputs)
+	tmp, err := InferredCopy(m, inputs)
 	if err != nil {
 		return Cost{}, err
 	}
@@ -88,7 +88,7 @@ func CostAt(m *Model, inputs map[string]Shape) (Cost, error) {
 // NodeMACsAt is each node's MACs at the given input shapes, keyed by m's own nodes; m is left
 // untouched as in CostAt.
 func NodeMACsAt(m *Model, inputs map[string]Shape) (map[*Node]int64, error) {
-	tmp, err := inferredCopy(m, inputs)
+	tmp, err := InferredCopy(m, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +103,9 @@ func NodeMACsAt(m *Model, inputs map[string]Shape) (map[*Node]int64, error) {
 	return out, nil
 }
 
-// inferredCopy shares m's nodes and tensors but not its value table, and infers shapes into the
+// InferredCopy shares m's nodes and tensors but not its value table, and infers shapes into the
 // copy's table.
-func inferredCopy(m *Model, inputs map[string]Shape) (*Model, error) {
+func InferredCopy(m *Model, inputs map[string]Shape) (*Model, error) {
 	g := *m.Graph
 	g.Values = make(map[string]*Value, len(m.Graph.Values))
 	for k, v := range m.Graph.Values {
@@ -133,16 +133,21 @@ func NodeParams(g *Graph, n *Node) int64 {
 	return p
 }
 
-func staticShape(g *Graph, name string) (Shape, error) {
-	v, ok := g.Values[name]
-	if !ok || !v.Shape.Static() {
-		s := Shape(nil)
-		if ok {
-			s = v.Shape
+// staticShapes returns the inferred shapes of the named values, failing on any not fully known.
+func staticShapes(g *Graph, names ...string) ([]Shape, error) {
+	out := make([]Shape, len(names))
+	for i, name := range names {
+		v, ok := g.Values[name]
+		if !ok || !v.Shape.Static() {
+			s := Shape(nil)
+			if ok {
+				s = v.Shape
+			}
+			return nil, fmt.Errorf("shape of %q is not known (%v)", name, s)
 		}
-		return nil, fmt.Errorf("shape of %q is not known (%v)", name, s)
+		out[i] = v.Shape
 	}
-	return v.Shape, nil
+	return out, nil
 }
 
 // NodeMACs is the multiply-accumulate count of one node at the shapes inferred into g: the one
@@ -155,51 +160,38 @@ func nodeMACs(g *Graph, n *Node) (int64, error) {
 	}
 	switch n.OpType {
 	case "Conv":
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		w, err := staticShape(g, n.Input(1))
-		if err != nil {
-			return 0, err
-		}
 		// out elements × (C_in/group) × kernel elements; W is C_out × C_in/group × k...
-		return out.NumElements() * w[1:].NumElements(), nil
+		s, err := staticShapes(g, n.Outputs[0], n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		return s[0].NumElements() * s[1][1:].NumElements(), nil
 	case "ConvTranspose":
-		x, err := staticShape(g, n.Input(0))
-		if err != nil {
-			return 0, err
-		}
-		w, err := staticShape(g, n.Input(1))
-		if err != nil {
-			return 0, err
-		}
 		// every input element is multiplied into (C_out/group) × kernel outputs; W is C_in × C_out/group × k...
-		return x.NumElements() * w[1:].NumElements(), nil
+		s, err := staticShapes(g, n.Input(0), n.Input(1))
+		if err != nil {
+			return 0, err
+		}
+		return s[0].NumElements() * s[1][1:].NumElements(), nil
 	case "Gemm":
-		a, err := staticShape(g, n.Input(0))
+		// out elements × K, K being A's columns (its rows with transA)
+		s, err := staticShapes(g, n.Input(0), n.Outputs[0])
 		if err != nil {
 			return 0, err
 		}
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		k := a[1].Size
+		k := s[0][1].Size
 		if n.Int("transA", 0) != 0 {
-			k = a[0].Size
+			k = s[0][0].Size
 		}
-		return out.NumElements() * k, nil
+		return s[1].NumElements() * k, nil
 	case "MatMul":
-		a, err := staticShape(g, n.Input(0))
+		// out elements × A's last dim
+		s, err := staticShapes(g, n.Input(0), n.Outputs[0])
 		if err != nil {
 			return 0, err
 		}
-		out, err := staticShape(g, n.Outputs[0])
-		if err != nil {
-			return 0, err
-		}
-		return out.NumElements() * a[len(a)-1].Size, nil
+		a := s[0]
+		return s[1].NumElements() * a[len(a)-1].Size, nil
 	}
 	return 0, nil
 }

@@ -1,211 +1,318 @@
 package onnx
 
-import "fmt"
+import "slices"
 
-// maxFoldElements bounds the integer tensors import folds: shape arithmetic, not data.
+// This file is chanopt's one integer constant evaluator. Shape inference runs it on every node to
+// follow small integer tensors (shapes, Reshape targets, Pad amounts, Slice bounds), symbolic dims
+// included; import runs it on nodes whose inputs are all constants and replaces them by
+// initializers; InferOptions.Fold replaces the nodes whose values inference found fully known.
+
+// maxFoldElements bounds the integer tensors the evaluator follows: shape arithmetic, not data.
 const maxFoldElements = 4096
 
-// foldConstantChains evaluates nodes whose inputs are all small integer constants — the
-// ConstantOfShape → Concat → Reshape → Slice → Transpose → Cast chains exporters write for Pad
-// amounts and Reshape targets — and replaces them by initializers, so the arguments they feed become
-// constants that import lifts into attributes. It reports whether it folded anything.
-func foldConstantChains(g *Graph) bool {
-	folded := false
-	kept := g.Nodes[:0]
-	for _, n := range g.Nodes {
-		outs, ok := evalIntNode(g, n)
-		if !ok {
-			kept = append(kept, n)
-			continue
-		}
-		for i, t := range outs {
-			t.Name = n.Outputs[i]
-			g.Inits[t.Name] = t
-			g.InitOrder = append(g.InitOrder, t.Name)
-			g.Values[t.Name] = &Value{Name: t.Name, Type: t.Type, Shape: t.Shape()}
-		}
-		folded = true
-	}
-	g.Nodes = kept
-	return folded
+// symInt is one element of an integer tensor as inference knows it: a known value, or else the
+// symbol of the dynamic dim it equals (a batch N flowing through Shape → Gather → Concat), or
+// nothing.
+type symInt struct {
+	v     int64
+	sym   string
+	known bool
 }
 
-// intConst returns a small integer initializer's dims and values.
-func intConst(g *Graph, name string) (*Tensor, bool) {
-	t, ok := g.Inits[name]
-	if !ok || t.Ints == nil || t.NumElements() > maxFoldElements {
-		return nil, false
+func known(v int64) symInt { return symInt{v: v, known: true} }
+
+// symOf is a dim as an element: its size, or its symbol.
+func symOf(d Dim) symInt {
+	if d.Known() {
+		return known(d.Size)
 	}
-	return t, true
+	return symInt{sym: d.Param}
 }
 
-func evalIntNode(g *Graph, n *Node) (outs []*Tensor, ok bool) {
-	if n.Domain != "" || len(n.Outputs) != 1 || g.IsOutput(n.Outputs[0]) {
-		return nil, false
+// dim is the element as a Dim, the way InferResult.IntValues and Reshape targets carry it: a known
+// value keeps its size (even a negative one, such as a Reshape's -1), a symbol its name.
+func (e symInt) dim() Dim {
+	if e.known {
+		return Dim{Size: e.v}
+	}
+	return Dim{Size: -1, Param: e.sym}
+}
+
+// intTensor is a small integer tensor whose elements the evaluator knows, each fully or in part.
+type intTensor struct {
+	dims []int64
+	el   []symInt
+}
+
+func intTensorOf(t *Tensor) *intTensor {
+	v := &intTensor{dims: t.Dims, el: make([]symInt, len(t.Ints))}
+	for i, x := range t.Ints {
+		v.el[i] = known(x)
+	}
+	return v
+}
+
+// ints returns the values when every element is known.
+func (v *intTensor) ints() ([]int64, bool) {
+	out := make([]int64, len(v.el))
+	for i, e := range v.el {
+		if !e.known {
+			return nil, false
+		}
+		out[i] = e.v
+	}
+	return out, true
+}
+
+func (v *intTensor) dimList() []Dim {
+	out := make([]Dim, len(v.el))
+	for i, e := range v.el {
+		out[i] = e.dim()
+	}
+	return out
+}
+
+// shape reads the value as a shape: its known non-negative elements as sizes, its symbols as
+// symbolic dims, anything else (a Reshape's -1 included) as unknown.
+func (v *intTensor) shape() Shape {
+	out := make(Shape, len(v.el))
+	for i, e := range v.el {
+		switch {
+		case e.known && e.v >= 0:
+			out[i] = D(e.v)
+		case !e.known && e.sym != "":
+			out[i] = Dim{Size: -1, Param: e.sym}
+		default:
+			out[i] = Unknown
+		}
+	}
+	return out
+}
+
+// sizeOf is the element count of dims, or -1 when a dim is negative or the count passes
+// maxFoldElements.
+func sizeOf(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		if d < 0 || (d > 0 && n > maxFoldElements/d) {
+			return -1
+		}
+		n *= d
+	}
+	return n
+}
+
+func numElements(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		n *= d
+	}
+	return n
+}
+
+// seedValues records the value of every small integer initializer.
+func (st *inferState) seedValues() {
+	for name, t := range st.g.Inits {
+		if t.Ints != nil && sizeOf(t.Dims) == int64(len(t.Ints)) {
+			st.vals[name] = intTensorOf(t)
+		}
+	}
+}
+
+// evalInts computes the integer value of n's first output from what is known of its inputs, given
+// the output's inferred shape, or returns nil when it cannot (an op it does not evaluate, inputs
+// whose values are unknown, or a result too large to follow).
+func (st *inferState) evalInts(n *Node, out Shape) (res *intTensor) {
+	if n.Domain != "" && n.Domain != "ai.onnx" {
+		return nil
 	}
 	defer func() {
-		if recover() != nil { // malformed arguments: leave the node for inference to report
-			outs, ok = nil, false
+		if res != nil && sizeOf(res.dims) != int64(len(res.el)) {
+			res = nil
 		}
 	}()
-	in := make([]*Tensor, len(n.Inputs))
-	for i, name := range n.Inputs {
-		if name == "" {
-			continue
+	x := st.vals[n.Input(0)]
+	// outDims are the dims of a value whose elements are those of its input in the same order.
+	outDims := func() []int64 {
+		if out.Static() {
+			return out.Sizes()
 		}
-		t, ok := intConst(g, name)
-		if !ok {
-			if n.OpType == "Cast" || n.OpType == "Shape" || n.OpType == "Size" {
-				if ft, isInit := g.Inits[name]; isInit && ft.NumElements() <= maxFoldElements {
-					t = ft
-				} else {
-					return nil, false
-				}
-			} else {
-				return nil, false
-			}
+		if len(out) == 1 && x != nil {
+			return []int64{int64(len(x.el))}
 		}
-		in[i] = t
+		return nil
 	}
-	if len(in) == 0 || in[0] == nil {
-		return nil, false
-	}
-	x := in[0]
-	var out *Tensor
 	switch n.OpType {
-	case "Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten":
-		st := &inferState{g: g, vals: map[string][]Dim{}, fvals: map[string][]float32{}}
-		for i, t := range in {
-			if i > 0 && t != nil {
-				st.vals[n.Inputs[i]] = dimsOf(t.Ints)
-			}
+	case "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten":
+		if x == nil {
+			return nil
 		}
-		shapes, err := st.infer(n)
-		if err != nil || !shapes[0].Shape.Static() {
-			return nil, false
-		}
-		out = &Tensor{Type: x.Type, Dims: shapes[0].Shape.Sizes(), Ints: append([]int64{}, x.Ints...)}
+		return &intTensor{dims: outDims(), el: x.el}
 	case "Cast":
-		to := DataType(n.Int("to", 0))
-		if !to.IsInt() {
-			return nil, false
+		if !DataType(n.Int("to", 0)).IsInt() {
+			return nil
 		}
-		out = &Tensor{Type: to, Dims: append([]int64{}, x.Dims...)}
-		if x.Ints != nil {
-			out.Ints = append([]int64{}, x.Ints...)
-		} else if x.Floats != nil {
-			for _, f := range x.Floats {
-				out.Ints = append(out.Ints, int64(f))
+		if x != nil {
+			return &intTensor{dims: outDims(), el: x.el}
+		}
+		// A float constant cast to an integer type: ONNX truncates toward zero, as Go does.
+		if t, ok := st.g.Inits[n.Input(0)]; ok && t.Floats != nil && sizeOf(t.Dims) == int64(len(t.Floats)) {
+			v := &intTensor{dims: t.Dims, el: make([]symInt, len(t.Floats))}
+			for i, f := range t.Floats {
+				v.el[i] = known(int64(f))
 			}
-		} else {
-			return nil, false
+			return v
 		}
 	case "Shape":
-		out = NewIntTensor("", []int64{int64(len(x.Dims))}, append([]int64{}, x.Dims...))
+		s, err := st.shape(n.Input(0))
+		if err != nil {
+			return nil
+		}
+		start, end := shapeRange(n, int64(len(s)))
+		v := &intTensor{dims: []int64{end - start}}
+		for _, d := range s[start:end] {
+			v.el = append(v.el, symOf(d))
+		}
+		return v
 	case "Size":
-		out = NewIntTensor("", []int64{}, []int64{x.NumElements()})
+		s, err := st.shape(n.Input(0))
+		if err != nil {
+			return nil
+		}
+		return &intTensor{dims: []int64{}, el: []symInt{symOf(prodDims(s))}}
 	case "Neg", "Abs":
-		out = &Tensor{Type: x.Type, Dims: append([]int64{}, x.Dims...)}
-		for _, v := range x.Ints {
-			if n.OpType == "Neg" || v < 0 {
-				v = -v
-			}
-			out.Ints = append(out.Ints, v)
+		if x == nil {
+			return nil
 		}
+		v := &intTensor{dims: x.dims, el: make([]symInt, len(x.el))}
+		for i, e := range x.el {
+			switch {
+			case e.known && (n.OpType == "Neg" || e.v < 0):
+				v.el[i] = known(-e.v)
+			case e.known || (n.OpType == "Abs" && e.sym != ""): // |dim| is the dim
+				v.el[i] = e
+			}
+		}
+		return v
 	case "Add", "Sub", "Mul", "Div":
-		if len(in) != 2 || in[1] == nil {
-			return nil, false
+		y := st.vals[n.Input(1)]
+		if x == nil || y == nil || len(n.Inputs) != 2 {
+			return nil
 		}
-		out = broadcastInts(x, in[1], func(a, b int64) int64 {
-			switch n.OpType {
-			case "Add":
-				return a + b
-			case "Sub":
-				return a - b
-			case "Mul":
-				return a * b
+		return broadcastInts(n.OpType, x, y)
+	case "ReduceProd":
+		// On a 1-D value every reduction is over all of it (an empty axes list means all too,
+		// unless noop_with_empty_axes says otherwise).
+		if x == nil || len(x.dims) != 1 || n.Int("noop_with_empty_axes", 0) != 0 {
+			return nil
+		}
+		p := int64(1)
+		for _, e := range x.el {
+			if !e.known {
+				if len(x.el) == 1 {
+					return &intTensor{dims: outDims(), el: x.el}
+				}
+				return &intTensor{dims: out.Sizes(), el: []symInt{{}}}
 			}
-			if b == 0 {
-				panic("division by zero")
-			}
-			q := a / b
-			if (a%b != 0) && ((a < 0) != (b < 0)) {
-				q-- // ONNX integer Div truncates toward zero like C; keep that
-				q++
-			}
-			return q
-		})
+			p *= e.v
+		}
+		return &intTensor{dims: out.Sizes(), el: []symInt{known(p)}}
 	case "Transpose":
+		if x == nil {
+			return nil
+		}
 		perm := n.Ints("perm")
 		if perm == nil {
-			for i := len(x.Dims) - 1; i >= 0; i-- {
+			for i := len(x.dims) - 1; i >= 0; i-- {
 				perm = append(perm, int64(i))
 			}
 		}
-		out = transposeInts(x, perm)
+		return transposeInts(x, perm)
 	case "Concat":
-		axis := n.Int("axis", 0)
-		if axis < 0 {
-			axis += int64(len(x.Dims))
+		var in []*intTensor
+		for _, name := range n.Inputs {
+			if name == "" {
+				continue
+			}
+			v := st.vals[name]
+			if v == nil {
+				return nil
+			}
+			in = append(in, v)
 		}
-		out = concatInts(in, int(axis))
+		if len(in) == 0 {
+			return nil
+		}
+		axis, err := normAxis(n.Int("axis", 0), len(in[0].dims))
+		if err != nil {
+			return nil
+		}
+		return concatInts(in, axis)
 	case "Slice":
-		starts, ends := n.Ints("starts"), n.Ints("ends")
-		axes, steps := n.Ints("axes"), n.Ints("steps")
-		if len(in) > 1 && in[1] != nil && in[2] != nil {
-			starts, ends = in[1].Ints, in[2].Ints
-			if len(in) > 3 && in[3] != nil {
-				axes = in[3].Ints
-			}
-			if len(in) > 4 && in[4] != nil {
-				steps = in[4].Ints
-			}
+		if x == nil {
+			return nil
 		}
-		if starts == nil || ends == nil {
-			return nil, false
+		starts, ok1 := st.ints(n, "starts", 1)
+		ends, ok2 := st.ints(n, "ends", 2)
+		axes, ok3 := st.ints(n, "axes", 3)
+		steps, ok4 := st.ints(n, "steps", 4)
+		if !ok1 || !ok2 || (!ok3 && n.Input(3) != "") || (!ok4 && n.Input(4) != "") {
+			return nil
 		}
-		out = sliceInts(x, starts, ends, axes, steps)
+		return sliceInts(x, starts, ends, axes, steps)
 	case "Gather":
-		if len(in) != 2 || in[1] == nil || len(x.Dims) != 1 {
-			return nil, false
+		idx := st.vals[n.Input(1)]
+		if x == nil || idx == nil || len(x.dims) != 1 {
+			return nil
 		}
-		out = &Tensor{Type: x.Type, Dims: append([]int64{}, in[1].Dims...)}
-		for _, i := range in[1].Ints {
-			if i < 0 {
-				i += x.Dims[0]
+		if a := n.Int("axis", 0); a != 0 && a != -1 {
+			return nil
+		}
+		v := &intTensor{dims: idx.dims}
+		for _, i := range idx.el {
+			j := i.v
+			if j < 0 {
+				j += x.dims[0]
 			}
-			out.Ints = append(out.Ints, x.Ints[i])
+			if !i.known || j < 0 || j >= x.dims[0] {
+				return nil
+			}
+			v.el = append(v.el, x.el[j])
 		}
+		return v
 	case "ConstantOfShape":
-		count := int64(1)
-		for _, d := range x.Ints {
-			count *= d
+		if x == nil {
+			return nil
 		}
-		if count > maxFoldElements {
-			return nil, false
+		dims, ok := x.ints()
+		a, hasValue := n.Attrs["value"]
+		if !ok || !hasValue || a.T == nil || !a.T.Type.IsInt() || len(a.T.Ints) != 1 {
+			return nil
 		}
-		v, t := int64(0), DataType(Float)
-		if a, ok := n.Attrs["value"]; ok && a.T != nil {
-			t = a.T.Type
-			if a.T.Ints == nil || len(a.T.Ints) != 1 {
-				return nil, false
-			}
-			v = a.T.Ints[0]
+		count := sizeOf(dims)
+		if count < 0 {
+			return nil
 		}
-		if !t.IsInt() {
-			return nil, false
+		v := &intTensor{dims: dims, el: make([]symInt, count)}
+		for i := range v.el {
+			v.el[i] = known(a.T.Ints[0])
 		}
-		out = &Tensor{Type: t, Dims: append([]int64{}, x.Ints...), Ints: make([]int64, count)}
-		for i := range out.Ints {
-			out.Ints[i] = v
-		}
-	default:
-		return nil, false
+		return v
 	}
-	if out == nil || out.NumElements() != int64(len(out.Ints)) {
-		return nil, false
+	return nil
+}
+
+// shapeRange is the [start, end) of the dims a Shape node returns (opset 15's start and end).
+func shapeRange(n *Node, rank int64) (start, end int64) {
+	start, end = n.Int("start", 0), n.Int("end", rank)
+	if start < 0 {
+		start += rank
 	}
-	return []*Tensor{out}, true
+	if end < 0 {
+		end += rank
+	}
+	start, end = clamp(start, 0, rank), clamp(end, 0, rank)
+	return start, max(start, end)
 }
 
 // strides returns row-major strides.
@@ -219,11 +326,34 @@ func strides(dims []int64) []int64 {
 	return s
 }
 
-func broadcastInts(a, b *Tensor, f func(x, y int64) int64) *Tensor {
-	rank := len(a.Dims)
-	if len(b.Dims) > rank {
-		rank = len(b.Dims)
+// arith is integer Add, Sub, Mul or Div on two elements. x·1, x/1, x+0, x−0 (and 1·x, 0+x) keep
+// a symbol, which lets a dynamic batch survive arithmetic chains.
+func arith(op string, a, b symInt) (symInt, bool) {
+	if a.known && b.known {
+		switch op {
+		case "Add":
+			return known(a.v + b.v), true
+		case "Sub":
+			return known(a.v - b.v), true
+		case "Mul":
+			return known(a.v * b.v), true
+		}
+		if b.v == 0 {
+			return symInt{}, false
+		}
+		return known(a.v / b.v), true // ONNX integer Div truncates toward zero, as Go's does
 	}
+	switch {
+	case b.known && b.v == 1 && (op == "Mul" || op == "Div"), b.known && b.v == 0 && (op == "Add" || op == "Sub"):
+		return a, true
+	case a.known && ((a.v == 1 && op == "Mul") || (a.v == 0 && op == "Add")):
+		return b, true
+	}
+	return symInt{}, true
+}
+
+func broadcastInts(op string, a, b *intTensor) *intTensor {
+	rank := max(len(a.dims), len(b.dims))
 	pad := func(d []int64) []int64 {
 		out := make([]int64, rank)
 		for i := range out {
@@ -232,27 +362,27 @@ func broadcastInts(a, b *Tensor, f func(x, y int64) int64) *Tensor {
 		copy(out[rank-len(d):], d)
 		return out
 	}
-	ad, bd := pad(a.Dims), pad(b.Dims)
+	ad, bd := pad(a.dims), pad(b.dims)
 	dims := make([]int64, rank)
 	for i := range dims {
 		dims[i] = ad[i]
 		if bd[i] != 1 {
 			if ad[i] != 1 && ad[i] != bd[i] {
-				panic(fmt.Sprintf("cannot broadcast %v and %v", a.Dims, b.Dims))
+				return nil
 			}
 			dims[i] = bd[i]
 		}
 	}
-	as, bs, os := strides(ad), strides(bd), strides(dims)
-	out := &Tensor{Type: a.Type, Dims: dims}
-	total := int64(1)
-	for _, d := range dims {
-		total *= d
+	total := sizeOf(dims)
+	if total < 0 {
+		return nil
 	}
-	for flat := int64(0); flat < total; flat++ {
+	as, bs, os := strides(ad), strides(bd), strides(dims)
+	out := &intTensor{dims: dims, el: make([]symInt, total)}
+	for flat := range out.el {
 		var ai, bi int64
 		for i := range dims {
-			c := flat / os[i] % dims[i]
+			c := int64(flat) / os[i] % dims[i]
 			if ad[i] != 1 {
 				ai += c * as[i]
 			}
@@ -260,94 +390,244 @@ func broadcastInts(a, b *Tensor, f func(x, y int64) int64) *Tensor {
 				bi += c * bs[i]
 			}
 		}
-		out.Ints = append(out.Ints, f(a.Ints[ai], b.Ints[bi]))
+		e, ok := arith(op, a.el[ai], b.el[bi])
+		if !ok {
+			return nil
+		}
+		out.el[flat] = e
 	}
 	return out
 }
 
-func transposeInts(x *Tensor, perm []int64) *Tensor {
-	dims := make([]int64, len(perm))
-	for i, p := range perm {
-		dims[i] = x.Dims[p]
+func transposeInts(x *intTensor, perm []int64) *intTensor {
+	if len(perm) != len(x.dims) {
+		return nil
 	}
-	xs, os := strides(x.Dims), strides(dims)
-	out := &Tensor{Type: x.Type, Dims: dims, Ints: make([]int64, len(x.Ints))}
-	for flat := range out.Ints {
+	dims := make([]int64, len(perm))
+	seen := make([]bool, len(perm))
+	for i, p := range perm {
+		if p < 0 || p >= int64(len(x.dims)) || seen[p] {
+			return nil
+		}
+		seen[p] = true
+		dims[i] = x.dims[p]
+	}
+	xs, os := strides(x.dims), strides(dims)
+	out := &intTensor{dims: dims, el: make([]symInt, len(x.el))}
+	for flat := range out.el {
 		var src int64
 		for i := range dims {
 			c := int64(flat) / os[i] % dims[i]
 			src += c * xs[perm[i]]
 		}
-		out.Ints[flat] = x.Ints[src]
+		out.el[flat] = x.el[src]
 	}
 	return out
 }
 
-func concatInts(in []*Tensor, axis int) *Tensor {
-	first := in[0]
-	dims := append([]int64{}, first.Dims...)
+func concatInts(in []*intTensor, axis int) *intTensor {
+	dims := append([]int64{}, in[0].dims...)
 	dims[axis] = 0
 	for _, t := range in {
-		if t != nil {
-			dims[axis] += t.Dims[axis]
+		if len(t.dims) != len(dims) {
+			return nil
 		}
+		for i := range dims {
+			if i != axis && t.dims[i] != dims[i] {
+				return nil
+			}
+		}
+		dims[axis] += t.dims[axis]
 	}
-	outer := int64(1)
-	for i := 0; i < axis; i++ {
-		outer *= dims[i]
-	}
-	out := &Tensor{Type: first.Type, Dims: dims}
+	outer := numElements(dims[:axis])
+	out := &intTensor{dims: dims}
 	for o := int64(0); o < outer; o++ {
 		for _, t := range in {
-			if t == nil {
-				continue
-			}
-			inner := int64(1)
-			for i := axis; i < len(t.Dims); i++ {
-				inner *= t.Dims[i]
-			}
-			out.Ints = append(out.Ints, t.Ints[o*inner:(o+1)*inner]...)
+			inner := numElements(t.dims[axis:])
+			out.el = append(out.el, t.el[o*inner:(o+1)*inner]...)
 		}
 	}
 	return out
 }
 
-func sliceInts(x *Tensor, starts, ends, axes, steps []int64) *Tensor {
-	rank := len(x.Dims)
-	begin := make([]int64, rank)
-	step := make([]int64, rank)
-	count := append([]int64{}, x.Dims...)
+func sliceInts(x *intTensor, starts, ends, axes, steps []int64) *intTensor {
+	rank := len(x.dims)
+	if len(ends) != len(starts) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
+		return nil
+	}
+	begin, step, count := make([]int64, rank), make([]int64, rank), append([]int64{}, x.dims...)
 	for i := range step {
 		step[i] = 1
 	}
 	for i := range starts {
-		ax := int64(i)
+		ax := i
 		if axes != nil {
-			ax = axes[i]
+			var err error
+			if ax, err = normAxis(axes[i], rank); err != nil {
+				return nil
+			}
 		}
-		if ax < 0 {
-			ax += int64(rank)
+		if ax >= rank {
+			return nil
 		}
 		st := int64(1)
 		if steps != nil {
 			st = steps[i]
 		}
-		b, _, c := SliceRange(starts[i], ends[i], st, x.Dims[ax])
+		if st == 0 {
+			return nil
+		}
+		b, _, c := SliceRange(starts[i], ends[i], st, x.dims[ax])
 		begin[ax], step[ax], count[ax] = b, st, c
 	}
-	xs, os := strides(x.Dims), strides(count)
-	total := int64(1)
-	for _, c := range count {
-		total *= c
-	}
-	out := &Tensor{Type: x.Type, Dims: count, Ints: make([]int64, 0, total)}
-	for flat := int64(0); flat < total; flat++ {
+	xs, os := strides(x.dims), strides(count)
+	out := &intTensor{dims: count, el: make([]symInt, numElements(count))}
+	for flat := range out.el {
 		var src int64
 		for i := range count {
-			c := flat / os[i] % count[i]
+			c := int64(flat) / os[i] % count[i]
 			src += (begin[i] + c*step[i]) * xs[i]
 		}
-		out.Ints = append(out.Ints, x.Ints[src])
+		out.el[flat] = x.el[src]
 	}
 	return out
+}
+
+// foldConstantChains evaluates, at import, nodes whose inputs are all small integer constants —
+// the ConstantOfShape → Concat → Reshape → Slice → Transpose → Cast chains exporters write for Pad
+// amounts and Reshape targets — and replaces them by initializers, so the arguments they feed
+// become constants that import lifts into attributes. Shape and Size fold only on initializers
+// (a graph input's declared shape is not fixed yet). It reports whether it folded anything.
+func foldConstantChains(g *Graph) bool {
+	st := &inferState{g: g, vals: map[string]*intTensor{}, fvals: map[string][]float32{}}
+	st.seedValues()
+	folded := false
+	kept := g.Nodes[:0]
+	for _, n := range g.Nodes {
+		if !st.allInputsConstant(n) {
+			kept = append(kept, n)
+			continue
+		}
+		outs, err := st.infer(n)
+		if err != nil || len(outs) != 1 || !outs[0].Shape.Static() || !st.toInit(n, outs[0].Type, st.evalInts(n, outs[0].Shape)) {
+			kept = append(kept, n)
+			continue
+		}
+		folded = true
+	}
+	g.Nodes = kept
+	return folded
+}
+
+// allInputsConstant reports whether import may fold n: one output that is not a graph output, and
+// every input an integer constant the evaluator holds (or, for Shape, Size and Cast, any
+// initializer).
+func (st *inferState) allInputsConstant(n *Node) bool {
+	if n.Domain != "" || len(n.Outputs) != 1 || st.g.IsOutput(n.Outputs[0]) || len(n.Inputs) == 0 || n.Inputs[0] == "" {
+		return false
+	}
+	for i, name := range n.Inputs {
+		if name == "" {
+			continue
+		}
+		if _, ok := st.vals[name]; ok {
+			continue
+		}
+		if t, isInit := st.g.Inits[name]; isInit && i == 0 && (n.OpType == "Shape" || n.OpType == "Size" ||
+			n.OpType == "Cast" && t.NumElements() <= maxFoldElements) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// fold replaces nodes whose integer outputs inference found fully known by initializers. It
+// reports whether it changed the graph.
+func (st *inferState) fold(m *Model) bool {
+	g := m.Graph
+	changed := false
+	kept := g.Nodes[:0]
+	for _, n := range g.Nodes {
+		if n.OpType == "Constant" || len(n.Outputs) != 1 || g.IsOutput(n.Outputs[0]) {
+			kept = append(kept, n)
+			continue
+		}
+		v, val := st.vals[n.Outputs[0]], g.Values[n.Outputs[0]]
+		if v == nil || val == nil || !val.Type.IsInt() || !val.Shape.Static() || !slices.Equal(val.Shape.Sizes(), v.dims) ||
+			!st.toInit(n, val.Type, v) {
+			kept = append(kept, n)
+			continue
+		}
+		changed = true
+	}
+	g.Nodes = kept
+	if changed {
+		removeDeadNodes(g)
+	}
+	return changed
+}
+
+// toInit makes n's output the initializer holding v when every element of v is known, and
+// reports whether it did.
+func (st *inferState) toInit(n *Node, typ DataType, v *intTensor) bool {
+	if v == nil {
+		return false
+	}
+	ints, allKnown := v.ints()
+	if !allKnown {
+		return false
+	}
+	if !typ.IsInt() {
+		typ = Int64
+	}
+	name := n.Outputs[0]
+	t := &Tensor{Name: name, Type: typ, Dims: append([]int64{}, v.dims...), Ints: ints}
+	st.g.Inits[name] = t
+	st.g.InitOrder = append(st.g.InitOrder, name)
+	st.g.Values[name] = &Value{Name: name, Type: t.Type, Shape: t.Shape()}
+	st.vals[name] = v
+	return true
+}
+
+// removeDeadNodes drops nodes none of whose outputs reach a graph output.
+func removeDeadNodes(g *Graph) {
+	live := map[string]bool{}
+	for _, o := range g.Outputs {
+		live[o] = true
+	}
+	keep := make([]bool, len(g.Nodes))
+	for i := len(g.Nodes) - 1; i >= 0; i-- {
+		n := g.Nodes[i]
+		for _, o := range n.Outputs {
+			if live[o] {
+				keep[i] = true
+			}
+		}
+		if keep[i] {
+			for _, in := range nodeReads(n) {
+				live[in] = true
+			}
+		}
+	}
+	kept := g.Nodes[:0]
+	for i, n := range g.Nodes {
+		if keep[i] {
+			kept = append(kept, n)
+		} else {
+			for _, o := range n.Outputs {
+				if _, isInit := g.Inits[o]; !isInit {
+					delete(g.Values, o)
+				}
+			}
+		}
+	}
+	g.Nodes = kept
+}
+
+// RemoveDeadNodes drops nodes that do not contribute to any graph output, then the initializers left
+// unused.
+func RemoveDeadNodes(g *Graph) {
+	removeDeadNodes(g)
+	RemoveDeadInitializers(g)
 }

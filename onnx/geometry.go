@@ -147,15 +147,20 @@ func (w Window) TransposeAxis(i, r int, in int64) (out, padBegin, padEnd int64, 
 	return out, padBegin, padEnd, nil
 }
 
-// Output applies Axis (or TransposeAxis when transpose is set) to every spatial dim of in.
-func (w Window) Output(in []int64, transpose bool) (out, padBegin, padEnd []int64, err error) {
+// Output applies Axis to every spatial dim of in (a Conv's or pool's).
+func (w Window) Output(in []int64) (out, padBegin, padEnd []int64, err error) {
+	return w.allAxes(in, w.Axis)
+}
+
+// TransposedOutput applies TransposeAxis to every spatial dim of in (a ConvTranspose's).
+func (w Window) TransposedOutput(in []int64) (out, padBegin, padEnd []int64, err error) {
+	return w.allAxes(in, w.TransposeAxis)
+}
+
+func (w Window) allAxes(in []int64, axis func(i, r int, in int64) (int64, int64, int64, error)) (out, padBegin, padEnd []int64, err error) {
 	r := len(in)
 	out, padBegin, padEnd = make([]int64, r), make([]int64, r), make([]int64, r)
 	for i, x := range in {
-		axis := w.Axis
-		if transpose {
-			axis = w.TransposeAxis
-		}
 		if out[i], padBegin[i], padEnd[i], err = axis(i, r, x); err != nil {
 			return nil, nil, nil, err
 		}

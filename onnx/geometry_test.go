@@ -124,7 +124,11 @@ func TestWindowAxis(t *testing.T) {
 			in: []int64{2}, err: "negative"},
 	}
 	for _, tc := range tests {
-		out, b, e, err := tc.w.Output(tc.in, tc.transpose)
+		output := tc.w.Output
+		if tc.transpose {
+			output = tc.w.TransposedOutput
+		}
+		out, b, e, err := output(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err %v, want one containing %q", tc.name, err, tc.err)
@@ -171,4 +175,50 @@ func TestNodeWindow(t *testing.T) {
 	if w := NodeWindow(&Node{OpType: "Conv"}, []int64{3, 3}); !slices.Equal(w.Kernel, []int64{3, 3}) || w.AutoPad != "NOTSET" {
 		t.Errorf("NodeWindow without attributes: %+v, want the weight's kernel and NOTSET", w)
 	}
+}
+
+// FuzzSliceRange checks SliceRange's closed form against walking the clamped range one step at a
+// time, for any int64 start, end and step, on small dims: same count, every index inside the dim.
+func FuzzSliceRange(f *testing.F) {
+	for _, s := range [][4]int64{{-10, -20, -1, 5}, {0, math.MaxInt64, math.MaxInt64, 5}, {math.MaxInt64, math.MinInt64, math.MinInt64, 7},
+		{3, 1, -2, 4}, {0, 0, 1, 0}, {-1, -100, -3, 64}} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, start, end, step, dim int64) {
+		if step == 0 || dim < 0 || dim > 64 {
+			return
+		}
+		first, _, count := SliceRange(start, end, step, dim)
+		// The spec's clamping, then a walk.
+		s, e := start, end
+		if s < 0 {
+			s += dim
+		}
+		if e < 0 {
+			e += dim
+		}
+		lo, hi := int64(0), dim
+		if step < 0 {
+			lo, hi = -1, dim-1
+		}
+		s, e = max(min(s, hi), max(lo, 0)), max(min(e, hi), lo)
+		var walked int64
+		for i := s; dim > 0 && ((step > 0 && i < e) || (step < 0 && i > e)); {
+			if i < 0 || i >= dim {
+				t.Fatalf("SliceRange(%d, %d, %d, %d): walk reaches index %d", start, end, step, dim, i)
+			}
+			walked++
+			next := i + step
+			if (step > 0) != (next > i) { // wrapped around int64
+				break
+			}
+			i = next
+		}
+		if walked != count || (count > 0 && first != s) {
+			t.Fatalf("SliceRange(%d, %d, %d, %d) = first %d, count %d; walking gives first %d, count %d", start, end, step, dim, first, count, s, walked)
+		}
+		if last := first + (count-1)*step; count > 0 && (last < 0 || last >= dim) {
+			t.Fatalf("SliceRange(%d, %d, %d, %d): last index %d outside the dim", start, end, step, dim, last)
+		}
+	})
 }

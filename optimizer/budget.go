@@ -39,31 +39,13 @@ type Costs struct {
 }
 
 // Measure computes params and MACs at the given input shapes (batch 1 where symbolic). The model
-// itself is left untouched: inference runs on a copy of its value table.
+// itself is left untouched (see onnx.CostAt).
 func Measure(m *onnx.Model, inputs map[string]onnx.Shape) (Costs, error) {
-	tmp := shallowCopy(m)
-	if _, err := onnx.InferShapes(tmp, onnx.InferOptions{Inputs: inputs}); err != nil {
-		return Costs{}, err
-	}
-	c, err := onnx.MeasureCost(tmp)
+	c, err := onnx.CostAt(m, inputs)
 	if err != nil {
 		return Costs{}, err
 	}
 	return Costs{Params: c.Params, MACs: c.MACs}, nil
-}
-
-// shallowCopy shares nodes and tensors but copies the value table, which shape inference writes.
-func shallowCopy(m *onnx.Model) *onnx.Model {
-	g := *m.Graph
-	g.Values = make(map[string]*onnx.Value, len(m.Graph.Values))
-	for k, v := range m.Graph.Values {
-		c := *v
-		c.Shape = v.Shape.Clone()
-		g.Values[k] = &c
-	}
-	c := *m
-	c.Graph = &g
-	return &c
 }
 
 // Of returns the cost a budget kind limits.

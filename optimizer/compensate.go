@@ -295,7 +295,7 @@ func tapCoverage(g *onnx.Graph, n *onnx.Node, kernel []int64) []float64 {
 		return nil
 	}
 	win := onnx.NodeWindow(n, kernel)
-	_, pads, _, err := win.Output(in[2:].Sizes(), false)
+	_, pads, _, err := win.Output(in[2:].Sizes())
 	if err != nil {
 		return nil
 	}

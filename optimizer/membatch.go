@@ -24,8 +24,8 @@ func inferred(m *onnx.Model) *onnx.Graph {
 	if err != nil {
 		return m.Graph
 	}
-	tmp := shallowCopy(m)
-	if _, err := onnx.InferShapes(tmp, onnx.InferOptions{Inputs: in}); err != nil {
+	tmp, err := onnx.InferredCopy(m, in)
+	if err != nil {
 		return m.Graph
 	}
 	return tmp.Graph

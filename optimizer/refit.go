@@ -315,7 +315,7 @@ func (l *refitLayer) addRows(sys *linalg.NormalEquations, x *engine.Tensor, at i
 	H, W := x.Shape[2], x.Shape[3]
 	win := onnx.NodeWindow(l.n, l.w.Dims[2:])
 	sh, sw, dh, dw := int(win.Stride(0)), int(win.Stride(1)), int(win.Dilation(0)), int(win.Dilation(1))
-	sp, pads, _, err := win.Output([]int64{int64(H), int64(W)}, false)
+	sp, pads, _, err := win.Output([]int64{int64(H), int64(W)})
 	if err != nil {
 		return err
 	}

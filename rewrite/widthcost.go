@@ -70,7 +70,7 @@ func (c scaledCost) eval(kept []float64) float64 {
 }
 
 // WidthCost builds the predictor. macs gives each node's MACs in the original model (from
-// onnx.NodeMACs at the budget's input shape).
+// onnx.NodeMACsAt at the budget's input shapes).
 func (a *Analysis) WidthCost(macs map[*onnx.Node]int64) *WidthCost {
 	wc := &WidthCost{}
 	for _, grp := range a.Groups {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/chanopt/chanopt/onnx"
 )
 
 // interspersed moves a command's flags before its positional arguments, so that
@@ -60,4 +63,22 @@ func interspersed(app *cli.App, args []string) []string {
 		out = append(append(out, "--"), pos...)
 	}
 	return out
+}
+
+// parseInputShape parses one --input-shape flag value: "[NAME:]D0,D1,..". An empty name means the
+// model's first input.
+func parseInputShape(spec string) (name string, s onnx.Shape, err error) {
+	body := spec
+	if i := strings.LastIndex(spec, ":"); i >= 0 {
+		name, body = spec[:i], spec[i+1:]
+	}
+	for _, f := range strings.Split(body, ",") {
+		f = strings.TrimSpace(f)
+		var d int64
+		if _, err := fmt.Sscan(f, &d); err != nil || d <= 0 {
+			return "", nil, fmt.Errorf("bad --input-shape %q: %q is not a positive dim", spec, f)
+		}
+		s = append(s, onnx.D(d))
+	}
+	return name, s, nil
 }

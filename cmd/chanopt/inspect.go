@@ -96,7 +96,7 @@ func describe(g *onnx.Graph, name string) tensorInfo {
 func parseInputShapes(g *onnx.Graph, specs []string) (map[string]onnx.Shape, error) {
 	out := map[string]onnx.Shape{}
 	for _, spec := range specs {
-		name, s, err := onnx.ParseInputShape(spec)
+		name, s, err := parseInputShape(spec)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
