@@ -150,9 +150,10 @@ func outputName(i int) string            { return fmt.Sprintf("y%d", i) }
 func suffixed(name string, i int) string { return fmt.Sprintf("%s_b%d", name, i) }
 
 // cut builds one model holding a copy of l per branch, side by side: each reads the graph input of
-// its input width and has random weights of its widths and its own output, so fetching one output
-// times that copy alone (ONNX Runtime runs only the nodes an output needs). The model keeps the
-// source's default opset, and is returned serialised.
+// its input width, has random weights of its widths and an output of its own. Build cuts one
+// branch per model: ONNX Runtime 1.30 runs every node of a model whichever outputs are fetched
+// (measured), so branches sharing a model cannot be timed apart. The model keeps the source's
+// default opset and is returned serialised.
 func (l *layer) cut(src *onnx.Model, branches []branch, seed uint64) ([]byte, error) {
 	g := src.Graph
 	rng := rand.New(rand.NewPCG(seed, 7))

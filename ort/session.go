@@ -241,20 +241,16 @@ func (s *Session) inputValues(inputs []Tensor) (vals []uintptr, free func(), err
 	return vals, free, nil
 }
 
-// run runs the session on prepared input values and returns the output values, which the caller
-// releases: every output, or those whose names are at fetch (the C strings of outNames), in which
-// case ONNX Runtime computes only what they need.
-func (s *Session) run(vals []uintptr, fetch []uintptr) ([]uintptr, error) {
-	if fetch == nil {
-		fetch = s.outNames
-	}
-	outs := make([]uintptr, len(fetch))
+// run runs the session on prepared input values and returns every output value, which the caller
+// releases.
+func (s *Session) run(vals []uintptr) ([]uintptr, error) {
+	outs := make([]uintptr, len(s.outNames))
 	var inNames, inVals, outNames, outVals unsafe.Pointer
 	if len(vals) > 0 {
 		inNames, inVals = unsafe.Pointer(&s.inNames[0]), unsafe.Pointer(&vals[0])
 	}
 	if len(outs) > 0 {
-		outNames, outVals = unsafe.Pointer(&fetch[0]), unsafe.Pointer(&outs[0])
+		outNames, outVals = unsafe.Pointer(&s.outNames[0]), unsafe.Pointer(&outs[0])
 	}
 	err := s.api.call(fnRun, s.handle, 0, uintptr(inNames), uintptr(inVals), uintptr(len(vals)),
 		uintptr(outNames), uintptr(len(outs)), uintptr(outVals))
@@ -279,7 +275,7 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 		return nil, err
 	}
 	defer free()
-	outs, err := s.run(vals, nil)
+	outs, err := s.run(vals)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package ort
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"time"
 )
@@ -45,13 +44,11 @@ func quantile(s []time.Duration, q float64) time.Duration {
 }
 
 // TimeOptions says how long to time: Warmup untimed runs, then at least Runs timed runs, and more
-// until Budget has passed (0: exactly Runs). Outputs, when given, names the outputs to fetch: ONNX
-// Runtime then runs only the nodes they need, so one session can hold several models to time apart.
+// until Budget has passed (0: exactly Runs).
 type TimeOptions struct {
-	Warmup  int
-	Runs    int
-	Budget  time.Duration
-	Outputs []string
+	Warmup int
+	Runs   int
+	Budget time.Duration
 }
 
 // maxTimedRuns bounds a budgeted measurement of a very fast model.
@@ -63,14 +60,6 @@ func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
 	if opt.Runs < 1 {
 		opt.Runs = 1
 	}
-	var fetch []uintptr
-	for _, name := range opt.Outputs {
-		i := slices.Index(s.Outputs, name)
-		if i < 0 {
-			return Timing{}, fmt.Errorf("ort: %s: no output %q to time", s.name, name)
-		}
-		fetch = append(fetch, s.outNames[i])
-	}
 	vals, free, err := s.inputValues(inputs)
 	if err != nil {
 		return Timing{}, err
@@ -78,7 +67,7 @@ func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
 	defer free()
 	once := func() (time.Duration, error) {
 		start := time.Now()
-		outs, err := s.run(vals, fetch)
+		outs, err := s.run(vals)
 		d := time.Since(start)
 		if err != nil {
 			return 0, err
