@@ -78,12 +78,8 @@ func Build(a *rewrite.Analysis, opt Options) (*Table, error) {
 	if opt.Threads <= 0 {
 		opt.Threads = runtime.NumCPU()
 	}
-	m := src.Clone()
-	inputs, err := fixInputs(m.Graph, opt)
+	inputs, err := fixInputs(src.Graph, opt)
 	if err != nil {
-		return nil, fmt.Errorf("latency table of %s: %w", name, err)
-	}
-	if _, err := onnx.InferShapes(m, onnx.InferOptions{Inputs: inputs, Lenient: true}); err != nil {
 		return nil, fmt.Errorf("latency table of %s: %w", name, err)
 	}
 	mp, err := src.Export()
@@ -110,6 +106,10 @@ func Build(a *rewrite.Analysis, opt Options) (*Table, error) {
 		if cached, err := readCached(CachePath(dir, t.Key), t.Key); err == nil {
 			return cached, nil
 		}
+	}
+	m := src.Clone() // inference at the timed shapes must not change the caller's model
+	if _, err := onnx.InferShapes(m, onnx.InferOptions{Inputs: inputs, Lenient: true}); err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
 	}
 	if err := t.measure(a, m, modelBytes, name, opt); err != nil {
 		return nil, err
