@@ -99,7 +99,7 @@ func load(path string) (*api, error) {
 		if err == nil {
 			return a, nil
 		}
-		if firstErr == nil && (filepath.IsAbs(c) || !errors.Is(err, errNotFound)) {
+		if firstErr == nil && !errors.Is(err, errNotFound) {
 			firstErr = err
 		}
 	}

@@ -281,7 +281,14 @@ func TestSummarize(t *testing.T) {
 // a file that is not a library: Available must say which library failed and why, and Open must
 // fail with the same reason instead of crashing.
 func TestUnavailable(t *testing.T) {
-	if os.Getenv("CHANOPT_ORT_CHILD") != "" {
+	if want := os.Getenv("CHANOPT_ORT_CHILD"); want == "found" {
+		if err := ort.Available(); err != nil {
+			t.Fatalf("Available() = %v with a library in the cache folder", err)
+		}
+		v, p := ort.Version()
+		t.Logf("found ONNX Runtime %s at %s", v, p)
+		return
+	} else if want != "" {
 		err := ort.Available()
 		if err == nil {
 			t.Fatal("Available() = nil with a broken library")
@@ -315,12 +322,32 @@ func TestUnavailable(t *testing.T) {
 		{"not a library", notALibrary, []string{"CHANOPT_ORT_LIB", notALibrary, "load"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestUnavailable$", "-test.v")
-			cmd.Env = append(os.Environ(), "CHANOPT_ORT_LIB="+tc.lib, "CHANOPT_ORT_CHILD="+strings.Join(tc.want, "|"))
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestUnavailable") {
-				t.Errorf("child test failed: %v\n%s", err, out)
-			}
+			child(t, "CHANOPT_ORT_LIB="+tc.lib, "CHANOPT_ORT_CHILD="+strings.Join(tc.want, "|"))
 		})
+	}
+	// Without $CHANOPT_ORT_LIB the library is found where `make ort` installs it.
+	if lib := os.Getenv(ort.EnvLibrary); lib != "" {
+		home := t.TempDir()
+		dir := filepath.Join(home, ".cache", "chanopt", "ort-1.30.0", "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(lib, filepath.Join(dir, "libonnxruntime.so.1")); err != nil {
+			t.Fatal(err)
+		}
+		t.Run("found in the cache folder", func(t *testing.T) {
+			child(t, "CHANOPT_ORT_LIB=", "HOME="+home, "XDG_CACHE_HOME=", "CHANOPT_ORT_CHILD=found")
+		})
+	}
+}
+
+// child runs TestUnavailable in a new process with extra environment.
+func child(t *testing.T, env ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUnavailable$", "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestUnavailable") {
+		t.Errorf("child test failed: %v\n%s", err, out)
 	}
 }
