@@ -3,11 +3,11 @@ module github.com/chanopt/chanopt
 go 1.26.0
 
 require (
+	github.com/ebitengine/purego v0.11.3
 	github.com/owulveryck/onnx-go v0.5.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/viterin/vek v0.4.3
-	github.com/yalue/onnxruntime_go v1.27.0
 	golang.org/x/image v0.48.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0

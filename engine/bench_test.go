@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // benchModel is models/resnet8.onnx, or $CHANOPT_BENCH_MODEL.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // foreignNotRun lists the foreign-style models the inference engine does not run, and why.

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/chanopt/chanopt/dataset/npy"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // extraModels lists model files named by $CHANOPT_ENGINE_MODELS (globs separated by ':'),

@@ -12,9 +12,9 @@ import (
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/dataset/npy"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 )
 
 func ortLogits(t *testing.T, s *ort.Session, set *dataset.Set) []float32 {

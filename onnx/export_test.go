@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx/pb"
+	"github.com/chanopt/chanopt/ort"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // fashionTrain is Debian's Fashion-MNIST training set: the calibration data of the distillation

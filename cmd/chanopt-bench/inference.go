@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // benchInference: engine vs ONNX Runtime throughput on the bundled ResNet at batch 1 and 32, both

@@ -11,10 +11,10 @@ import (
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // structureOnlyBound is how many points of 1k-test accuracy `shrink --macs 0.9 --no-distill` may

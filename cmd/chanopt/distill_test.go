@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // ortAccuracy measures a model's accuracy on the bundled evaluation images in ONNX Runtime.

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/ort"
 )
 
 // TestShrinkHalvesMACsEverywhere runs `shrink --macs 0.5 --no-distill` on every zoo and bundled

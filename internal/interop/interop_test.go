@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/ort"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 	"github.com/chanopt/chanopt/rewrite"
 )
 

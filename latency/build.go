@@ -1,0 +1,450 @@
+package latency
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/ort"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// formatVersion changes whenever what a table holds or how it is measured changes, so old cached
+// tables are not reused.
+const formatVersion = 1
+
+// Options says where and how to measure.
+type Options struct {
+	// Batch is the batch timed (a symbolic first input dim takes it); 0 means 1.
+	Batch int
+	// Threads is ONNX Runtime's intra-op thread count; 0 means one per core.
+	Threads int
+	// Inputs fixes input shapes (for symbolic dims other than the batch).
+	Inputs map[string]onnx.Shape
+	// CacheDir holds cached tables; "" means $XDG_CACHE_HOME/chanopt/latency (or the platform's
+	// user cache folder). NoCache measures afresh and writes nothing.
+	CacheDir string
+	NoCache  bool
+	// Progress, when set, is told how many single-layer models have been timed of how many.
+	Progress func(done, total int)
+}
+
+// wholeOptions time the whole model once.
+var wholeOptions = ort.TimeOptions{Warmup: 3, Runs: 10, Budget: 500 * time.Millisecond}
+
+// CachePath is the file a table with this key is cached in.
+func CachePath(dir, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(dir, hex.EncodeToString(sum[:12])+".json")
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/chanopt/latency, or the platform's user cache folder.
+func DefaultCacheDir() (string, error) {
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		var err error
+		if base, err = os.UserCacheDir(); err != nil {
+			return "", fmt.Errorf("latency cache: %w", err)
+		}
+	}
+	return filepath.Join(base, "chanopt", "latency"), nil
+}
+
+// Build returns the latency table of the analysed model in ONNX Runtime: from the cache when a table
+// with the same key is there, else measured and cached.
+func Build(a *rewrite.Analysis, opt Options) (*Table, error) {
+	start := time.Now()
+	src := a.Model
+	name := src.Path
+	if name == "" {
+		name = "model"
+	}
+	if err := ort.Available(); err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 1
+	}
+	if opt.Threads <= 0 {
+		opt.Threads = runtime.NumCPU()
+	}
+	inputs, err := fixInputs(src.Graph, opt)
+	if err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
+	}
+	mp, err := src.Export()
+	if err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
+	}
+	modelBytes, err := onnx.Encode(mp)
+	if err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
+	}
+	version, _ := ort.Version()
+	t := &Table{Runtime: "ort", Version: version, Threads: opt.Threads, Batch: opt.Batch, Inputs: map[string][]int64{}}
+	for n, s := range inputs {
+		t.Inputs[n] = s.Sizes()
+	}
+	t.Key = tableKey(modelBytes, t)
+	dir := opt.CacheDir
+	if dir == "" && !opt.NoCache {
+		if dir, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	if !opt.NoCache {
+		if cached, err := readCached(CachePath(dir, t.Key), t.Key); err == nil {
+			return cached, nil
+		}
+	}
+	m := src.Clone() // inference at the timed shapes must not change the caller's model
+	if _, err := onnx.InferShapes(m, onnx.InferOptions{Inputs: inputs, Lenient: true}); err != nil {
+		return nil, fmt.Errorf("latency table of %s: %w", name, err)
+	}
+	if err := t.measure(a, m, modelBytes, name, opt); err != nil {
+		return nil, err
+	}
+	t.BuildSeconds = time.Since(start).Seconds()
+	if !opt.NoCache {
+		if err := writeCached(CachePath(dir, t.Key), t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// fixInputs gives every graph input a static shape: the shape given, or the declared one with a
+// symbolic first dim set to the batch.
+func fixInputs(g *onnx.Graph, opt Options) (map[string]onnx.Shape, error) {
+	out := map[string]onnx.Shape{}
+	for _, in := range g.Inputs {
+		s := opt.Inputs[in]
+		if s == nil {
+			v := g.Values[in]
+			if v == nil || v.Shape == nil {
+				return nil, fmt.Errorf("input %s has no declared shape: give one", in)
+			}
+			s = v.Shape.Clone()
+			if len(s) > 0 && !s[0].Known() {
+				s[0] = onnx.D(int64(opt.Batch))
+			}
+		}
+		if !s.Static() {
+			return nil, fmt.Errorf("input %s has shape %v: give its free dims", in, s)
+		}
+		out[in] = s
+	}
+	return out, nil
+}
+
+// tableKey names what a table depends on: the model's bytes, the runtime and its version, threads,
+// batch, input shapes, and how tables are measured.
+func tableKey(model []byte, t *Table) string {
+	sum := sha256.Sum256(model)
+	names := make([]string, 0, len(t.Inputs))
+	for n := range t.Inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	key := fmt.Sprintf("v%d model=%s runtime=%s-%s threads=%d batch=%d", formatVersion, hex.EncodeToString(sum[:]),
+		t.Runtime, t.Version, t.Threads, t.Batch)
+	for _, n := range names {
+		key += fmt.Sprintf(" %s=%v", n, t.Inputs[n])
+	}
+	return key
+}
+
+func readCached(path, key string) (*Table, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t Table
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, err
+	}
+	if t.Key != key {
+		return nil, errors.New("key differs")
+	}
+	return &t, nil
+}
+
+func writeCached(path string, t *Table) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("latency cache: %w", err)
+	}
+	b, err := json.MarshalIndent(t, "", " ")
+	if err != nil {
+		return err
+	}
+	return onnx.WriteAtomic(path, append(b, '\n'), false)
+}
+
+// measure times the whole model, then every kernel at full width and along its ladders.
+func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, name string, opt Options) error {
+	whole, err := timeModel(name, modelBytes, t.Inputs, m.Graph.Inputs, opt.Threads, wholeOptions)
+	if err != nil {
+		return fmt.Errorf("latency table: %w", err)
+	}
+	t.FullMS, t.FullSpreadMS = ms(whole.Median), ms(whole.Spread())
+
+	consumers, producers := map[string][]*rewrite.Group{}, map[string][]*rewrite.Group{}
+	for _, g := range a.Prunable() {
+		for _, n := range g.Consumers {
+			consumers[n] = append(consumers[n], g)
+		}
+		for _, n := range g.Producers {
+			producers[n] = append(producers[n], g)
+		}
+	}
+	side := func(full int, groups []*rewrite.Group, flatten bool) Side {
+		s := Side{Full: full, Multiplier: 1}
+		total := 0
+		for _, g := range groups {
+			s.Groups = append(s.Groups, g.ID)
+			s.Channels = append(s.Channels, g.Channels)
+			total += g.Channels
+		}
+		if flatten && total > 0 && full > total && full%total == 0 {
+			s.Multiplier = full / total
+		}
+		return s
+	}
+	layers := findLayers(m.Graph)
+	bySig := map[string]int{}
+	// cut holds one layer per kernel: the one its single-layer models are cut from.
+	var cut []*layer
+	needIn, needOut := map[int]int{}, map[int]int{} // kernel → ladder unit
+	for _, l := range layers {
+		n := l.nodes[0]
+		sig := l.signature(m.Graph)
+		k, ok := bySig[sig]
+		if !ok {
+			k = len(t.Kernels)
+			bySig[sig] = k
+			t.Kernels = append(t.Kernels, Kernel{Op: n.OpType, In: l.inFull, Out: l.outFull, Depthwise: l.depthwise, Signature: sig})
+			cut = append(cut, l)
+		}
+		entry := Layer{Kernel: k, In: side(l.inFull, consumers[n.Label()], n.OpType != "Conv"),
+			Out: side(l.outFull, producers[n.Label()], false)}
+		if l.depthwise {
+			entry.In = Side{Full: l.inFull, Multiplier: 1}
+		}
+		for _, x := range l.nodes {
+			entry.Nodes = append(entry.Nodes, x.Label())
+		}
+		t.Layers = append(t.Layers, entry)
+		if len(entry.In.Groups) > 0 {
+			needIn[k] = max(l.group, entry.In.Multiplier)
+		}
+		if len(entry.Out.Groups) > 0 {
+			needOut[k] = l.group
+			if l.depthwise {
+				needOut[k] = 1
+			}
+		}
+	}
+	done, total := 0, 0
+	plans := make([][]branch, len(t.Kernels))
+	for k := range t.Kernels {
+		kn := &t.Kernels[k]
+		plan := []branch{{kn.In, kn.Out}}
+		if unit, ok := needIn[k]; ok {
+			for _, w := range ladder(kn.In, unit) {
+				if w != kn.In {
+					plan = append(plan, branch{w, kn.Out})
+				}
+			}
+		}
+		if unit, ok := needOut[k]; ok {
+			for _, w := range ladder(kn.Out, unit) {
+				switch {
+				case w == kn.Out:
+				case kn.Depthwise:
+					plan = append(plan, branch{w, w})
+				default:
+					plan = append(plan, branch{kn.In, w})
+				}
+			}
+		}
+		plans[k] = plan
+		total += len(plan)
+	}
+	for k, plan := range plans {
+		kn := &t.Kernels[k]
+		times, err := timeBranches(cut[k], m, plan, uint64(k), opt.Threads)
+		if err != nil {
+			return fmt.Errorf("latency table: %s: %w", cut[k].nodes[0].Label(), err)
+		}
+		kn.FullMS = ms(times[0])
+		for i, br := range plan[1:] {
+			p := Point{Width: br.out, MS: ms(times[i+1])}
+			if br.out == kn.Out && !kn.Depthwise {
+				p.Width = br.in
+				kn.InLadder = append(kn.InLadder, p)
+			} else {
+				kn.OutLadder = append(kn.OutLadder, p)
+			}
+		}
+		t.Measurements += len(plan)
+		done += len(plan)
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}
+	for k := range t.Kernels {
+		kn := &t.Kernels[k]
+		if len(kn.InLadder) > 0 {
+			kn.InLadder = append(kn.InLadder, Point{Width: kn.In, MS: kn.FullMS})
+			sortPoints(kn.InLadder)
+		}
+		if len(kn.OutLadder) > 0 {
+			kn.OutLadder = append(kn.OutLadder, Point{Width: kn.Out, MS: kn.FullMS})
+			sortPoints(kn.OutLadder)
+		}
+	}
+	return nil
+}
+
+func sortPoints(p []Point) { sort.Slice(p, func(i, j int) bool { return p[i].Width < p[j].Width }) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// branchOptions time one width pair: warm-up, then at least seven runs, more while they take
+// under the budget (fast layers are noisy, so they get more runs). Sessions are timed one after
+// the other, never interleaved: an idle session's ONNX Runtime threads spin for a while after each
+// run and would slow the next session down.
+var branchOptions = ort.TimeOptions{Warmup: 2, Runs: 7, Budget: 6 * time.Millisecond}
+
+// timeBranches returns the median time of l at each width pair of the plan, each cut into a model of
+// its own.
+func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads int) ([]time.Duration, error) {
+	out := make([]time.Duration, len(plan))
+	rng := rand.New(rand.NewPCG(seed, 11))
+	var data []float32 // random input values, grown to the widest input and shared by every width
+	timeOne := func(b int) (time.Duration, error) {
+		br := plan[b]
+		model, err := l.cut(src, []branch{br}, seed+uint64(b))
+		if err != nil {
+			return 0, err
+		}
+		shape := l.input.Sizes()
+		shape[l.channelAxis()] = int64(br.in)
+		n := 1
+		for _, d := range shape {
+			n *= int(d)
+		}
+		for len(data) < n {
+			data = append(data, float32(rng.NormFloat64()))
+		}
+		s, err := ort.OpenBytes(fmt.Sprintf("%s cut at %d→%d", l.nodes[0].Label(), br.in, br.out), model, threads)
+		if err != nil {
+			return 0, err
+		}
+		defer s.Close()
+		tm, err := s.Time([]ort.Tensor{{Shape: shape, Data: data[:n]}}, branchOptions)
+		return tm.Median, err
+	}
+	for b := range plan {
+		t, err := timeOne(b)
+		if err != nil {
+			return nil, err
+		}
+		out[b] = t
+	}
+	// A median far above what its neighbours allow was taken while the machine was busy: time it
+	// again and keep the lower, so one bad spell does not bend the ladder (times grow with width).
+	for retry := 0; retry < maxRetries; retry++ {
+		suspects := suspectPoints(plan, out)
+		if len(suspects) == 0 {
+			break
+		}
+		for _, b := range suspects {
+			t, err := timeOne(b)
+			if err != nil {
+				return nil, err
+			}
+			out[b] = min(out[b], t)
+		}
+	}
+	return out, nil
+}
+
+// maxRetries bounds how often suspect widths are timed again.
+const maxRetries = 2
+
+// suspectSlack is how much slower than its wider neighbour a width may time before it is suspect.
+const suspectSlack = 1.3
+
+// suspectPoints lists the branches whose time exceeds suspectSlack times that of the next wider
+// branch on the grid along the same side (or, for the widest, a linear extrapolation from the one
+// below it). plan[0] is the full width; the others vary one side.
+func suspectPoints(plan []branch, times []time.Duration) []int {
+	full := plan[0]
+	var suspects []int
+	for _, side := range []func(br branch) (w, fullWidth int, ok bool){
+		func(br branch) (int, int, bool) { return br.in, full.in, br.out == full.out }, // the input ladder
+		func(br branch) (int, int, bool) { return br.out, full.out, br.in == full.in || br.in == br.out },
+	} {
+		var idx []int
+		for b, br := range plan {
+			if w, fw, ok := side(br); ok && onGrid(w, fw) || b == 0 {
+				idx = append(idx, b)
+			}
+		}
+		width := func(b int) int { w, _, _ := side(plan[b]); return w }
+		sort.Slice(idx, func(i, j int) bool { return width(idx[i]) < width(idx[j]) })
+		for i, b := range idx {
+			var bound float64
+			switch {
+			case i+1 < len(idx):
+				bound = float64(times[idx[i+1]])
+			case i > 0:
+				bound = float64(times[idx[i-1]]) * float64(width(b)) / float64(width(idx[i-1]))
+			default:
+				continue
+			}
+			if float64(times[b]) > suspectSlack*bound && !slices.Contains(suspects, b) {
+				suspects = append(suspects, b)
+			}
+		}
+	}
+	return suspects
+}
+
+// timeModel times the whole model on random inputs of the fixed shapes.
+func timeModel(name string, model []byte, shapes map[string][]int64, order []string, threads int, opt ort.TimeOptions) (ort.Timing, error) {
+	s, err := ort.OpenBytes(name, model, threads)
+	if err != nil {
+		return ort.Timing{}, err
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ins := make([]ort.Tensor, len(s.Inputs))
+	for i, in := range s.Inputs {
+		shape := shapes[in]
+		if shape == nil {
+			return ort.Timing{}, fmt.Errorf("%s: ONNX Runtime wants input %s, not among %v", name, in, order)
+		}
+		n := 1
+		for _, d := range shape {
+			n *= int(d)
+		}
+		data := make([]float32, n)
+		for j := range data {
+			data[j] = float32(rng.NormFloat64())
+		}
+		ins[i] = ort.Tensor{Shape: shape, Data: data}
+	}
+	return s.Time(ins, opt)
+}

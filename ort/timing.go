@@ -1,0 +1,138 @@
+package ort
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+)
+
+// Timing summarises timed runs: the median, and the spread as the interquartile range (robust to
+// the odd run another process on the machine slowed down).
+type Timing struct {
+	Runs   int
+	Median time.Duration
+	Q1, Q3 time.Duration // 25th and 75th percentiles
+	Min    time.Duration
+	Max    time.Duration
+}
+
+// Spread is half the interquartile range: a typical run is within Median ± Spread.
+func (t Timing) Spread() time.Duration { return (t.Q3 - t.Q1) / 2 }
+
+// Summarize computes a Timing from samples (any order). It is shared by every runtime chanopt
+// measures so their figures mean the same thing.
+func Summarize(samples []time.Duration) Timing {
+	if len(samples) == 0 {
+		return Timing{}
+	}
+	s := append([]time.Duration(nil), samples...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return Timing{Runs: len(s), Median: quantile(s, 0.5), Q1: quantile(s, 0.25), Q3: quantile(s, 0.75),
+		Min: s[0], Max: s[len(s)-1]}
+}
+
+// quantile interpolates linearly between the two nearest samples of sorted s.
+func quantile(s []time.Duration, q float64) time.Duration {
+	pos := q * float64(len(s)-1)
+	lo := int(pos)
+	if lo+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	frac := pos - float64(lo)
+	return s[lo] + time.Duration(frac*float64(s[lo+1]-s[lo]))
+}
+
+// TimeOptions says how long to time: Warmup untimed runs, then at least Runs timed runs, and more
+// until Budget has passed (0: exactly Runs).
+type TimeOptions struct {
+	Warmup int
+	Runs   int
+	Budget time.Duration
+}
+
+// maxTimedRuns bounds a budgeted measurement of a very fast model.
+const maxTimedRuns = 100000
+
+// Time runs the session on the inputs and times each run. Inputs are wrapped once and outputs are
+// released without copying them out, so the figure is ONNX Runtime's own time.
+func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
+	if opt.Runs < 1 {
+		opt.Runs = 1
+	}
+	vals, free, err := s.inputValues(inputs)
+	if err != nil {
+		return Timing{}, err
+	}
+	defer free()
+	once := func() (time.Duration, error) {
+		start := time.Now()
+		outs, err := s.run(vals)
+		d := time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		s.releaseAll(outs)
+		return d, nil
+	}
+	for i := 0; i < opt.Warmup; i++ {
+		if _, err := once(); err != nil {
+			return Timing{}, err
+		}
+	}
+	var samples []time.Duration
+	start := time.Now()
+	for len(samples) < opt.Runs || (time.Since(start) < opt.Budget && len(samples) < maxTimedRuns) {
+		d, err := once()
+		if err != nil {
+			return Timing{}, err
+		}
+		samples = append(samples, d)
+	}
+	return Summarize(samples), nil
+}
+
+// RandomInputs makes inputs of the session's declared shapes, with symbolic first dims set to batch
+// (normal random floats; zeros for int64 inputs). Other symbolic dims are an error naming the input.
+func (s *Session) RandomInputs(batch int, seed uint64) ([]Tensor, error) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ins := make([]Tensor, len(s.Inputs))
+	for i, declared := range s.InputShapes {
+		shape := append([]int64(nil), declared...)
+		for d := range shape {
+			switch {
+			case d == 0 && shape[d] < 0:
+				shape[d] = int64(batch)
+			case shape[d] < 0:
+				return nil, fmt.Errorf("ort: %s: input %s has a symbolic dim %d; give its size", s.name, s.Inputs[i], d)
+			}
+		}
+		t := Tensor{Shape: shape}
+		n := t.elements()
+		if s.InputInts[i] {
+			t.Ints = make([]int64, n)
+		} else {
+			t.Data = make([]float32, n)
+			for j := range t.Data {
+				t.Data[j] = float32(rng.NormFloat64())
+			}
+		}
+		ins[i] = t
+	}
+	return ins, nil
+}
+
+// Latency opens a model file with the given intra-op threads and times it on random inputs at the
+// given batch (for a symbolic batch dim): the median and spread of opt.Runs runs after opt.Warmup.
+func Latency(path string, batch, threads int, opt TimeOptions) (Timing, error) {
+	s, err := Open(path, threads)
+	if err != nil {
+		return Timing{}, err
+	}
+	defer s.Close()
+	ins, err := s.RandomInputs(batch, 1)
+	if err != nil {
+		return Timing{}, err
+	}
+	return s.Time(ins, opt)
+}
