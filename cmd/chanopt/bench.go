@@ -32,8 +32,8 @@ func benchCommand() *cli.Command {
 			if c.Int("batch") < 1 {
 				return usagef("--batch %d: want 1 or more", c.Int("batch"))
 			}
-			if c.Int("threads") < 0 {
-				return usagef("--threads %d: want 0 or more", c.Int("threads"))
+			if err := checkIntFlags(c, map[string][2]int{"batch": {1, maxBatch}, "threads": {0, maxThreads}}); err != nil {
+				return err
 			}
 			if c.Duration("time") <= 0 {
 				return usagef("--time %v: want a positive duration", c.Duration("time"))
@@ -114,6 +114,12 @@ func benchModel(path string, batch, threads int, specs []string, budget time.Dur
 	m, err := onnx.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	if batch != 1 {
+		// A model with its batch fixed at 1 runs larger batches through a copy with a symbolic batch.
+		if m, _, err = relaxBatch(path, m); err != nil {
+			return nil, err
+		}
 	}
 	ins, err := benchInputs(m, batch, specs)
 	if err != nil {

@@ -58,11 +58,14 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	app := newApp(stdout, stderr)
+	ctx, in, stop := watchSignals(stderr, os.Exit)
+	defer stop()
+	app.Metadata = map[string]any{interruptsKey: in}
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
 		fmt.Fprintf(stderr, "chanopt: no command %q (see chanopt --help)\n", args[1])
 		return 2
 	}
-	err := app.Run(interspersed(app, args))
+	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return 0
 	}
