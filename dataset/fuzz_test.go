@@ -24,8 +24,8 @@ func fuzzShape(data []byte) (c, h, w int) {
 			h, w = clamp(int(binary.BigEndian.Uint32(b[8:]))), clamp(int(binary.BigEndian.Uint32(b[12:])))
 		}
 	case kindNPY:
-		if hd, err := readNPYHeader(r); err == nil && len(hd.shape) >= 3 {
-			s := hd.shape
+		if hd, err := readNPYHeader(r); err == nil && len(hd.Shape) >= 3 {
+			s := hd.Shape
 			h, w = clamp(s[len(s)-2]), clamp(s[len(s)-1])
 			if len(s) == 4 {
 				c = clamp(s[1])
