@@ -3,7 +3,9 @@ package dataset
 import (
 	"bytes"
 	"encoding/binary"
+	"image/color"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -80,6 +82,36 @@ func FuzzLoadIDX(f *testing.F) {
 			if l < 0 {
 				t.Fatalf("negative label %d", l)
 			}
+		}
+	})
+}
+
+// FuzzLoadFolder feeds arbitrary bytes as an image file of a folder (PNG or JPEG by name, in a
+// class folder or not) to Load: nothing may panic, an image that claims huge dimensions is
+// refused before it is decoded, every error is one line, and a success is a consistent Set.
+func FuzzLoadFolder(f *testing.F) {
+	f.Add(pngBytes(f, constImage(3, 2, color.NRGBA{10, 20, 30, 255})), false, false)
+	f.Add(jpegBytes(f, constImage(5, 4, color.NRGBA{200, 0, 0, 255})), true, true)
+	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x7f\xff\xff\xff\x7f\xff\xff\xff\x08\x02\x00\x00\x00"), false, true)
+	f.Fuzz(func(t *testing.T, data []byte, jpegName, class bool) {
+		dir := t.TempDir()
+		name := "a.png"
+		if jpegName {
+			name = "a.jpg"
+		}
+		if class {
+			name = filepath.Join("cat", name)
+		}
+		writeFile(t, dir, name, data)
+		s, err := Load(dir, "", Options{Channels: 3, Height: 4, Width: 4})
+		if err != nil {
+			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "data: ") {
+				t.Fatalf("bad error %q", msg)
+			}
+			return
+		}
+		if s.N != 1 || len(s.Images) != 3*4*4 || class && len(s.Labels) != 1 {
+			t.Fatalf("inconsistent set: N=%d, %d values, labels %v", s.N, len(s.Images), s.Labels)
 		}
 	})
 }
