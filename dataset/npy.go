@@ -112,6 +112,9 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	if opt.Samples > 0 {
 		keep = min(keep, opt.Samples)
 	}
+	if err := checkFits(name, keep, elems*copies); err != nil {
+		return nil, 0, err
+	}
 	rc := records{keep: keep, elems: elems, elemSize: size, copies: copies, conv: conv}
 	images, seen, err := rc.read(r)
 	if err != nil {
