@@ -100,12 +100,12 @@ func (p *outputPlan) output(flag, path string) error {
 	}
 	for _, in := range p.inputs {
 		if r.same(in) {
-			return usagef("%s %s: that is %s (%s); chanopt never overwrites its inputs", flag, path, in.what, in.path)
+			return fmt.Errorf("%s %s: would overwrite %s (%s); chanopt never overwrites its inputs", flag, path, in.what, in.path)
 		}
 	}
 	for _, o := range p.outputs {
 		if r.same(o.fileRef) {
-			return usagef("%s %s: the same file as %s %s", flag, path, o.what, o.path)
+			return fmt.Errorf("%s %s: would overwrite %s %s of the same run", flag, path, o.what, o.path)
 		}
 	}
 	if r.info != nil && r.info.IsDir() {

@@ -215,15 +215,15 @@ func TestRobustFailures(t *testing.T) {
 		code int
 		want string // in the error
 	}{
-		{"1 report over the model", shrink("in.onnx", "-o", "out.onnx", "--report", "in.onnx"), 2, "the model"},
-		{"2 report over the output", shrink("in.onnx", "-o", "out.onnx", "--report", "out.onnx"), 2, "same file"},
-		{"2 report over the output by another path", shrink("in.onnx", "-o", "out.onnx", "--report", "./outdir/../out.onnx"), 2, "same file"},
-		{"3 output over external data", shrink("ext.onnx", "-o", "ext.data"), 2, "external data"},
-		{"3 report over external data", shrink("ext.onnx", "-o", "out.onnx", "--report", "ext.data"), 2, "external data"},
-		{"4 run output over the model", []string{"run", "in.onnx", "--input", "x.npy", "-o", "in.onnx"}, 2, "the model"},
-		{"4 run output over the input", []string{"run", "in.onnx", "--input", "x.npy", "-o", "x.npy"}, 2, "--input"},
-		{"5 output over the data", shrink("in.onnx", "--data", "calib.gz", "-o", "calib.gz"), 2, "--data"},
-		{"5 report over the labels", shrink("in.onnx", "--data", "calib.gz", "--labels", "lab.idx", "--report", "lab.idx", "-o", "out.onnx"), 2, "--labels"},
+		{"1 report over the model", shrink("in.onnx", "-o", "out.onnx", "--report", "in.onnx"), 1, "the model"},
+		{"2 report over the output", shrink("in.onnx", "-o", "out.onnx", "--report", "out.onnx"), 1, "of the same run"},
+		{"2 report over the output by another path", shrink("in.onnx", "-o", "out.onnx", "--report", "./outdir/../out.onnx"), 1, "of the same run"},
+		{"3 output over external data", shrink("ext.onnx", "-o", "ext.data"), 1, "external data"},
+		{"3 report over external data", shrink("ext.onnx", "-o", "out.onnx", "--report", "ext.data"), 1, "external data"},
+		{"4 run output over the model", []string{"run", "in.onnx", "--input", "x.npy", "-o", "in.onnx"}, 1, "the model"},
+		{"4 run output over the input", []string{"run", "in.onnx", "--input", "x.npy", "-o", "x.npy"}, 1, "--input"},
+		{"5 output over the data", shrink("in.onnx", "--data", "calib.gz", "-o", "calib.gz"), 1, "--data"},
+		{"5 report over the labels", shrink("in.onnx", "--data", "calib.gz", "--labels", "lab.idx", "--report", "lab.idx", "-o", "out.onnx"), 1, "--labels"},
 		{"6 synthetic 1e9", []string{"shrink", "in.onnx", "--macs", "0.5", "--synthetic", "1000000000"}, 2, "--synthetic"},
 		{"8 labels out of range, shrink", shrink("in.onnx", "--data", "calib.gz", "--labels", "bad.idx", "-o", "out.onnx"), 1, "label 200 of image 7"},
 		{"8 labels out of range, shrink with repair", []string{"shrink", "in.onnx", "--macs", "0.5", "--data", "calib.gz", "--labels", "bad.idx", "-o", "out.onnx"}, 1, "label 200 of image 7"},
@@ -309,8 +309,8 @@ func TestRobustSuccesses(t *testing.T) {
 		defer os.Remove("link.json")
 		before := snapshot(t, f.dir)
 		code, _, stderr := runCLI("shrink", "in.onnx", "--macs", "0.5", "--no-distill", "-q", "-o", "out.onnx", "--report", "link.json")
-		if code != 2 {
-			t.Errorf("exit %d, want 2", code)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
 		}
 		checkOneLine(t, stderr, "the model")
 		checkAfter(t, f.dir, before)
@@ -414,7 +414,7 @@ func TestConcurrentRunsCommitTogether(t *testing.T) {
 // TestModelStreamIsBounded (7): an endless stream as the model is refused with one line, in a
 // child process so that a failure cannot take the test binary down.
 func TestModelStreamIsBounded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := childCLI(ctx, t.TempDir(), "inspect", "/dev/zero")
 	var stderr bytes.Buffer
@@ -422,7 +422,7 @@ func TestModelStreamIsBounded(t *testing.T) {
 	err := cmd.Run()
 	code := cmd.ProcessState.ExitCode()
 	if ctx.Err() != nil {
-		t.Fatalf("still reading /dev/zero after 60 s: %v", err)
+		t.Fatalf("still reading /dev/zero after 20 s: %v", err)
 	}
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)

@@ -195,7 +195,7 @@ func shrinkAction(c *cli.Context) error {
 		out = defaultOutput(path)
 	}
 	if sameFile(path, out) {
-		return usagef("-o %s: that is the model; chanopt never overwrites its inputs", out)
+		return fmt.Errorf("-o %s: would overwrite the model; chanopt never overwrites its inputs", out)
 	}
 	quiet := c.Bool("quiet")
 	m, err := onnx.Load(path)
