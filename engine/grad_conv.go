@@ -190,6 +190,11 @@ type wgrad struct {
 	threads int
 }
 
+// minWgradChunks is the fewest chunks a batch is cut into for the weight gradient. With up to this
+// many threads the chunks, and so the sums, are the same whatever --threads is: a model trained on
+// 1, 2 or 4 threads has the same bytes. Each chunk costs one copy of the layer's weight gradient.
+const minWgradChunks = 4
+
 func (t *wgrad) setup(g cgeo, threads int) {
 	t.geo, t.threads = g, threads
 	t.im2row = g.cg <= 4
@@ -210,8 +215,9 @@ func (t *wgrad) setup(g cgeo, threads int) {
 		}
 	}
 	size := g.m * g.cg * g.taps()
-	t.acc = make([][]float32, threads)
-	t.accB = make([][]float32, threads)
+	chunks := max(threads, minWgradChunks)
+	t.acc = make([][]float32, chunks)
+	t.accB = make([][]float32, chunks)
 	for w := range t.acc {
 		t.acc[w] = newFloats(size)
 		t.accB[w] = make([]float32, g.m)

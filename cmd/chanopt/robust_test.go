@@ -490,17 +490,17 @@ func TestPlanCommitsAllOrNothing(t *testing.T) {
 }
 
 // TestShrinkTrainingIsDeterministic: a shrink with data and fine-tuning gives the same bytes twice
-// at --threads 2 (the conv weight gradients sum per-chunk partials in a fixed order). Different
-// thread counts split the batch differently and may differ in the last bits.
+// at --threads 2, and the same at --threads 1: the conv weight gradients sum per-chunk partials in
+// a fixed order over at least four chunks, so any thread count up to four gives the same sums.
 func TestShrinkTrainingIsDeterministic(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz")
 	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
 	var outs [][]byte
-	for i := 0; i < 2; i++ {
+	for i, threads := range []string{"2", "2", "1"} {
 		out := filepath.Join(dir, fmt.Sprintf("r%d.onnx", i))
 		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--epochs", "1", "--search", "uniform", "--samples", "400",
-			"--data", data, "--threads", "2", "-q", "-o", out)
+			"--data", data, "--threads", threads, "-q", "-o", out)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -513,38 +513,7 @@ func TestShrinkTrainingIsDeterministic(t *testing.T) {
 	if !bytes.Equal(outs[0], outs[1]) {
 		t.Error("two runs with the same seed, data and --threads 2 wrote different bytes")
 	}
-}
-
-// TestSignalHandlerRemovesTemps: a signal that arrives while a plan's temporary files exist
-// removes them and exits with the signal's code.
-func TestSignalHandlerRemovesTemps(t *testing.T) {
-	dir := t.TempDir()
-	var errb bytes.Buffer
-	codes := make(chan int, 1)
-	_, in, stop := watchSignals(&errb, func(code int) { codes <- code })
-	defer stop()
-	p := &outputPlan{}
-	in.plans = append(in.plans, p)
-	out := filepath.Join(dir, "m.onnx")
-	if err := p.output("-o", out); err != nil {
-		t.Fatal(err)
+	if !bytes.Equal(outs[0], outs[2]) {
+		t.Error("--threads 1 and --threads 2 wrote different bytes")
 	}
-	p.set(out, []byte("model"))
-	tmp, err := p.writeTemp(p.outputs[0], false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	select {
-	case code := <-codes:
-		if code != 143 {
-			t.Errorf("exit %d, want 143", code)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit after SIGTERM")
-	}
-	if _, err := os.Stat(tmp); err == nil {
-		t.Errorf("temporary file %s left after SIGTERM", tmp)
-	}
-	checkOneLine(t, errb.String(), "SIGTERM")
 }
