@@ -85,8 +85,8 @@ func benchInputs(m *onnx.Model, batch int, specs []string) ([]*engine.Tensor, er
 		shape := make([]int, len(s))
 		for i, d := range s {
 			switch {
-			case i == 0 && !d.Known():
-				shape[i] = batch
+			case i == 0 && (!d.Known() || v != nil && len(v.Shape) > 0 && !v.Shape[0].Known()):
+				shape[i] = batch // --input-shape fixes the other dims; --batch the batch
 			case i == 0 && d.Size != int64(batch) && given[name] == nil:
 				return nil, fmt.Errorf("input %s has a fixed batch of %d; --batch %d cannot change it", name, d.Size, batch)
 			case d.Known():
@@ -94,6 +94,13 @@ func benchInputs(m *onnx.Model, batch int, specs []string) ([]*engine.Tensor, er
 			default:
 				return nil, fmt.Errorf("input %s has a free dim %d (%s): give its size with --input-shape", name, i, d)
 			}
+		}
+		n := int64(1)
+		for _, d := range shape {
+			n *= int64(d)
+		}
+		if n > maxBatchFloats {
+			return nil, usagef("--batch %d: input %s of shape %v would hold more than %d values", batch, name, shape, maxBatchFloats)
 		}
 		t := engine.Zeros(shape...)
 		if v != nil && v.Type.IsInt() {

@@ -21,6 +21,8 @@ const (
 	maxIterations = 1 << 30
 	maxRoundTo    = 1 << 16
 	maxEpochs     = 1e6
+	// maxBatchFloats bounds one batch of input images (1 GiB of float32); activations are larger.
+	maxBatchFloats = 1 << 28
 )
 
 // checkIntFlags checks the integer flags of a command that are set: each name maps to its

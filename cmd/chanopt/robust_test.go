@@ -88,6 +88,7 @@ func newRobustFiles(t *testing.T) *robustFiles {
 		t.Fatal(err)
 	}
 	f.model = write(t, dir, "in.onnx", src)
+	write(t, dir, "tiny.onnx", tinyModel(t, []int64{0, 1, 0, 0}, "Relu"))
 	// The same model exported with a batch fixed at 1, as most exporters write it.
 	mp, err := onnx.Decode(src)
 	if err != nil {
@@ -256,6 +257,7 @@ func TestRobustFailures(t *testing.T) {
 		{"16 samples -5", []string{"eval", "in.onnx", "--data", "calib.gz", "--labels", "lab.idx", "--samples", "-5"}, 2, "--samples"},
 		{"16 batch 0", []string{"eval", "in.onnx", "--data", "calib.gz", "--labels", "lab.idx", "--batch", "0"}, 2, "--batch"},
 		{"16 batch huge", []string{"bench", "in.onnx", "--batch", "100000000"}, 2, "--batch"},
+		{"16 batch too large for the input", []string{"bench", "tiny.onnx", "--batch", "64", "--input-shape", "x:1,1,4096,4096"}, 2, "more than"},
 		{"16 input-shape unknown input", []string{"shrink", "in.onnx", "--macs", "0.5", "--input-shape", "nosuch:1,1,28,28"}, 2, "no input \"nosuch\""},
 		{"16 input-shape contradicts a fixed dim", []string{"inspect", "in.onnx", "--input-shape", "input:1,1,4,4"}, 2, "fixed at 28"},
 		{"16 input-shape too large", []string{"inspect", "in.onnx", "--input-shape", "input:100000,1,28,28000"}, 2, "more than"},

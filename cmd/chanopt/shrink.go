@@ -91,6 +91,10 @@ func loadData(c *cli.Context, shape onnx.Shape) (*dataset.Set, error) {
 	if len(shape) != 4 {
 		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
 	}
+	per := shape[1].Size * shape[2].Size * shape[3].Size
+	if b := int64(c.Int("batch")); b*per > maxBatchFloats {
+		return nil, usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+	}
 	mean, err := dataset.ParseFloats(c.String("mean"))
 	if err != nil {
 		return nil, usagef("--mean: %v", err)
