@@ -1,4 +1,3 @@
-// Command chanopt slims pretrained ONNX CNNs; see the README for the commands.
 package main
 
 import (
