@@ -49,8 +49,15 @@ demo: deps build
 bench: deps ort zoo photos build
 	$(TEST_ENV) CHANOPT_PHOTOS=$(PHOTOS) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
 
+# Every fuzz target of the repository (func FuzzX in a _test.go file), FUZZTIME each.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./onnx -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$target for $(FUZZTIME)"; \
+	    $(GO) test $$dir -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 proto:
 	@test -x $(GOBIN)/protoc-gen-go || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

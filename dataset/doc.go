@@ -32,6 +32,10 @@
 // Normalisation (Options.Mean, Options.Std, one value per channel) is applied last:
 // x = (x − mean[c]) / std[c]. A missing Mean means 0, a missing Std means 1.
 //
+// Sizes are bounded before anything is allocated for them: a Set holds at most half the memory
+// available when it is loaded (and never more than 2^34 values), whatever a header claims; .npy
+// headers are parsed by dataset/npy's ReadHeader, the one parser of the repository.
+//
 // Errors are one line, start with "data: " or "labels: " and name the file and the cause. No input
 // bytes make the package panic; FuzzLoadIDX checks the IDX and .npy parsers.
 package dataset

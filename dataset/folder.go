@@ -131,8 +131,8 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 		s.N = len(kept)
 	}
 	per := s.C * s.H * s.W
-	if s.N > maxFloats/per {
-		return nil, 0, nil, fmt.Errorf("data: %s: %d images of %d×%d×%d are more than %d values", root, s.N, s.C, s.H, s.W, maxFloats)
+	if err := checkFits(root, s.N, per); err != nil {
+		return nil, 0, nil, err
 	}
 	s.Images = make([]float32, s.N*per)
 	if classes {

@@ -3,7 +3,10 @@ package dataset
 import (
 	"bytes"
 	"encoding/binary"
+	"image"
+	"image/color"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,8 +27,8 @@ func fuzzShape(data []byte) (c, h, w int) {
 			h, w = clamp(int(binary.BigEndian.Uint32(b[8:]))), clamp(int(binary.BigEndian.Uint32(b[12:])))
 		}
 	case kindNPY:
-		if hd, err := readNPYHeader(r); err == nil && len(hd.shape) >= 3 {
-			s := hd.shape
+		if hd, err := readNPYHeader(r); err == nil && len(hd.Shape) >= 3 {
+			s := hd.Shape
 			h, w = clamp(s[len(s)-2]), clamp(s[len(s)-1])
 			if len(s) == 4 {
 				c = clamp(s[1])
@@ -80,6 +83,43 @@ func FuzzLoadIDX(f *testing.F) {
 			if l < 0 {
 				t.Fatalf("negative label %d", l)
 			}
+		}
+	})
+}
+
+// FuzzLoadFolder feeds arbitrary bytes as an image file of a folder (PNG or JPEG by name, in a
+// class folder or not) to Load: nothing may panic, an image that claims huge dimensions is
+// refused before it is decoded, every error is one line, and a success is a consistent Set.
+func FuzzLoadFolder(f *testing.F) {
+	f.Add(pngBytes(f, constImage(3, 2, color.NRGBA{10, 20, 30, 255})), false, false)
+	f.Add(jpegBytes(f, constImage(5, 4, color.NRGBA{200, 0, 0, 255})), true, true)
+	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x7f\xff\xff\xff\x7f\xff\xff\xff\x08\x02\x00\x00\x00"), false, true)
+	f.Fuzz(func(t *testing.T, data []byte, jpegName, class bool) {
+		// Images the loader accepts but that take seconds to decode (up to maxPixels) would slow the
+		// fuzzer to a crawl; claims beyond maxPixels are still refused cheaply and stay in.
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+			if px := int64(cfg.Width) * int64(cfg.Height); px > 1<<20 && px <= maxPixels {
+				return
+			}
+		}
+		dir := t.TempDir()
+		name := "a.png"
+		if jpegName {
+			name = "a.jpg"
+		}
+		if class {
+			name = filepath.Join("cat", name)
+		}
+		writeFile(t, dir, name, data)
+		s, err := Load(dir, "", Options{Channels: 3, Height: 4, Width: 4})
+		if err != nil {
+			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "data: ") {
+				t.Fatalf("bad error %q", msg)
+			}
+			return
+		}
+		if s.N != 1 || len(s.Images) != 3*4*4 || class && len(s.Labels) != 1 {
+			t.Fatalf("inconsistent set: N=%d, %d values, labels %v", s.N, len(s.Images), s.Labels)
 		}
 	})
 }

@@ -79,6 +79,9 @@ func loadIDX(name string, r io.Reader, opt Options) (*Set, int, error) {
 	if opt.Samples > 0 {
 		keep = min(keep, opt.Samples)
 	}
+	if err := checkFits(name, keep, plane*copies); err != nil {
+		return nil, 0, err
+	}
 	rc := records{keep: keep, elems: plane, elemSize: 1, copies: copies, conv: u8ToUnit}
 	images, seen, err := rc.read(r)
 	if err != nil {

@@ -2,110 +2,30 @@ package dataset
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/chanopt/chanopt/dataset/npy"
 )
 
-// Images in .npy are read here rather than with dataset/npy, which widens uint8 to int64 (losing
+// Images in .npy are decoded here rather than with npy.Read, which widens uint8 to int64 (losing
 // the dtype that decides the 1/255 scaling) and reads the whole array even when only the first
-// Samples images are wanted. Labels, small and integer, use dataset/npy.
+// Samples images are wanted; the header is parsed by npy.ReadHeader, the one parser. Labels,
+// small and integer, use npy.Read.
 
-// npyHeader is what the .npy header dictionary says.
-type npyHeader struct {
-	descr   string
-	fortran bool
-	shape   []int
-}
-
-// readNPYHeader reads the magic, version, and header dictionary.
-func readNPYHeader(r io.Reader) (npyHeader, error) {
-	var pre [8]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return npyHeader{}, headerErr(err, "an .npy preamble needs 8 bytes")
+// readNPYHeader reads an .npy header with npy.ReadHeader; a gzip failure is reported as such.
+func readNPYHeader(r io.Reader) (npy.Header, error) {
+	h, err := npy.ReadHeader(r)
+	var ge *gzipError
+	if err != nil && errors.As(err, &ge) {
+		return h, ge
 	}
-	var hlen int
-	switch pre[6] {
-	case 1:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return npyHeader{}, headerErr(err, "the .npy header length is cut off")
-		}
-		hlen = int(binary.LittleEndian.Uint16(b[:]))
-	case 2, 3:
-		var b [4]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return npyHeader{}, headerErr(err, "the .npy header length is cut off")
-		}
-		hlen = int(binary.LittleEndian.Uint32(b[:]))
-	default:
-		return npyHeader{}, fmt.Errorf(".npy version %d.%d is not supported", pre[6], pre[7])
-	}
-	if hlen > 1<<20 {
-		return npyHeader{}, fmt.Errorf(".npy header of %d bytes is too long", hlen)
-	}
-	hb := make([]byte, hlen)
-	if _, err := io.ReadFull(r, hb); err != nil {
-		return npyHeader{}, headerErr(err, fmt.Sprintf("the .npy header needs %d bytes", hlen))
-	}
-	return parseNPYHeader(string(hb))
-}
-
-// parseNPYHeader reads the Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
-func parseNPYHeader(h string) (npyHeader, error) {
-	h = strings.TrimSpace(h)
-	bad := fmt.Errorf("bad .npy header %.80q", h)
-	if !strings.HasPrefix(h, "{") || !strings.HasSuffix(h, "}") {
-		return npyHeader{}, bad
-	}
-	value := func(key string) (string, bool) {
-		for _, q := range []string{"'", `"`} {
-			if i := strings.Index(h, q+key+q); i >= 0 {
-				rest := strings.TrimSpace(h[i+len(key)+2:])
-				if v, ok := strings.CutPrefix(rest, ":"); ok {
-					return strings.TrimSpace(v), true
-				}
-			}
-		}
-		return "", false
-	}
-	var hd npyHeader
-	v, ok := value("descr")
-	if !ok || len(v) < 2 || (v[0] != '\'' && v[0] != '"') {
-		return npyHeader{}, bad
-	}
-	end := strings.IndexByte(v[1:], v[0])
-	if end < 0 {
-		return npyHeader{}, bad
-	}
-	hd.descr = v[1 : 1+end]
-	if v, ok := value("fortran_order"); ok {
-		hd.fortran = strings.HasPrefix(v, "True")
-	}
-	v, ok = value("shape")
-	if !ok || !strings.HasPrefix(v, "(") {
-		return npyHeader{}, bad
-	}
-	end = strings.IndexByte(v, ')')
-	if end < 0 {
-		return npyHeader{}, bad
-	}
-	hd.shape = []int{}
-	for _, part := range strings.Split(v[1:end], ",") {
-		part = strings.TrimSuffix(strings.TrimSpace(part), "L")
-		if part == "" {
-			continue
-		}
-		d, err := strconv.Atoi(part)
-		if err != nil || d < 0 || d > math.MaxUint32 {
-			return npyHeader{}, bad
-		}
-		hd.shape = append(hd.shape, d)
-	}
-	return hd, nil
+	return h, err
 }
 
 // shapeString prints a shape the way NumPy does.
@@ -132,7 +52,7 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 		dtype string
 		conv  func(dst []float32, src []byte)
 	)
-	switch hd.descr {
+	switch hd.Descr {
 	case "<f4", "=f4":
 		size, dtype = 4, "float32"
 		conv = func(dst []float32, src []byte) {
@@ -150,21 +70,21 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	case "|u1", "<u1", "=u1":
 		size, dtype, conv = 1, "uint8", u8ToUnit
 	default:
-		return nil, 0, fmt.Errorf("data: %s: .npy dtype %q is not supported (want little-endian float32, float64 or uint8)", name, hd.descr)
+		return nil, 0, fmt.Errorf("data: %s: .npy dtype %q is not supported (want little-endian float32, float64 or uint8)", name, hd.Descr)
 	}
-	if hd.fortran && len(hd.shape) > 1 {
+	if hd.Fortran && len(hd.Shape) > 1 {
 		return nil, 0, fmt.Errorf("data: %s: Fortran-order .npy is not supported (save np.ascontiguousarray(x))", name)
 	}
 	shapeErr := func() error {
 		return fmt.Errorf("data: %s: .npy shape %s does not fit the model's input %d×%d×%d (want N×C×H×W, or N×H×W for 1 channel)",
-			name, shapeString(hd.shape), opt.Channels, opt.Height, opt.Width)
+			name, shapeString(hd.Shape), opt.Channels, opt.Height, opt.Width)
 	}
 	var n, c, h, w int
-	switch len(hd.shape) {
+	switch len(hd.Shape) {
 	case 3:
-		n, c, h, w = hd.shape[0], 1, hd.shape[1], hd.shape[2]
+		n, c, h, w = hd.Shape[0], 1, hd.Shape[1], hd.Shape[2]
 	case 4:
-		n, c, h, w = hd.shape[0], hd.shape[1], hd.shape[2], hd.shape[3]
+		n, c, h, w = hd.Shape[0], hd.Shape[1], hd.Shape[2], hd.Shape[3]
 	default:
 		return nil, 0, shapeErr()
 	}
@@ -187,10 +107,13 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	elems := c * h * w
 	hi, lo := bits.Mul64(uint64(n), uint64(elems))
 	hi2, need := bits.Mul64(lo, uint64(size))
-	what := fmt.Sprintf("shape %s %s", shapeString(hd.shape), dtype)
+	what := fmt.Sprintf("shape %s %s", shapeString(hd.Shape), dtype)
 	keep := n
 	if opt.Samples > 0 {
 		keep = min(keep, opt.Samples)
+	}
+	if err := checkFits(name, keep, elems*copies); err != nil {
+		return nil, 0, err
 	}
 	rc := records{keep: keep, elems: elems, elemSize: size, copies: copies, conv: conv}
 	images, seen, err := rc.read(r)

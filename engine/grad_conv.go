@@ -171,13 +171,16 @@ func (o *convGrad) backward(c *ctx, a *gradArgs) error {
 // ---------------------------------------------------------------- weight gradient
 
 type wgrad struct {
-	geo     cgeo
-	im2row  bool
-	k       int // im2row: values per row (cg·taps)
-	hp, wp  int // channels-last buffer: padded rows and columns that taps read
-	offs    []int32
-	acc     [][]float32 // per worker: the weight gradient (im2row: [M][cg·taps]; else [taps][M][cg])
-	accB    [][]float32 // per worker: the bias gradient
+	geo    cgeo
+	im2row bool
+	k      int // im2row: values per row (cg·taps)
+	hp, wp int // channels-last buffer: padded rows and columns that taps read
+	offs   []int32
+	// acc and accB hold one partial weight (im2row: [M][cg·taps]; else [taps][M][cg]) and bias
+	// gradient per chunk of images. Chunk i is images split(n, chunks, i), whichever worker runs
+	// it, and the partials are summed in chunk order: the sums do not depend on scheduling.
+	acc     [][]float32
+	accB    [][]float32
 	zeros   []float32
 	scr     [][]float32
 	x, dy   []float32
@@ -185,6 +188,11 @@ type wgrad struct {
 	wantB   bool
 	threads int
 }
+
+// minWgradChunks is the fewest chunks a batch is cut into for the weight gradient. With up to this
+// many threads the chunks, and so the sums, are the same whatever --threads is: a model trained on
+// 1, 2 or 4 threads has the same bytes. Each chunk costs one copy of the layer's weight gradient.
+const minWgradChunks = 4
 
 func (t *wgrad) setup(g cgeo, threads int) {
 	t.geo, t.threads = g, threads
@@ -206,8 +214,9 @@ func (t *wgrad) setup(g cgeo, threads int) {
 		}
 	}
 	size := g.m * g.cg * g.taps()
-	t.acc = make([][]float32, threads)
-	t.accB = make([][]float32, threads)
+	chunks := max(threads, minWgradChunks)
+	t.acc = make([][]float32, chunks)
+	t.accB = make([][]float32, chunks)
 	for w := range t.acc {
 		t.acc[w] = newFloats(size)
 		t.accB[w] = make([]float32, g.m)
@@ -233,7 +242,7 @@ func (t *wgrad) run(c *ctx, x, dy, dW, dB []float32, accW, accB bool) {
 		clear(t.acc[w])
 		clear(t.accB[w])
 	}
-	c.parallel(g.n, t)
+	c.parallel(len(t.acc), t)
 	t.x, t.dy, t.scr = nil, nil, nil
 	taps := g.taps()
 	if dW != nil {
@@ -272,14 +281,23 @@ func (t *wgrad) run(c *ctx, x, dy, dW, dB []float32, accW, accB bool) {
 	}
 }
 
-// do accumulates image n into worker w's buffers.
-func (t *wgrad) do(w, n int) {
+// do accumulates chunk i's images into chunk i's partial sums, in image order, using worker w's
+// scratch.
+func (t *wgrad) do(w, i int) {
+	lo, hi := split(t.geo.n, len(t.acc), i)
+	for n := lo; n < hi; n++ {
+		t.image(w, i, n)
+	}
+}
+
+// image accumulates image n into chunk i's partial sums.
+func (t *wgrad) image(w, i, n int) {
 	g := &t.geo
 	p := g.plane()
 	s := t.scr[w]
 	dyn := t.dy[n*g.m*p : (n+1)*g.m*p]
 	if t.wantB {
-		ab := t.accB[w]
+		ab := t.accB[i]
 		for m := 0; m < g.m; m++ {
 			ab[m] += vsum(dyn[m*p : (m+1)*p])
 		}
@@ -288,7 +306,7 @@ func (t *wgrad) do(w, n int) {
 		return
 	}
 	xn := t.x[n*g.c*g.h*g.w : (n+1)*g.c*g.h*g.w]
-	acc := t.acc[w]
+	acc := t.acc[i]
 	if t.im2row {
 		rows := s[:p*t.k]
 		pa := s[p*t.k+slack:]

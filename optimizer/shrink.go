@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
@@ -220,6 +221,17 @@ func (opt Options) withDefaults() Options {
 	return opt
 }
 
+// Bounds Validate puts on the counts: far beyond sensible runs, below sizes that would exhaust
+// memory or time before anything could be reported.
+const (
+	maxOptBatch      = 1 << 16
+	maxOptThreads    = 1 << 10
+	maxOptIterations = 1 << 30
+	maxOptRoundTo    = 1 << 16
+	maxOptSynthetic  = 1 << 16
+	maxOptEpochs     = 1e6
+)
+
 // Validate checks that the options can work together, before any model is read. The error is an
 // *OptionsError.
 func (opt Options) Validate() error {
@@ -240,11 +252,23 @@ func (opt Options) Validate() error {
 	default:
 		return optionsErrorf("repair %q: want distill, compensate or none", opt.Repair)
 	}
-	if opt.Time < 0 || opt.SearchTime < 0 || opt.DistillTime < 0 {
-		return optionsErrorf("times must not be negative")
+	for _, f := range []struct {
+		name   string
+		v, max int
+	}{{"batch", opt.Batch, maxOptBatch}, {"threads", opt.Threads, maxOptThreads}, {"iterations", opt.Iterations, maxOptIterations},
+		{"round-to", opt.RoundTo, maxOptRoundTo}, {"synthetic", opt.Synthetic, maxOptSynthetic}} {
+		if f.v < 0 || f.v > f.max {
+			return optionsErrorf("%s %d: want 0 to %d", f.name, f.v, f.max)
+		}
 	}
-	if opt.Batch < 0 || opt.Threads < 0 || opt.Iterations < 0 || opt.RoundTo < 0 || opt.Synthetic < 0 {
-		return optionsErrorf("batch, threads, iterations, round-to and synthetic must not be negative")
+	if math.IsNaN(opt.Epochs) || opt.Epochs < 0 || opt.Epochs > maxOptEpochs {
+		return optionsErrorf("epochs %v: want 0 to %v", opt.Epochs, maxOptEpochs)
+	}
+	if math.IsNaN(opt.LR) || math.IsInf(opt.LR, 0) || opt.LR <= 0 || opt.LR > 1 {
+		return optionsErrorf("learning rate %v: want more than 0 and at most 1", opt.LR)
+	}
+	if opt.Time < 0 || opt.SearchTime < 0 || opt.DistillTime < 0 {
+		return optionsErrorf("times must not be negative (0: the default share of Time, or no limit)")
 	}
 	if !(opt.HoldBack > 0 && opt.HoldBack < 1) {
 		return optionsErrorf("hold-back fraction %v: want more than 0 and less than 1", opt.HoldBack)

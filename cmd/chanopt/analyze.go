@@ -83,9 +83,21 @@ func analyzeAction(c *cli.Context) error {
 	if plot != "" && !strings.HasSuffix(plot, ".svg") && !strings.HasSuffix(plot, ".html") {
 		return usagef("analyze: --plot wants FILE.svg or FILE.html, got %q", plot)
 	}
+	if err := checkDataFlags(c); err != nil {
+		return err
+	}
 	m, err := onnx.Load(path)
 	if err != nil {
 		return err
+	}
+	plan := newPlan(c)
+	if plot != "" {
+		plan.inputModel(path, m)
+		plan.input("--data", c.String("data"))
+		plan.input("--labels", c.String("labels"))
+		if err := plan.output("--plot", plot); err != nil {
+			return err
+		}
 	}
 	given, err := parseInputShapes(m.Graph, c.StringSlice("input-shape"))
 	if err != nil {
@@ -146,9 +158,23 @@ func analyzeAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := checkLabels(c, m, shapes, set); err != nil {
+			return err
+		}
 		set = set.Head(256)
+		// A model with its batch fixed at 1 is measured through a copy with a symbolic batch.
+		work, _, err := relaxBatch(path, m)
+		if err != nil {
+			return err
+		}
+		wa := a
+		if work != m {
+			if wa, err = rewrite.Groups(work); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
 		prog := newProgress(c, "sensitivity")
-		sens, err := optimizer.Sensitivities(a, set, c.Int("batch"), c.Int("threads"), func(d, t int) { prog.update(d, t, 0) })
+		sens, err := optimizer.Sensitivities(wa, set, c.Int("batch"), c.Int("threads"), func(d, t int) { prog.update(d, t, 0) })
 		prog.done()
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -188,7 +214,8 @@ func analyzeAction(c *cli.Context) error {
 		}
 	}
 	if plot != "" {
-		if err := writePlot(plot, rep); err != nil {
+		plan.set(plot, plotBytes(plot, rep))
+		if err := plan.commit(false); err != nil {
 			return err
 		}
 	}

@@ -36,8 +36,8 @@ func benchCommand() *cli.Command {
 			if c.Int("batch") < 1 {
 				return usagef("--batch %d: want 1 or more", c.Int("batch"))
 			}
-			if c.Int("threads") < 0 {
-				return usagef("--threads %d: want 0 or more", c.Int("threads"))
+			if err := checkIntFlags(c, map[string][2]int{"batch": {1, maxBatch}, "threads": {0, maxThreads}}); err != nil {
+				return err
 			}
 			if c.Duration("time") <= 0 {
 				return usagef("--time %v: want a positive duration", c.Duration("time"))
@@ -157,8 +157,8 @@ func benchInputs(m *onnx.Model, batch int, specs []string) ([]*engine.Tensor, er
 		shape := make([]int, len(s))
 		for i, d := range s {
 			switch {
-			case i == 0 && !d.Known():
-				shape[i] = batch
+			case i == 0 && (!d.Known() || v != nil && len(v.Shape) > 0 && !v.Shape[0].Known()):
+				shape[i] = batch // --input-shape fixes the other dims; --batch the batch
 			case i == 0 && d.Size != int64(batch) && given[name] == nil:
 				return nil, fmt.Errorf("input %s has a fixed batch of %d; --batch %d cannot change it", name, d.Size, batch)
 			case d.Known():
@@ -166,6 +166,13 @@ func benchInputs(m *onnx.Model, batch int, specs []string) ([]*engine.Tensor, er
 			default:
 				return nil, fmt.Errorf("input %s has a free dim %d (%s): give its size with --input-shape", name, i, d)
 			}
+		}
+		n := int64(1)
+		for _, d := range shape {
+			n *= int64(d)
+		}
+		if n > maxBatchFloats {
+			return nil, usagef("--batch %d: input %s of shape %v would hold more than %d values", batch, name, shape, maxBatchFloats)
 		}
 		t := engine.Zeros(shape...)
 		if v != nil && v.Type.IsInt() {
@@ -186,6 +193,12 @@ func benchModel(path string, runtimes []string, batch, threads int, specs []stri
 	m, err := onnx.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	if batch != 1 {
+		// A model with its batch fixed at 1 runs larger batches through a copy with a symbolic batch.
+		if m, _, err = relaxBatch(path, m); err != nil {
+			return nil, err
+		}
 	}
 	ins, err := benchInputs(m, batch, specs)
 	if err != nil {

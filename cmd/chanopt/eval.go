@@ -45,6 +45,9 @@ func evalAction(c *cli.Context) error {
 	if !c.IsSet("labels") && !c.IsSet("teacher") {
 		return usagef("eval: give --labels (accuracy) or --teacher (agreement), or both")
 	}
+	if err := checkDataFlags(c); err != nil {
+		return err
+	}
 	m, err := onnx.Load(path)
 	if err != nil {
 		return err
@@ -64,7 +67,15 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkLabels(c, m, shapes, set); err != nil {
+		return err
+	}
 	logitsOf := func(mm *onnx.Model, p string) ([]float32, int, error) {
+		// A model with its batch fixed at 1 runs through a copy with a symbolic batch.
+		mm, _, err := relaxBatch(p, mm)
+		if err != nil {
+			return nil, 0, err
+		}
 		prog, err := engine.Compile(mm, engine.Options{Threads: c.Int("threads")})
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", p, err)

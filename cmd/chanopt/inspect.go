@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -106,9 +107,46 @@ func parseInputShapes(g *onnx.Graph, specs []string) (map[string]onnx.Shape, err
 			}
 			name = g.Inputs[0]
 		}
+		if err := checkGivenShape(g, spec, name, s); err != nil {
+			return nil, err
+		}
 		out[name] = s
 	}
 	return out, nil
+}
+
+// maxInputElements bounds the elements of one input shape given by --input-shape (4 Gi floats).
+const maxInputElements = 1 << 30
+
+// checkGivenShape refuses an --input-shape for an input the model does not have, of another rank
+// than declared, contradicting a fixed dim, or too large.
+func checkGivenShape(g *onnx.Graph, spec, name string, s onnx.Shape) error {
+	if !slices.Contains(g.Inputs, name) {
+		return usagef("--input-shape %q: the model has no input %q (inputs: %s)", spec, name, strings.Join(g.Inputs, ", "))
+	}
+	n := int64(1)
+	for _, d := range s {
+		if !d.Known() || d.Size < 1 {
+			return usagef("--input-shape %q: dims must be positive", spec)
+		}
+		if n > maxInputElements/d.Size {
+			return usagef("--input-shape %q: more than %d elements", spec, maxInputElements)
+		}
+		n *= d.Size
+	}
+	v := g.Values[name]
+	if v == nil || v.Shape == nil {
+		return nil
+	}
+	if len(v.Shape) != len(s) {
+		return usagef("--input-shape %q: input %s has rank %d (%v)", spec, name, len(v.Shape), v.Shape)
+	}
+	for i, d := range v.Shape {
+		if d.Known() && d.Size != s[i].Size {
+			return usagef("--input-shape %q: dim %d of input %s is fixed at %d", spec, i, name, d.Size)
+		}
+	}
+	return nil
 }
 
 func inspectModel(path string, shapeSpecs []string) (*inspectReport, error) {

@@ -1,4 +1,3 @@
-// Command chanopt slims pretrained ONNX CNNs; see the README for the commands.
 package main
 
 import (
@@ -58,11 +57,14 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	app := newApp(stdout, stderr)
+	ctx, in, stop := watchSignals(stderr, os.Exit)
+	defer stop()
+	app.Metadata = map[string]any{interruptsKey: in}
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
 		fmt.Fprintf(stderr, "chanopt: no command %q (see chanopt --help)\n", args[1])
 		return 2
 	}
-	err := app.Run(interspersed(app, args))
+	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return 0
 	}

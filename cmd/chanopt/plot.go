@@ -4,23 +4,21 @@ import (
 	"fmt"
 	"html"
 	"strings"
-
-	"github.com/chanopt/chanopt/onnx"
 )
 
-// writePlot draws, per layer in graph order, the channel count as a bar and the EVBMF rank of each
+// plotBytes draws, per layer in graph order, the channel count as a bar and the EVBMF rank of each
 // side (as a channel count) as lines; layers of pinned groups are hatched. The HTML form embeds the
 // SVG and adds hover details.
-func writePlot(path string, rep *analyzeReport) error {
+func plotBytes(path string, rep *analyzeReport) []byte {
 	svg := plotSVG(rep)
 	if strings.HasSuffix(path, ".html") {
 		page := "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>chanopt analyze: " + html.EscapeString(rep.Model) +
 			"</title><style>body{font-family:sans-serif;margin:20px}rect.bar:hover{opacity:.7}</style></head><body>\n<h2>" +
 			html.EscapeString(rep.Model) + "</h2>\n<p>Bars: channels per layer. Lines: EVBMF rank (kept components) of the input and output side. Hover a bar for details.</p>\n" +
 			svg + "\n</body></html>\n"
-		return onnx.WriteAtomic(path, []byte(page), false)
+		return []byte(page)
 	}
-	return onnx.WriteAtomic(path, []byte(svg), false)
+	return []byte(svg)
 }
 
 func plotSVG(rep *analyzeReport) string {

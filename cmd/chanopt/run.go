@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -29,19 +30,27 @@ func runCommand() *cli.Command {
 			if c.String("input") == "" {
 				return usagef("run: --input X.npy is required")
 			}
-			return runModel(c.App.Writer, path, c.String("input"), c.String("output"), c.Int("threads"))
+			return runModel(c, c.App.Writer, path, c.String("input"), c.String("output"), c.Int("threads"))
 		},
 	}
 }
 
 // runModel runs the model's first output on one .npy input and writes or prints it.
-func runModel(w io.Writer, path, inPath, outPath string, threads int) error {
-	if threads < 0 {
-		return usagef("--threads %d: want 0 or more", threads)
+func runModel(c *cli.Context, w io.Writer, path, inPath, outPath string, threads int) error {
+	if threads < 0 || threads > maxThreads {
+		return usagef("--threads %d: want 0 to %d", threads, maxThreads)
 	}
 	m, err := onnx.Load(path)
 	if err != nil {
 		return err
+	}
+	plan := newPlan(c)
+	if outPath != "" {
+		plan.inputModel(path, m)
+		plan.input("--input", inPath)
+		if err := plan.output("-o", outPath); err != nil {
+			return err
+		}
 	}
 	if len(m.Graph.Inputs) != 1 {
 		return fmt.Errorf("%s: the model has %d inputs (%s); run feeds exactly one", path, len(m.Graph.Inputs), strings.Join(m.Graph.Inputs, ", "))
@@ -76,10 +85,12 @@ func runModel(w io.Writer, path, inPath, outPath string, threads int) error {
 		} else {
 			a.Float32 = y.Data
 		}
-		if err := npy.WriteFile(outPath, a); err != nil {
+		var b bytes.Buffer
+		if err := npy.Write(&b, a); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		return nil
+		plan.set(outPath, b.Bytes())
+		return plan.commit(false)
 	}
 	printOutput(w, p.Outputs()[0], y)
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,10 @@ func loadData(c *cli.Context, shape onnx.Shape) (*dataset.Set, error) {
 	if len(shape) != 4 {
 		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
 	}
+	per := shape[1].Size * shape[2].Size * shape[3].Size
+	if b := int64(c.Int("batch")); b*per > maxBatchFloats {
+		return nil, usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+	}
 	mean, err := dataset.ParseFloats(c.String("mean"))
 	if err != nil {
 		return nil, usagef("--mean: %v", err)
@@ -118,8 +123,8 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	if set != 1 {
 		return opt, usagef("shrink: give exactly one budget: --macs R, --params R or --latency R")
 	}
-	if c.IsSet("labels") && !c.IsSet("data") {
-		return opt, usagef("shrink: --labels needs --data")
+	if err := checkShrinkFlags(c); err != nil {
+		return opt, err
 	}
 	if c.IsSet("search") {
 		opt.Search = optimizer.SearchKind(c.String("search"))
@@ -146,13 +151,39 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	if c.IsSet("seed") {
 		opt.Seed = c.Uint64("seed")
 	}
-	if opt.Batch <= 0 {
-		return opt, usagef("--batch must be positive")
-	}
 	if err := opt.Validate(); err != nil {
 		return opt, usagef("shrink: %v", err)
 	}
 	return opt, nil
+}
+
+// checkShrinkFlags checks every numeric flag of shrink that is set: ranges, NaN and infinities.
+// Zero means "the default" only where the flag is unset.
+func checkShrinkFlags(c *cli.Context) error {
+	if err := checkDataFlags(c); err != nil {
+		return err
+	}
+	if err := checkIntFlags(c, map[string][2]int{"round-to": {1, maxRoundTo}, "iterations": {1, maxIterations},
+		"synthetic": {1, maxSynthetic}}); err != nil {
+		return err
+	}
+	for _, k := range []string{"macs", "params", "latency"} {
+		if err := checkFloatFlag(c, k, 0, 1, true); err != nil {
+			return err
+		}
+	}
+	if err := checkFloatFlag(c, "epochs", 0, maxEpochs, false); err != nil {
+		return err
+	}
+	if err := checkFloatFlag(c, "lr", 0, 1, true); err != nil {
+		return err
+	}
+	for _, k := range []string{"time", "search-time", "distill-time"} {
+		if err := checkDurationFlag(c, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func shrinkAction(c *cli.Context) error {
@@ -169,12 +200,26 @@ func shrinkAction(c *cli.Context) error {
 		out = defaultOutput(path)
 	}
 	if sameFile(path, out) {
-		return fmt.Errorf("%s: the output would overwrite the input model; choose another -o", out)
+		return fmt.Errorf("-o %s: would overwrite the model; chanopt never overwrites its inputs", out)
 	}
 	quiet := c.Bool("quiet")
 	m, err := onnx.Load(path)
 	if err != nil {
 		return err
+	}
+	// Every output is checked against every input before any work.
+	plan := newPlan(c)
+	plan.inputModel(path, m)
+	plan.input("--data", c.String("data"))
+	plan.input("--labels", c.String("labels"))
+	if err := plan.output("-o", out); err != nil {
+		return err
+	}
+	report := c.String("report")
+	if report != "" {
+		if err := plan.output("--report", report); err != nil {
+			return err
+		}
 	}
 	given, err := parseInputShapes(m.Graph, c.StringSlice("input-shape"))
 	if err != nil {
@@ -183,6 +228,12 @@ func shrinkAction(c *cli.Context) error {
 	if opt.Inputs, err = onnx.BatchOne(m.Graph, given); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if err := checkSynthetic(c, m, opt); err != nil {
+		return err
+	}
+	// A model whose batch is fixed at 1 runs on batches through a copy with a symbolic batch; the
+	// file written keeps the fixed dim.
+	work, fixed := m, (*fixedBatch)(nil)
 	if c.IsSet("data") {
 		if len(m.Graph.Inputs) != 1 {
 			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
@@ -194,10 +245,18 @@ func shrinkAction(c *cli.Context) error {
 			return fmt.Errorf("%s: %d images; chanopt needs at least %d (some are held back to check the result)",
 				c.String("data"), opt.Data.N, optimizer.MinImages)
 		}
+		if err := checkLabels(c, m, opt.Inputs, opt.Data); err != nil {
+			return err
+		}
+	}
+	if opt.Repair == optimizer.RepairDistill || opt.Data != nil {
+		if work, fixed, err = relaxBatch(path, m); err != nil {
+			return err
+		}
 	}
 	prog := newStages(c)
 	opt.Progress = prog
-	res, err := optimizer.Shrink(c.Context, m, opt)
+	res, err := optimizer.Shrink(c.Context, work, opt)
 	prog.finish()
 	var oe *optimizer.OptionsError
 	switch {
@@ -206,8 +265,9 @@ func shrinkAction(c *cli.Context) error {
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	fixed.restore(res.Model)
 	rep := &shrinkReport{Model: path, Output: out, Report: res.Report}
-	if err := onnx.Save(out, res.Model, onnx.WriteOptions{Sync: c.Bool("sync")}); err != nil {
+	if err := plan.setModel(out, res.Model); err != nil {
 		return err
 	}
 	if !quiet {
@@ -216,7 +276,7 @@ func shrinkAction(c *cli.Context) error {
 		rep.Before.LatencyMS = latencyMS(m, opt.Inputs, opt.Threads)
 		rep.After.LatencyMS = latencyMS(res.Model, opt.Inputs, opt.Threads)
 	}
-	if p := c.String("report"); p != "" {
+	if report != "" {
 		// The printed latencies are measured for the table only; the file keeps what the run did
 		// (its stage timings included).
 		r := *rep
@@ -225,12 +285,34 @@ func shrinkAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := onnx.WriteAtomic(p, append(b, '\n'), c.Bool("sync")); err != nil {
-			return err
-		}
+		plan.set(report, append(b, '\n'))
+	}
+	if err := plan.commit(c.Bool("sync")); err != nil {
+		return err
 	}
 	if !quiet {
 		printShrink(c.App.ErrWriter, rep)
+	}
+	return nil
+}
+
+// maxSyntheticFloats bounds the images synthesised without data (4 GiB of float32).
+const maxSyntheticFloats = 1 << 30
+
+// checkSynthetic refuses a --synthetic count whose images would not fit in memory, before the
+// search runs.
+func checkSynthetic(c *cli.Context, m *onnx.Model, opt optimizer.Options) error {
+	if c.IsSet("data") || opt.Repair != optimizer.RepairDistill || len(m.Graph.Inputs) != 1 {
+		return nil
+	}
+	in := opt.Inputs[m.Graph.Inputs[0]]
+	per := int64(1)
+	for _, d := range in[min(1, len(in)):] {
+		per *= max(d.Size, 1)
+	}
+	n := int64(cmp.Or(opt.Synthetic, optimizer.DefaultOptions().Synthetic))
+	if n*per > maxSyntheticFloats {
+		return usagef("--synthetic %d: %d images of %d values are more than %d values", n, n, per, maxSyntheticFloats)
 	}
 	return nil
 }

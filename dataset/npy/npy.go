@@ -38,8 +38,9 @@ func (a *Array) Len() int {
 
 var magic = []byte("\x93NUMPY")
 
-// maxElements bounds what Read allocates for a declared shape (16 Gi elements).
-const maxElements = 1 << 34
+// MaxElements bounds the elements a header may declare (16 Gi), so that no reader allocates
+// for a shape a few bytes made up.
+const MaxElements = 1 << 34
 
 // ReadFile reads an .npy file.
 func ReadFile(path string) (*Array, error) {
@@ -55,77 +56,105 @@ func ReadFile(path string) (*Array, error) {
 	return a, nil
 }
 
-// Read decodes an .npy stream.
-func Read(r io.Reader) (*Array, error) {
+// Header is what an .npy header says: the dtype (NumPy's descr, such as "<f4"), whether the data
+// is in Fortran order, and the shape.
+type Header struct {
+	Descr   string
+	Fortran bool
+	Shape   []int
+}
+
+// Elements is the number of elements the shape describes (ReadHeader has bounded it).
+func (h Header) Elements() int {
+	n := 1
+	for _, d := range h.Shape {
+		n *= d
+	}
+	return n
+}
+
+// ReadHeader reads the magic, version and header dictionary of an .npy stream and leaves r at
+// the first data byte. It is the one .npy header parser of the repository (dataset reads its
+// images' headers with it). Dims must be non-negative and hold at most MaxElements elements in
+// all, so that no caller allocates for a shape a few bytes of header made up. Errors wrap the
+// reader's (a gzip failure stays visible to errors.As); a stream that ends early is "truncated".
+func ReadHeader(r io.Reader) (Header, error) {
 	var pre [8]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return nil, fmt.Errorf("not an .npy file: %w", err)
+		return Header{}, fmt.Errorf("truncated: an .npy preamble needs 8 bytes: %w", err)
 	}
 	if !bytes.Equal(pre[:6], magic) {
-		return nil, errors.New("not an .npy file (bad magic)")
+		return Header{}, errors.New("not an .npy file (bad magic)")
 	}
 	var hlen int
 	switch pre[6] {
 	case 1:
 		var b [2]byte
 		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return nil, fmt.Errorf("truncated header: %w", err)
+			return Header{}, fmt.Errorf("truncated: the .npy header length is cut off: %w", err)
 		}
 		hlen = int(binary.LittleEndian.Uint16(b[:]))
 	case 2, 3:
 		var b [4]byte
 		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return nil, fmt.Errorf("truncated header: %w", err)
+			return Header{}, fmt.Errorf("truncated: the .npy header length is cut off: %w", err)
 		}
 		hlen = int(binary.LittleEndian.Uint32(b[:]))
 	default:
-		return nil, fmt.Errorf("unsupported .npy version %d.%d", pre[6], pre[7])
+		return Header{}, fmt.Errorf(".npy version %d.%d is not supported", pre[6], pre[7])
 	}
 	if hlen > 1<<20 {
-		return nil, fmt.Errorf("header of %d bytes is too long", hlen)
+		return Header{}, fmt.Errorf(".npy header of %d bytes is too long", hlen)
 	}
 	hb := make([]byte, hlen)
 	if _, err := io.ReadFull(r, hb); err != nil {
-		return nil, fmt.Errorf("truncated header: %w", err)
+		return Header{}, fmt.Errorf("truncated: the .npy header needs %d bytes: %w", hlen, err)
 	}
-	descr, fortran, shape, err := parseHeader(string(hb))
+	h, err := parseHeader(string(hb))
 	if err != nil {
-		return nil, err
+		return Header{}, err
 	}
 	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			return nil, fmt.Errorf("negative dim in shape %v", shape)
-		}
-		if d > 0 && n > maxElements/d {
-			return nil, fmt.Errorf("shape %v is too large", shape)
+	for _, d := range h.Shape {
+		if d > 0 && n > MaxElements/d {
+			return Header{}, fmt.Errorf(".npy shape %v holds more than %d elements", h.Shape, MaxElements)
 		}
 		n *= d
 	}
-	a, err := readData(r, descr, n)
+	return h, nil
+}
+
+// Read decodes an .npy stream.
+func Read(r io.Reader) (*Array, error) {
+	h, err := ReadHeader(r)
 	if err != nil {
 		return nil, err
 	}
-	a.Shape = shape
-	if fortran && len(shape) > 1 {
+	a, err := readData(r, h.Descr, h.Elements())
+	if err != nil {
+		return nil, err
+	}
+	a.Shape = h.Shape
+	if h.Fortran && len(h.Shape) > 1 {
 		a.toC()
 	}
 	return a, nil
 }
 
-// parseHeader reads the Python dict literal of the header.
-func parseHeader(h string) (descr string, fortran bool, shape []int, err error) {
-	h = strings.TrimSpace(h)
-	if !strings.HasPrefix(h, "{") || !strings.HasSuffix(h, "}") {
-		return "", false, nil, fmt.Errorf("bad header %q", h)
+// parseHeader reads the Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
+func parseHeader(text string) (Header, error) {
+	text = strings.TrimSpace(text)
+	bad := func(what string) error { return fmt.Errorf("bad .npy header %.80q: %s", text, what) }
+	if !strings.HasPrefix(text, "{") || !strings.HasSuffix(text, "}") {
+		return Header{}, bad("not a dict")
 	}
 	field := func(key string) (string, bool) {
 		for _, q := range []string{"'", "\""} {
-			i := strings.Index(h, q+key+q)
+			i := strings.Index(text, q+key+q)
 			if i < 0 {
 				continue
 			}
-			rest := strings.TrimSpace(h[i+len(key)+2:])
+			rest := strings.TrimSpace(text[i+len(key)+2:])
 			if !strings.HasPrefix(rest, ":") {
 				return "", false
 			}
@@ -133,39 +162,40 @@ func parseHeader(h string) (descr string, fortran bool, shape []int, err error) 
 		}
 		return "", false
 	}
+	var h Header
 	v, ok := field("descr")
 	if !ok || len(v) < 2 || (v[0] != '\'' && v[0] != '"') {
-		return "", false, nil, fmt.Errorf("header %q has no descr", h)
+		return Header{}, bad("no descr")
 	}
 	end := strings.IndexByte(v[1:], v[0])
 	if end < 0 {
-		return "", false, nil, fmt.Errorf("bad descr in %q", h)
+		return Header{}, bad("no descr")
 	}
-	descr = v[1 : 1+end]
+	h.Descr = v[1 : 1+end]
 	if v, ok := field("fortran_order"); ok {
-		fortran = strings.HasPrefix(v, "True")
+		h.Fortran = strings.HasPrefix(v, "True")
 	}
 	v, ok = field("shape")
 	if !ok || !strings.HasPrefix(v, "(") {
-		return "", false, nil, fmt.Errorf("header %q has no shape", h)
+		return Header{}, bad("no shape")
 	}
 	end = strings.IndexByte(v, ')')
 	if end < 0 {
-		return "", false, nil, fmt.Errorf("bad shape in %q", h)
+		return Header{}, bad("no shape")
 	}
-	shape = []int{}
+	h.Shape = []int{}
 	for _, part := range strings.Split(v[1:end], ",") {
 		part = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(part), "L"))
 		if part == "" {
 			continue
 		}
 		d, err := strconv.Atoi(part)
-		if err != nil {
-			return "", false, nil, fmt.Errorf("bad dim %q in %q", part, h)
+		if err != nil || d < 0 {
+			return Header{}, bad(fmt.Sprintf("dim %q", part))
 		}
-		shape = append(shape, d)
+		h.Shape = append(h.Shape, d)
 	}
-	return descr, fortran, shape, nil
+	return h, nil
 }
 
 func readData(r io.Reader, descr string, n int) (*Array, error) {
