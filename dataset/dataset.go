@@ -29,11 +29,13 @@ const (
 	maxFloats = 1 << 34
 )
 
-// Set is a batch of images in NCHW order with optional labels.
+// Set is a batch of images in NCHW order with optional labels. Images are read with Batch or
+// Image, which decode them: a Set keeps bytes where the data are bytes (IDX, image folders, uint8
+// .npy), a quarter of the memory of floats, and Head, Range and Split share them.
 type Set struct {
 	N, C, H, W int
-	// Images holds N×C×H×W values, scaled (and normalised when asked).
-	Images []float32
+	st         *store
+	idx        []int // the store's image behind each of the Set's, in order
 	// Labels holds one class index per image, or is nil when there are no labels.
 	Labels []int
 	// Classes names the label indices when they came from class folders.
@@ -123,42 +125,108 @@ func (opt Options) check() error {
 	return nil
 }
 
-// normalize applies x = (x − mean[c]) / std[c].
+// encoding says how a store holds its images.
+type encoding int
+
+const (
+	encFloats encoding = iota // float32 values as they are used
+	encBytes                  // one byte per value, scaled by 1/255
+	encLuma                   // three byte planes (R, G, B) per image, decoded to one grey plane
+)
+
+// store holds the images of a Set and of every view of it.
+type store struct {
+	enc    encoding
+	floats []float32
+	bytes  []byte
+	srcC   int // channels stored per image: 1 replicated to the Set's 3 when they differ
+	// mean and inv normalise after scaling, x = (x − mean[c])·inv[c]; nil: none.
+	mean, inv []float32
+}
+
+// newSet makes a Set of the first n images of st, in order.
+func newSet(n, c, h, w int, st *store) *Set {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return &Set{N: n, C: c, H: h, W: w, st: st, idx: idx}
+}
+
+// NewSet makes a Set of n images of c×h×w from float values in NCHW order (used as they are).
+func NewSet(n, c, h, w int, images []float32) *Set {
+	if len(images) != n*c*h*w {
+		panic(fmt.Sprintf("dataset.NewSet: %d values for %d images of %d×%d×%d", len(images), n, c, h, w))
+	}
+	return newSet(n, c, h, w, &store{enc: encFloats, floats: images, srcC: c})
+}
+
+// normalize makes every image read from s come out as x = (x − mean[c]) / std[c].
 func (s *Set) normalize(mean, std []float32) {
 	if mean == nil && std == nil {
 		return
 	}
-	plane := s.H * s.W
+	s.st.mean, s.st.inv = make([]float32, s.C), make([]float32, s.C)
 	for c := 0; c < s.C; c++ {
-		m, inv := float32(0), float32(1)
+		s.st.inv[c] = 1
 		if mean != nil {
-			m = mean[c]
+			s.st.mean[c] = mean[c]
 		}
 		if std != nil {
-			inv = 1 / std[c]
+			s.st.inv[c] = 1 / std[c]
 		}
-		for n := 0; n < s.N; n++ {
-			p := s.Images[(n*s.C+c)*plane : (n*s.C+c+1)*plane]
-			for i := range p {
-				p[i] = (p[i] - m) * inv
+	}
+}
+
+// Image decodes image i into dst, which holds C×H×W values.
+func (s *Set) Image(i int, dst []float32) {
+	st, plane := s.st, s.H*s.W
+	j := s.idx[i]
+	src := st.srcC * plane
+	switch st.enc {
+	case encFloats:
+		for c := 0; c < s.C; c++ {
+			copy(dst[c*plane:(c+1)*plane], st.floats[j*src+(c%st.srcC)*plane:][:plane])
+		}
+	case encBytes:
+		for c := 0; c < s.C; c++ {
+			u8ToUnit(dst[c*plane:(c+1)*plane], st.bytes[j*src+(c%st.srcC)*plane:][:plane])
+		}
+	case encLuma:
+		lumaToUnit(dst[:plane], st.bytes[j*src:(j+1)*src])
+	}
+	if st.mean != nil {
+		for c := 0; c < s.C; c++ {
+			m, inv := st.mean[c], st.inv[c]
+			p := dst[c*plane : (c+1)*plane]
+			for k := range p {
+				p[k] = (p[k] - m) * inv
 			}
 		}
 	}
 }
 
-// Batch returns images [i·size, min((i+1)·size, N)) as a view into Images (no copy); the last
-// batch may be short, and a batch past the end is nil.
+// Batch returns images [i·size, min((i+1)·size, N)) decoded into a new slice; the last batch may
+// be short, and a batch past the end is nil.
 func (s *Set) Batch(i, size int) []float32 {
 	if size <= 0 || i < 0 || i*size >= s.N {
 		return nil
 	}
 	per := s.C * s.H * s.W
-	return s.Images[i*size*per : min((i+1)*size, s.N)*per]
+	lo, hi := i*size, min((i+1)*size, s.N)
+	out := make([]float32, (hi-lo)*per)
+	for k := lo; k < hi; k++ {
+		s.Image(k, out[(k-lo)*per:(k-lo+1)*per])
+	}
+	return out
 }
 
+// Floats decodes every image of s (for small sets and tests: it costs N×C×H×W floats).
+func (s *Set) Floats() []float32 { return s.Batch(0, max(s.N, 1)) }
+
 // Split shuffles the images with seed and holds back round(heldOut·N) of them for validation
-// (at least one, and at most N−1, when heldOut > 0 and N ≥ 2). Both parts are copies in shuffled
-// order; the same seed gives the same split.
+// (at least one, and at most N−1, when heldOut > 0 and N ≥ 2). Both parts are views of s in
+// shuffled order (no image is copied); the same seed gives the same split.
 func (s *Set) Split(heldOut float64, seed uint64) (train, val *Set) {
 	perm := permutation(s.N, seed)
 	nv := 0
@@ -171,17 +239,15 @@ func (s *Set) Split(heldOut float64, seed uint64) (train, val *Set) {
 	return s.subset(perm[nv:]), s.subset(perm[:nv])
 }
 
-// subset copies the images at idx in that order.
+// subset is a view of the images at idx, in that order.
 func (s *Set) subset(idx []int) *Set {
-	per := s.C * s.H * s.W
-	out := &Set{N: len(idx), C: s.C, H: s.H, W: s.W, Source: s.Source,
+	out := &Set{N: len(idx), C: s.C, H: s.H, W: s.W, st: s.st, idx: make([]int, len(idx)), Source: s.Source,
 		Classes: s.Classes, Notes: append([]string(nil), s.Notes...)}
-	out.Images = make([]float32, len(idx)*per)
 	if s.Labels != nil {
 		out.Labels = make([]int, len(idx))
 	}
 	for k, j := range idx {
-		copy(out.Images[k*per:(k+1)*per], s.Images[j*per:(j+1)*per])
+		out.idx[k] = s.idx[j]
 		if s.Labels != nil {
 			out.Labels[k] = s.Labels[j]
 		}
@@ -238,7 +304,7 @@ func (s *Set) Head(n int) *Set {
 	}
 	h := *s
 	h.N = n
-	h.Images = s.Images[:n*s.C*s.H*s.W]
+	h.idx = s.idx[:n]
 	if s.Labels != nil {
 		h.Labels = s.Labels[:n]
 	}
@@ -253,8 +319,7 @@ func (s *Set) Range(lo, hi int) *Set {
 	}
 	r := *s
 	r.N = hi - lo
-	per := s.C * s.H * s.W
-	r.Images = s.Images[lo*per : hi*per]
+	r.idx = s.idx[lo:hi]
 	if s.Labels != nil {
 		r.Labels = s.Labels[lo:hi]
 	}

@@ -49,7 +49,7 @@ func TestNormalize(t *testing.T) {
 			for k := 0; k < s.N; k++ {
 				for c := 0; c < s.C; c++ {
 					for i := 0; i < 4; i++ {
-						got := s.Images[(k*s.C+c)*4+i]
+						got := s.Floats()[(k*s.C+c)*4+i]
 						if want := tc.want(c, float32(k+1)/255); !near(got, want, 1e-6) {
 							t.Fatalf("image %d channel %d = %v, want %v", k, c, got, want)
 						}
@@ -105,8 +105,48 @@ func TestBatch(t *testing.T) {
 	}
 	b := s.Batch(1, 2)
 	b[0] = 42
-	if s.Images[8] != 42 {
-		t.Errorf("Batch is not a view into Images")
+	if got := s.Batch(1, 2)[0]; got != float32(3)/255 {
+		t.Errorf("writing to a batch changed the set: image 2 now starts with %v", got)
+	}
+}
+
+// TestSetKeepsBytes: images from bytes stay bytes (a quarter of the floats' memory), and the views
+// Split, Head and Range make share them; decoding gives what the floats would have been.
+func TestSetKeepsBytes(t *testing.T) {
+	img, lab := smallSet(t, 20)
+	s, err := Load(img, lab, Options{Channels: 3, Height: 2, Width: 2, Mean: []float32{0.5, 0.25, 0}, Std: []float32{2, 1, 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.st.enc != encBytes || len(s.st.bytes) != 20*1*2*2 || s.st.floats != nil {
+		t.Fatalf("stored as %v with %d bytes and %d floats, want 80 bytes (one grey plane per image)", s.st.enc, len(s.st.bytes), len(s.st.floats))
+	}
+	train, val := s.Split(0.25, 3)
+	for _, v := range []*Set{train, val, s.Head(3), s.Range(4, 9)} {
+		if v.st != s.st {
+			t.Fatal("a view copied the images")
+		}
+	}
+	all := s.Floats()
+	for k := 0; k < val.N; k++ {
+		got := make([]float32, 12)
+		val.Image(k, got)
+		j := val.idx[k]
+		for c := 0; c < 3; c++ {
+			for i := 0; i < 4; i++ {
+				if got[c*4+i] != all[j*12+c*4+i] {
+					t.Fatalf("held-back image %d (image %d of the set), channel %d: %v, want %v", k, j, c, got[c*4+i], all[j*12+c*4+i])
+				}
+			}
+		}
+		// The grey plane is replicated, then normalised per channel.
+		raw := float32(s.st.bytes[j*4]) / 255
+		want := []float32{(raw - 0.5) * (1 / float32(2)), (raw - 0.25) * 1, (raw - 0) * (1 / float32(0.5))}
+		for c := 0; c < 3; c++ {
+			if got[c*4] != want[c] {
+				t.Errorf("image %d channel %d: %v, want %v", j, c, got[c*4], want[c])
+			}
+		}
 	}
 }
 
@@ -119,7 +159,7 @@ func TestSplit(t *testing.T) {
 	ids := func(p *Set) []int { // image i holds (i+1)/255
 		out := make([]int, p.N)
 		for k := range out {
-			out[k] = int(p.Images[k*4]*255+0.5) - 1
+			out[k] = int(p.Floats()[k*4]*255+0.5) - 1
 		}
 		return out
 	}
@@ -129,7 +169,7 @@ func TestSplit(t *testing.T) {
 	}{{0.2, 4}, {0, 0}, {0.01, 1}, {0.99, 19}, {1, 19}, {-1, 0}}
 	for _, tc := range tests {
 		train, val := s.Split(tc.heldOut, 3)
-		if val.N != tc.wantVal || train.N != 20-tc.wantVal || len(train.Images) != train.N*4 || len(val.Labels) != val.N {
+		if val.N != tc.wantVal || train.N != 20-tc.wantVal || len(train.Floats()) != train.N*4 || len(val.Labels) != val.N {
 			t.Fatalf("Split(%v): train %d, val %d; want val %d", tc.heldOut, train.N, val.N, tc.wantVal)
 		}
 		all := append(ids(train), ids(val)...)

@@ -134,7 +134,12 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 	if err := checkFits(root, s.N, per); err != nil {
 		return nil, 0, nil, err
 	}
-	s.Images = make([]float32, s.N*per)
+	// Pixels are kept as bytes (R, G, B planes; a grey model's luma is taken batch by batch).
+	plane := s.H * s.W
+	st := &store{enc: encBytes, srcC: 3, bytes: make([]byte, s.N*3*plane)}
+	if s.C == 1 {
+		st.enc = encLuma
+	}
 	if classes {
 		s.Labels = make([]int, s.N)
 	}
@@ -152,11 +157,14 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 		if scaled {
 			resized++
 		}
-		toPlanes(s.Images[k*per:(k+1)*per], dst, s.C)
+		toPlanes(st.bytes[k*3*plane:(k+1)*3*plane], dst)
 		if classes {
 			s.Labels[k] = files[i].class
 		}
 	}
+	set := newSet(s.N, s.C, s.H, s.W, st)
+	set.Labels, set.Classes, set.Source = s.Labels, s.Classes, s.Source
+	s = set
 	if resized > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%s: %d of %d images resized to %d×%d (Catmull-Rom)", root, resized, s.N, s.W, s.H))
 	}
@@ -217,22 +225,11 @@ func dropAlpha(img image.Image) {
 	}
 }
 
-// toPlanes writes dst's pixels as C planes scaled to [0,1]: grey as ITU-R 601 luma
-// (0.299R + 0.587G + 0.114B, as PIL's convert("L")), or R, G, B.
-func toPlanes(out []float32, dst *image.RGBA, channels int) {
+// toPlanes writes dst's pixels as three planes of bytes, R, G and B.
+func toPlanes(out []byte, dst *image.RGBA) {
 	plane := dst.Rect.Dx() * dst.Rect.Dy()
 	pix := dst.Pix
-	if channels == 1 {
-		for i := 0; i < plane; i++ {
-			p := pix[4*i : 4*i+3 : 4*i+3]
-			out[i] = float32(299*int(p[0])+587*int(p[1])+114*int(p[2])) / (1000 * 255)
-		}
-		return
-	}
 	for i := 0; i < plane; i++ {
-		p := pix[4*i : 4*i+3 : 4*i+3]
-		out[i] = float32(p[0]) / 255
-		out[plane+i] = float32(p[1]) / 255
-		out[2*plane+i] = float32(p[2]) / 255
+		out[i], out[plane+i], out[2*plane+i] = pix[4*i], pix[4*i+1], pix[4*i+2]
 	}
 }

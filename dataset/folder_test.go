@@ -43,7 +43,7 @@ func jpegBytes(t testing.TB, m image.Image) []byte {
 
 // pixel is channel c of pixel (x, y) of image k.
 func pixel(s *Set, k, c, x, y int) float32 {
-	return s.Images[((k*s.C+c)*s.H+y)*s.W+x]
+	return s.Floats()[((k*s.C+c)*s.H+y)*s.W+x]
 }
 
 func TestLoadFolder(t *testing.T) {
@@ -71,8 +71,8 @@ func TestLoadFolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.N != 3 || s.C != tc.channels || len(s.Images) != 3*tc.channels*6*8 || s.Labels != nil || s.Classes != nil {
-				t.Fatalf("N=%d C=%d len=%d labels=%v classes=%v", s.N, s.C, len(s.Images), s.Labels, s.Classes)
+			if s.N != 3 || s.C != tc.channels || len(s.Floats()) != 3*tc.channels*6*8 || s.Labels != nil || s.Classes != nil {
+				t.Fatalf("N=%d C=%d len=%d labels=%v classes=%v", s.N, s.C, len(s.Floats()), s.Labels, s.Classes)
 			}
 			for k, tol := range []float32{0, 2. / 255, 0} { // PNG copied, JPEG resized, PNG resized
 				for c, want := range tc.want {
@@ -199,7 +199,7 @@ func TestImageFolderLabels(t *testing.T) {
 				}
 			}
 			again, err := Load(root, "", opt)
-			if err != nil || !slices.Equal(again.Images, s.Images) || !slices.Equal(again.Labels, s.Labels) {
+			if err != nil || !slices.Equal(again.Floats(), s.Floats()) || !slices.Equal(again.Labels, s.Labels) {
 				t.Errorf("a second load with the same seed differs (%v)", err)
 			}
 		})
@@ -208,7 +208,7 @@ func TestImageFolderLabels(t *testing.T) {
 	// generator shows up).
 	a, _ := Load(root, "", Options{Channels: 1, Height: 4, Width: 4, Samples: 3, Seed: 1})
 	b, _ := Load(root, "", Options{Channels: 1, Height: 4, Width: 4, Samples: 3, Seed: 2})
-	if slices.Equal(a.Images, b.Images) {
+	if slices.Equal(a.Floats(), b.Floats()) {
 		t.Errorf("seeds 1 and 2 picked the same files")
 	}
 }

@@ -61,8 +61,8 @@ func FuzzLoadIDX(f *testing.F) {
 			}
 		} else {
 			if s.N <= 0 || s.N > total || (opt.Samples > 0 && s.N > opt.Samples) || s.C != c || s.H != h || s.W != w ||
-				len(s.Images) != s.N*s.C*s.H*s.W {
-				t.Fatalf("inconsistent set: N=%d of %d, %d×%d×%d, %d values", s.N, total, s.C, s.H, s.W, len(s.Images))
+				len(s.Floats()) != s.N*s.C*s.H*s.W {
+				t.Fatalf("inconsistent set: N=%d of %d, %d×%d×%d, %d values", s.N, total, s.C, s.H, s.W, len(s.Floats()))
 			}
 		}
 		r, k, err := sniff(bytes.NewReader(data))
@@ -118,8 +118,8 @@ func FuzzLoadFolder(f *testing.F) {
 			}
 			return
 		}
-		if s.N != 1 || len(s.Images) != 3*4*4 || class && len(s.Labels) != 1 {
-			t.Fatalf("inconsistent set: N=%d, %d values, labels %v", s.N, len(s.Images), s.Labels)
+		if s.N != 1 || len(s.Floats()) != 3*4*4 || class && len(s.Labels) != 1 {
+			t.Fatalf("inconsistent set: N=%d, %d values, labels %v", s.N, len(s.Floats()), s.Labels)
 		}
 	})
 }

@@ -82,8 +82,8 @@ func loadIDX(name string, r io.Reader, opt Options) (*Set, int, error) {
 	if err := checkFits(name, keep, plane*copies); err != nil {
 		return nil, 0, err
 	}
-	rc := records{keep: keep, elems: plane, elemSize: 1, copies: copies, conv: u8ToUnit}
-	images, seen, err := rc.read(r)
+	rc := records{keep: keep, elems: plane, elemSize: 1}
+	_, raw, seen, err := rc.read(r)
 	if err != nil {
 		return nil, 0, readErr(name, err, what, seen)
 	}
@@ -93,7 +93,8 @@ func loadIDX(name string, r io.Reader, opt Options) (*Set, int, error) {
 	case uint64(seen) > need:
 		return nil, 0, fmt.Errorf("data: %s: header says %s (%d bytes), file has %d bytes of data", name, what, need, seen)
 	}
-	s := &Set{N: keep, C: opt.Channels, H: opt.Height, W: opt.Width, Images: images, Source: name, Notes: notes}
+	s := newSet(keep, opt.Channels, opt.Height, opt.Width, &store{enc: encBytes, bytes: raw, srcC: 1})
+	s.Source, s.Notes = name, notes
 	return s, int(n), nil
 }
 

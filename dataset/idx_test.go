@@ -37,8 +37,8 @@ func TestLoadIDX(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.N != tc.wantN || s.C != tc.opt.Channels || s.H != h || s.W != w || len(s.Images) != s.N*s.C*h*w {
-				t.Fatalf("got N=%d C=%d H=%d W=%d len=%d", s.N, s.C, s.H, s.W, len(s.Images))
+			if s.N != tc.wantN || s.C != tc.opt.Channels || s.H != h || s.W != w || len(s.Floats()) != s.N*s.C*h*w {
+				t.Fatalf("got N=%d C=%d H=%d W=%d len=%d", s.N, s.C, s.H, s.W, len(s.Floats()))
 			}
 			if len(s.Notes) != tc.notes {
 				t.Errorf("notes %q, want %d", s.Notes, tc.notes)
@@ -46,7 +46,7 @@ func TestLoadIDX(t *testing.T) {
 			for k, src := range tc.first {
 				for c := 0; c < s.C; c++ {
 					for i := 0; i < h*w; i++ {
-						got := s.Images[(k*s.C+c)*h*w+i]
+						got := s.Floats()[(k*s.C+c)*h*w+i]
 						want := float32(payload[src*h*w+i]) / 255
 						if got != want {
 							t.Fatalf("image %d channel %d pixel %d = %v, want %v", k, c, i, got, want)

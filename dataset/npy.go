@@ -68,7 +68,7 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 			}
 		}
 	case "|u1", "<u1", "=u1":
-		size, dtype, conv = 1, "uint8", u8ToUnit
+		size, dtype = 1, "uint8" // kept as bytes
 	default:
 		return nil, 0, fmt.Errorf("data: %s: .npy dtype %q is not supported (want little-endian float32, float64 or uint8)", name, hd.Descr)
 	}
@@ -115,8 +115,8 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	if err := checkFits(name, keep, elems*copies); err != nil {
 		return nil, 0, err
 	}
-	rc := records{keep: keep, elems: elems, elemSize: size, copies: copies, conv: conv}
-	images, seen, err := rc.read(r)
+	rc := records{keep: keep, elems: elems, elemSize: size, conv: conv}
+	images, raw, seen, err := rc.read(r)
 	if err != nil {
 		return nil, 0, readErr(name, err, what, seen)
 	}
@@ -128,9 +128,14 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	}
 	for i, v := range images {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, 0, fmt.Errorf("data: %s: image %d holds %v", name, i/(elems*copies), v)
+			return nil, 0, fmt.Errorf("data: %s: image %d holds %v", name, i/elems, v)
 		}
 	}
-	s := &Set{N: keep, C: opt.Channels, H: opt.Height, W: opt.Width, Images: images, Source: name, Notes: notes}
+	st := &store{enc: encFloats, floats: images, srcC: c}
+	if conv == nil {
+		st = &store{enc: encBytes, bytes: raw, srcC: c}
+	}
+	s := newSet(keep, opt.Channels, opt.Height, opt.Width, st)
+	s.Source, s.Notes = name, notes
 	return s, n, nil
 }

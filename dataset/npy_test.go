@@ -48,12 +48,12 @@ func TestLoadNPY(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if s.N != tc.wantN || len(s.Images) != len(tc.want) || len(s.Notes) != tc.notes {
-					t.Fatalf("N=%d len=%d notes=%q, want N=%d len=%d notes=%d", s.N, len(s.Images), s.Notes, tc.wantN, len(tc.want), tc.notes)
+				if s.N != tc.wantN || len(s.Floats()) != len(tc.want) || len(s.Notes) != tc.notes {
+					t.Fatalf("N=%d len=%d notes=%q, want N=%d len=%d notes=%d", s.N, len(s.Floats()), s.Notes, tc.wantN, len(tc.want), tc.notes)
 				}
 				for i, v := range tc.want {
-					if s.Images[i] != v {
-						t.Fatalf("value %d = %v, want %v", i, s.Images[i], v)
+					if s.Floats()[i] != v {
+						t.Fatalf("value %d = %v, want %v", i, s.Floats()[i], v)
 					}
 				}
 			}

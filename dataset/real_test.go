@@ -39,10 +39,10 @@ func TestBundledCalibration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.N != 2000 || len(s.Images) != 2000*28*28 || len(s.Labels) != 2000 {
-		t.Fatalf("N=%d images=%d labels=%d, want 2000", s.N, len(s.Images), len(s.Labels))
+	if s.N != 2000 || len(s.Floats()) != 2000*28*28 || len(s.Labels) != 2000 {
+		t.Fatalf("N=%d images=%d labels=%d, want 2000", s.N, len(s.Floats()), len(s.Labels))
 	}
-	lo, hi := slices.Min(s.Images), slices.Max(s.Images)
+	lo, hi := slices.Min(s.Floats()), slices.Max(s.Floats())
 	if lo != 0 || hi != 1 {
 		t.Errorf("values span [%v, %v], want [0, 1]", lo, hi)
 	}
@@ -54,7 +54,7 @@ func TestBundledCalibration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(sub.Images, s.Images[:100*784]) || !slices.Equal(sub.Labels, s.Labels[:100]) {
+	if !slices.Equal(sub.Floats(), s.Floats()[:100*784]) || !slices.Equal(sub.Labels, s.Labels[:100]) {
 		t.Errorf("Samples: 100 is not the first 100 images with their labels")
 	}
 }
@@ -69,7 +69,7 @@ func TestFashionMNIST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.N != 10000 || len(s.Images) != 10000*784 {
+	if s.N != 10000 || len(s.Floats()) != 10000*784 {
 		t.Fatalf("N=%d, want 10000", s.N)
 	}
 	// Reference values computed with Python's gzip over the raw bytes.
@@ -80,16 +80,16 @@ func TestFashionMNIST(t *testing.T) {
 		t.Errorf("class counts %v", counts)
 	}
 	var first, all float64
-	for i, v := range s.Images {
+	for i, v := range s.Floats() {
 		if i < 784 {
 			first += float64(v) * 255
 		}
 		all += float64(v) * 255
 	}
-	if !near(float32(first), 33456, 0.1) || !near(float32(all/float64(len(s.Images))), 73.146567, 1e-3) {
-		t.Errorf("pixel sum of image 0 = %v (want 33456), mean = %v (want 73.1466)", first, all/float64(len(s.Images)))
+	if !near(float32(first), 33456, 0.1) || !near(float32(all/float64(len(s.Floats()))), 73.146567, 1e-3) {
+		t.Errorf("pixel sum of image 0 = %v (want 33456), mean = %v (want 73.1466)", first, all/float64(len(s.Floats())))
 	}
-	if got := s.Images[14*28+14] * 255; !near(got, 110, 1e-3) {
+	if got := s.Floats()[14*28+14] * 255; !near(got, 110, 1e-3) {
 		t.Errorf("image 0 pixel (14,14) = %v, want 110", got)
 	}
 	// Grey to RGB with ImageNet normalisation on a subset.
@@ -101,7 +101,7 @@ func TestFashionMNIST(t *testing.T) {
 	if rgb.N != 64 || len(rgb.Notes) != 1 || !slices.Equal(rgb.Labels, s.Labels[:64]) {
 		t.Fatalf("N=%d notes=%q", rgb.N, rgb.Notes)
 	}
-	if got, want := rgb.Images[2*784+14*28+14], (float32(110)/255-0.406)/0.225; !near(got, want, 1e-5) {
+	if got, want := rgb.Floats()[2*784+14*28+14], (float32(110)/255-0.406)/0.225; !near(got, want, 1e-5) {
 		t.Errorf("blue channel pixel = %v, want %v", got, want)
 	}
 }
@@ -114,8 +114,8 @@ func TestFashionMNISTTrainSubset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.N != 10 || len(s.Images) != 10*784 {
-		t.Fatalf("N=%d len=%d", s.N, len(s.Images))
+	if s.N != 10 || len(s.Floats()) != 10*784 {
+		t.Fatalf("N=%d len=%d", s.N, len(s.Floats()))
 	}
 }
 
@@ -141,7 +141,7 @@ func TestBundledEvalNPY(t *testing.T) {
 	if a.N != 16 || all.N != 1000 || len(all.Labels) != 1000 {
 		t.Fatalf("eval16 N=%d, eval N=%d labels=%d", a.N, all.N, len(all.Labels))
 	}
-	if !slices.Equal(a.Images, all.Batch(0, 16)) {
+	if !slices.Equal(a.Floats(), all.Batch(0, 16)) {
 		t.Errorf("eval16.npy differs from the first 16 IDX eval images")
 	}
 }

@@ -91,45 +91,50 @@ func loadStream(name string, r io.Reader, opt Options) (*Set, int, error) {
 
 // records describes the payload of a file of fixed-size records.
 type records struct {
-	keep     int // records to convert
+	keep     int // records to keep
 	elems    int // values per record
 	elemSize int // bytes per value
-	copies   int // times each record is written out (3 replicates a grey plane to RGB)
-	conv     func(dst []float32, src []byte)
+	// conv converts a record's bytes to floats; nil keeps the bytes as they are (one byte per
+	// value: the Set decodes them batch by batch, at a quarter of the memory of floats).
+	conv func(dst []float32, src []byte)
 }
 
-// read converts the first keep records of r, then counts the rest of the stream. It returns the
-// values and the payload bytes seen (all of them, when err is nil or a truncation).
-func (rc records) read(r io.Reader) ([]float32, int64, error) {
+// read keeps the first keep records of r (as floats, or as bytes when conv is nil), then counts the
+// rest of the stream. It returns the values and the payload bytes seen (all of them, when err is
+// nil or a truncation).
+func (rc records) read(r io.Reader) (floats []float32, raw []byte, seen int64, err error) {
 	recBytes := rc.elems * rc.elemSize
 	chunk := make([]byte, max(min(recBytes, 1<<16)/rc.elemSize*rc.elemSize, rc.elemSize))
 	// Grow with the data actually read, never from the header's claims alone.
 	hint := 1 << 22
-	if per := rc.elems * rc.copies; rc.keep <= hint/per {
-		hint = rc.keep * per
+	if rc.keep <= hint/rc.elems {
+		hint = rc.keep * rc.elems
 	}
-	out := make([]float32, 0, hint)
-	var seen int64
+	if rc.conv != nil {
+		floats = make([]float32, 0, hint)
+	} else {
+		raw = make([]byte, 0, hint)
+	}
 	for i := 0; i < rc.keep; i++ {
-		start := len(out)
 		for left := recBytes; left > 0; {
 			m := min(left, len(chunk))
 			k, err := io.ReadFull(r, chunk[:m])
 			seen += int64(k)
 			if err != nil {
-				return nil, seen, err
+				return nil, nil, seen, err
 			}
-			n := len(out)
-			out = slices.Grow(out, m/rc.elemSize)[:n+m/rc.elemSize]
-			rc.conv(out[n:], chunk[:m])
+			if rc.conv == nil {
+				raw = append(raw, chunk[:m]...)
+			} else {
+				n := len(floats)
+				floats = slices.Grow(floats, m/rc.elemSize)[:n+m/rc.elemSize]
+				rc.conv(floats[n:], chunk[:m])
+			}
 			left -= m
-		}
-		for c := 1; c < rc.copies; c++ {
-			out = append(out, out[start:start+rc.elems]...)
 		}
 	}
 	rest, err := io.Copy(io.Discard, r)
-	return out, seen + rest, err
+	return floats, raw, seen + rest, err
 }
 
 // readErr turns a read failure into a one-line error: gzip failures as such, anything else
@@ -149,5 +154,15 @@ func readErr(name string, err error, what string, seen int64) error {
 func u8ToUnit(dst []float32, src []byte) {
 	for i, b := range src {
 		dst[i] = float32(b) / 255
+	}
+}
+
+// lumaToUnit writes the ITU-R 601 luma of three planes (R, G, B) of src scaled to [0,1], as PIL's
+// convert("L") does.
+func lumaToUnit(dst []float32, src []byte) {
+	plane := len(dst)
+	r, g, b := src[:plane], src[plane:2*plane], src[2*plane:3*plane]
+	for i := range dst {
+		dst[i] = float32(299*int(r[i])+587*int(g[i])+114*int(b[i])) / (1000 * 255)
 	}
 }

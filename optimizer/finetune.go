@@ -117,7 +117,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			}
 			i := order[pos]
 			pos++
-			copy(x.Data[b*per:(b+1)*per], calib.Images[i*per:(i+1)*per])
+			calib.Image(i, x.Data[b*per:(b+1)*per])
 			copy(tb.Data[b*classes:(b+1)*classes], tlog[i*classes:(i+1)*classes])
 			if calib.Labels != nil {
 				labels[b] = calib.Labels[i]

@@ -21,10 +21,11 @@ func TestFitnessImagesDisjoint(t *testing.T) {
 		{300, 128, 172, -1, -1},
 		{100, 50, 50, -1, -1},
 	} {
-		calib := &dataset.Set{N: tc.n, C: 1, H: 1, W: 1, Images: make([]float32, tc.n)}
-		for i := range calib.Images {
-			calib.Images[i] = float32(i) // each image's one pixel is its index
+		pixels := make([]float32, tc.n)
+		for i := range pixels {
+			pixels[i] = float32(i) // each image's one pixel is its index
 		}
+		calib := dataset.NewSet(tc.n, 1, 1, 1, pixels)
 		fs := FitnessImages(calib)
 		seen := map[float32]bool{}
 		for i, c := range []struct {
@@ -40,7 +41,7 @@ func TestFitnessImagesDisjoint(t *testing.T) {
 			if c.set.N != c.want {
 				t.Errorf("%d images: set %d has %d images, want %d", tc.n, i, c.set.N, c.want)
 			}
-			for _, v := range c.set.Images[:c.set.N] {
+			for _, v := range c.set.Floats() {
 				if seen[v] {
 					t.Errorf("%d images: image %v is in two sets", tc.n, v)
 				}

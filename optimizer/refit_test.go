@@ -54,10 +54,11 @@ func TestRefitRecoversConv(t *testing.T) {
 				scrambled[j] = float32(rng.NormFloat64())
 			}
 			teacher, student := model(want), model(scrambled)
-			set := &dataset.Set{N: 64, C: cin, H: hw, W: hw, Images: make([]float32, 64*cin*hw*hw)}
-			for j := range set.Images {
-				set.Images[j] = float32(rng.NormFloat64())
+			pixels := make([]float32, 64*cin*hw*hw)
+			for j := range pixels {
+				pixels[j] = float32(rng.NormFloat64())
 			}
+			set := dataset.NewSet(64, cin, hw, hw, pixels)
 			corr := map[string]rewrite.Correspondence{"y": {In: []int{0, 1}}}
 			n, err := Refit(teacher, student, corr, set, RefitOptions{Ridge: 1e-9, Rows: 40, Threads: 1})
 			if err != nil || n != 1 {

@@ -66,7 +66,7 @@ func Synthesize(teacher *onnx.Model, c, h, w int, opt SynthesizeOptions) (*datas
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 31))
 	per := c * h * w
-	set := &dataset.Set{N: opt.Images, C: c, H: h, W: w, Images: make([]float32, opt.Images*per), Source: "synthesised from the teacher"}
+	images := make([]float32, opt.Images*per)
 	total := (opt.Images + opt.Batch - 1) / opt.Batch * opt.Steps
 	done := 0
 	for start := 0; start < opt.Images; start += opt.Batch {
@@ -121,8 +121,10 @@ func Synthesize(teacher *onnx.Model, c, h, w int, opt SynthesizeOptions) (*datas
 				opt.Progress(done, total)
 			}
 		}
-		copy(set.Images[start*per:], x.Data)
+		copy(images[start*per:], x.Data)
 	}
+	set := dataset.NewSet(opt.Images, c, h, w, images)
+	set.Source = "synthesised from the teacher"
 	return set, nil
 }
 

@@ -39,7 +39,7 @@ func ortEval(path string, set *dataset.Set) (acc float64, latency time.Duration,
 		logits = append(logits, out[0].Data...)
 	}
 	a := optimizer.Compare(logits, logits, len(logits)/set.N, set.Labels)
-	one := []ort.Tensor{{Shape: []int64{1, int64(set.C), int64(set.H), int64(set.W)}, Data: set.Images[:per]}}
+	one := []ort.Tensor{{Shape: []int64{1, int64(set.C), int64(set.H), int64(set.W)}, Data: set.Batch(0, 1)}}
 	latency, err = median(200, func() error { _, err := s.Run(one); return err })
 	return *a.Accuracy, latency, err
 }
