@@ -21,6 +21,9 @@ type Options struct {
 	Mean, Std []float32
 	// Seed picks the sampled files of a folder.
 	Seed uint64
+	// Progress, if set, hears how many images of a folder are decoded (decoding a few thousand
+	// photos takes a while).
+	Progress func(done, total int)
 }
 
 // maxDim bounds each of the model's input dimensions, maxFloats the values a Set may hold (64 GiB).

@@ -158,6 +158,9 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 			resized++
 		}
 		toPlanes(st.bytes[k*3*plane:(k+1)*3*plane], dst)
+		if opt.Progress != nil {
+			opt.Progress(k+1, s.N)
+		}
 		if classes {
 			s.Labels[k] = files[i].class
 		}

@@ -10,7 +10,7 @@ import "github.com/chanopt/chanopt/onnx"
 // keptActivationBytes caps the activations one batch keeps when a pass keeps intermediate values
 // (the outputs of every layer to refit, the inputs of every BN): at 224×224 a batch of 64 would
 // keep gigabytes.
-const keptActivationBytes = 256 << 20
+const keptActivationBytes = 64 << 20
 
 // memBatch is the batch (at most batch) whose kept values of m fit keptActivationBytes.
 func memBatch(m *onnx.Model, keep []string, batch int) int {

@@ -154,7 +154,7 @@ func analyzeAction(c *cli.Context) error {
 			return fmt.Errorf("%s: --data needs a model with one input", path)
 		}
 		shapes, _ := onnx.BatchOne(m.Graph, given)
-		set, err := loadData(c, shapes[m.Graph.Inputs[0]])
+		set, err := loadData(c, shapes[m.Graph.Inputs[0]], nil)
 		if err != nil {
 			return err
 		}

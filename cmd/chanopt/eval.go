@@ -63,7 +63,7 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	set, err := loadData(c, shapes[m.Graph.Inputs[0]])
+	set, err := loadData(c, shapes[m.Graph.Inputs[0]], nil)
 	if err != nil {
 		return err
 	}

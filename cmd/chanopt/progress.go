@@ -86,9 +86,12 @@ type stages struct {
 	stop        chan struct{}
 }
 
-// heartbeat is how long a log may stay without a line before the next tick (every second) prints
-// one: lines are at most 5 s apart.
-const heartbeat = 4 * time.Second
+// heartbeat is how long a log may stay without a line before the next tick prints one: lines are
+// at most 4 s apart (5 s with a slow scheduler).
+const heartbeat = 3500 * time.Millisecond
+
+// beatEvery is how often the heartbeat looks: lines come at most heartbeat + beatEvery apart.
+const beatEvery = 500 * time.Millisecond
 
 func newStages(c *cli.Context) *stages {
 	s := &stages{c: c, quiet: c.Bool("quiet"), last: time.Now(), stop: make(chan struct{})}
@@ -99,7 +102,7 @@ func newStages(c *cli.Context) *stages {
 }
 
 func (s *stages) beat() {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(beatEvery)
 	defer t.Stop()
 	for {
 		select {

@@ -88,7 +88,7 @@ func sameFile(a, b string) bool {
 }
 
 // loadData reads --data for a model whose (only) input has the given static shape.
-func loadData(c *cli.Context, shape onnx.Shape) (*dataset.Set, error) {
+func loadData(c *cli.Context, shape onnx.Shape, progress func(done, total int)) (*dataset.Set, error) {
 	if len(shape) != 4 {
 		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
 	}
@@ -106,7 +106,7 @@ func loadData(c *cli.Context, shape onnx.Shape) (*dataset.Set, error) {
 	}
 	return dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
 		Channels: int(shape[1].Size), Height: int(shape[2].Size), Width: int(shape[3].Size),
-		Samples: c.Int("samples"), Mean: mean, Std: std, Seed: c.Uint64("seed")})
+		Samples: c.Int("samples"), Mean: mean, Std: std, Seed: c.Uint64("seed"), Progress: progress})
 }
 
 // shrinkOptions turns the flags into optimizer.Options: every default is optimizer's, so the CLI,
@@ -234,11 +234,14 @@ func shrinkAction(c *cli.Context) error {
 	// A model whose batch is fixed at 1 runs on batches through a copy with a symbolic batch; the
 	// file written keeps the fixed dim.
 	work, fixed := m, (*fixedBatch)(nil)
+	prog := newStages(c)
+	defer prog.finish()
 	if c.IsSet("data") {
 		if len(m.Graph.Inputs) != 1 {
 			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
 		}
-		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]]); err != nil {
+		prog.Stage("data", "reading "+c.String("data"))
+		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]], func(d, t int) { prog.Step(d, t, 0) }); err != nil {
 			return err
 		}
 		if opt.Data.N < optimizer.MinImages {
@@ -254,10 +257,8 @@ func shrinkAction(c *cli.Context) error {
 			return err
 		}
 	}
-	prog := newStages(c)
 	opt.Progress = prog
 	res, err := optimizer.Shrink(c.Context, work, opt)
-	prog.finish()
 	var oe *optimizer.OptionsError
 	switch {
 	case errors.As(err, &oe):
@@ -265,6 +266,7 @@ func shrinkAction(c *cli.Context) error {
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	prog.Stage("write", "measuring latency for the table and writing the outputs")
 	fixed.restore(res.Model)
 	rep := &shrinkReport{Model: path, Output: out, Report: res.Report}
 	if err := plan.setModel(out, res.Model); err != nil {
