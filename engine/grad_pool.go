@@ -25,8 +25,7 @@ type poolGrad struct {
 
 func newPoolGrad(n *onnx.Node) (gradOp, []bool, bool, error) {
 	g := &poolGrad{max: n.OpType == "MaxPool", includePad: n.Int("count_include_pad", 0) != 0}
-	g.win = window{kernel: ints(n.Ints("kernel_shape")), strides: ints(n.Ints("strides")), dilations: ints(n.Ints("dilations")),
-		pads: ints(n.Ints("pads")), autoPad: n.String("auto_pad", "NOTSET"), ceil: n.Int("ceil_mode", 0) != 0}
+	g.win = nodeWindow(n)
 	if g.win.kernel == nil {
 		return nil, nil, false, fmt.Errorf("kernel_shape is required")
 	}
