@@ -590,26 +590,33 @@ func (st *inferState) toInit(n *Node, typ DataType, v *intTensor) bool {
 	return true
 }
 
-// removeDeadNodes drops nodes none of whose outputs reach a graph output.
-func removeDeadNodes(g *Graph) {
-	live := map[string]bool{}
-	for _, o := range g.Outputs {
+// Needed marks the nodes of g (topologically ordered) that the values outs depend on, and returns
+// every value those nodes read (subgraphs' outer reads included) together with outs.
+func Needed(g *Graph, outs ...string) (nodes []bool, live map[string]bool) {
+	live = map[string]bool{}
+	for _, o := range outs {
 		live[o] = true
 	}
-	keep := make([]bool, len(g.Nodes))
+	nodes = make([]bool, len(g.Nodes))
 	for i := len(g.Nodes) - 1; i >= 0; i-- {
 		n := g.Nodes[i]
 		for _, o := range n.Outputs {
 			if live[o] {
-				keep[i] = true
+				nodes[i] = true
 			}
 		}
-		if keep[i] {
+		if nodes[i] {
 			for _, in := range nodeReads(n) {
 				live[in] = true
 			}
 		}
 	}
+	return nodes, live
+}
+
+// removeDeadNodes drops nodes none of whose outputs reach a graph output.
+func removeDeadNodes(g *Graph) {
+	keep, _ := Needed(g, g.Outputs...)
 	kept := g.Nodes[:0]
 	for i, n := range g.Nodes {
 		if keep[i] {

@@ -141,24 +141,7 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 // tensors. Running it costs only the part of the network before them.
 func prefixModel(m *onnx.Model, outs ...string) *onnx.Model {
 	g := m.Graph
-	live := map[string]bool{}
-	for _, o := range outs {
-		live[o] = true
-	}
-	keep := make([]bool, len(g.Nodes))
-	for i := len(g.Nodes) - 1; i >= 0; i-- {
-		n := g.Nodes[i]
-		for _, o := range n.Outputs {
-			if live[o] {
-				keep[i] = true
-			}
-		}
-		if keep[i] {
-			for _, in := range n.Inputs {
-				live[in] = true
-			}
-		}
-	}
+	keep, live := onnx.Needed(g, outs...)
 	c := *m
 	cg := *g
 	cg.Nodes = nil
