@@ -105,6 +105,18 @@ func checkLabels(c *cli.Context, m *onnx.Model, shapes map[string]onnx.Shape, se
 	if k <= 0 {
 		return nil
 	}
+	if c.String("labels") == "" && len(set.Classes) != k {
+		// Class folders name their own classes; their sorted order gives the model's class
+		// indices only when there are as many folders as the model has outputs. Otherwise an
+		// accuracy would compare unrelated indices (a 4-folder set on a 1,000-class model scored
+		// 0%): agreement with the original is all that can be measured.
+		set.Labels = nil
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "chanopt: %s has %d class folders and the model %d outputs: the folders are not its classes, so no accuracy is reported (agreement with the original only)\n",
+				c.String("data"), len(set.Classes), k)
+		}
+		return nil
+	}
 	for i, l := range set.Labels {
 		if l < 0 || l >= k {
 			return fmt.Errorf("labels: %s: label %d of image %d is outside the model's %d classes (0 to %d)",

@@ -145,3 +145,34 @@ func TestShrinkMemoryAndSilence(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignClassFolders: class folders that are not the model's classes (2 folders, 10 outputs)
+// give agreement only, with a line saying why, never an accuracy over unrelated indices.
+func TestForeignClassFolders(t *testing.T) {
+	dir := t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 28, 28))
+	for _, class := range []string{"cats", "dogs"} {
+		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 12; k++ {
+			for i := range img.Pix {
+				img.Pix[i] = uint8(i*k + len(class))
+			}
+			f, err := os.Create(filepath.Join(dir, class, fmt.Sprintf("%d.png", k)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+	model := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
+	code, stdout, stderr := runCLI("eval", model, "--data", dir, "--teacher", model)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "not its classes") || strings.Contains(stdout, "accuracy") || !strings.Contains(stdout, "agreement") {
+		t.Errorf("stdout %q, stderr %q: want agreement only and a line saying the folders are not the model's classes", stdout, stderr)
+	}
+}
