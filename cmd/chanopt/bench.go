@@ -10,6 +10,7 @@ import (
 
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/onnx/pb"
 	"github.com/chanopt/chanopt/ort"
 	"github.com/urfave/cli/v2"
 )
@@ -194,11 +195,15 @@ func benchModel(path string, runtimes []string, batch, threads int, specs []stri
 	if err != nil {
 		return nil, err
 	}
+	relaxed := false
 	if batch != 1 {
-		// A model with its batch fixed at 1 runs larger batches through a copy with a symbolic batch.
-		if m, _, err = relaxBatch(path, m); err != nil {
+		// A model with its batch fixed at 1 runs larger batches through a copy with a symbolic
+		// batch, in both runtimes.
+		var fb *fixedBatch
+		if m, fb, err = relaxBatch(path, m); err != nil {
 			return nil, err
 		}
+		relaxed = fb != nil
 	}
 	ins, err := benchInputs(m, batch, specs)
 	if err != nil {
@@ -212,7 +217,7 @@ func benchModel(path string, runtimes []string, batch, threads int, specs []stri
 		var r *benchTiming
 		switch rt {
 		case runtimeORT:
-			r, err = benchORT(path, m, ins, threads, budget)
+			r, err = benchORT(path, m, relaxed, ins, threads, budget)
 		default:
 			r, err = benchEngine(m, ins, threads, budget)
 		}
@@ -275,8 +280,21 @@ func benchEngine(m *onnx.Model, ins []*engine.Tensor, threads int, budget time.D
 
 // benchORT times the model file in ONNX Runtime on the engine's inputs (same values, shared
 // memory), matched to the session's inputs by name.
-func benchORT(path string, m *onnx.Model, ins []*engine.Tensor, threads int, budget time.Duration) (*benchTiming, error) {
-	s, err := ort.Open(path, threads)
+func benchORT(path string, m *onnx.Model, relaxed bool, ins []*engine.Tensor, threads int, budget time.Duration) (*benchTiming, error) {
+	var s *ort.Session
+	var err error
+	if relaxed {
+		// The file says batch 1: ONNX Runtime gets the copy with a symbolic batch.
+		var pm *pb.ModelProto
+		var b []byte
+		if pm, err = m.Export(); err == nil {
+			if b, err = onnx.Encode(pm); err == nil {
+				s, err = ort.OpenBytes(path, b, threads)
+			}
+		}
+	} else {
+		s, err = ort.Open(path, threads)
+	}
 	if err != nil {
 		return nil, err
 	}

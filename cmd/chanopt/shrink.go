@@ -240,8 +240,15 @@ func shrinkAction(c *cli.Context) error {
 		if len(m.Graph.Inputs) != 1 {
 			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
 		}
-		prog.Stage("data", "reading "+c.String("data"))
-		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]], func(d, t int) { prog.Step(d, t, 0) }); err != nil {
+		// A folder of photos takes a while to decode: its stage begins with the first image (files
+		// load at once, and an error in them stays the only line).
+		decoding := func(d, t int) {
+			if d == 1 {
+				prog.Stage("data", fmt.Sprintf("decoding the %d images of %s", t, c.String("data")))
+			}
+			prog.Step(d, t, 0)
+		}
+		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]], decoding); err != nil {
 			return err
 		}
 		if opt.Data.N < optimizer.MinImages {
