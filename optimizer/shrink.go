@@ -221,15 +221,15 @@ func (opt Options) withDefaults() Options {
 	return opt
 }
 
-// Bounds Validate puts on the counts: far beyond sensible runs, below sizes that would exhaust
-// memory or time before anything could be reported.
+// Bounds Validate puts on the counts (the CLI checks its flags against the same): far beyond
+// sensible runs, below sizes that would exhaust memory or time before anything could be reported.
 const (
-	maxOptBatch      = 1 << 16
-	maxOptThreads    = 1 << 10
-	maxOptIterations = 1 << 30
-	maxOptRoundTo    = 1 << 16
-	maxOptSynthetic  = 1 << 16
-	maxOptEpochs     = 1e6
+	MaxBatch      = 1 << 16
+	MaxThreads    = 1 << 10
+	MaxIterations = 1 << 30
+	MaxRoundTo    = 1 << 16
+	MaxSynthetic  = 1 << 16
+	MaxEpochs     = 1e6
 )
 
 // Validate checks that the options can work together, before any model is read. The error is an
@@ -255,14 +255,14 @@ func (opt Options) Validate() error {
 	for _, f := range []struct {
 		name   string
 		v, max int
-	}{{"batch", opt.Batch, maxOptBatch}, {"threads", opt.Threads, maxOptThreads}, {"iterations", opt.Iterations, maxOptIterations},
-		{"round-to", opt.RoundTo, maxOptRoundTo}, {"synthetic", opt.Synthetic, maxOptSynthetic}} {
+	}{{"batch", opt.Batch, MaxBatch}, {"threads", opt.Threads, MaxThreads}, {"iterations", opt.Iterations, MaxIterations},
+		{"round-to", opt.RoundTo, MaxRoundTo}, {"synthetic", opt.Synthetic, MaxSynthetic}} {
 		if f.v < 0 || f.v > f.max {
 			return optionsErrorf("%s %d: want 0 to %d", f.name, f.v, f.max)
 		}
 	}
-	if math.IsNaN(opt.Epochs) || opt.Epochs < 0 || opt.Epochs > maxOptEpochs {
-		return optionsErrorf("epochs %v: want 0 to %v", opt.Epochs, maxOptEpochs)
+	if math.IsNaN(opt.Epochs) || opt.Epochs < 0 || opt.Epochs > MaxEpochs {
+		return optionsErrorf("epochs %v: want 0 to %v", opt.Epochs, MaxEpochs)
 	}
 	if math.IsNaN(opt.LR) || math.IsInf(opt.LR, 0) || opt.LR <= 0 || opt.LR > 1 {
 		return optionsErrorf("learning rate %v: want more than 0 and at most 1", opt.LR)

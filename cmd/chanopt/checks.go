@@ -8,19 +8,21 @@ import (
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/optimizer"
 	"github.com/urfave/cli/v2"
 )
 
-// Bounds on the sizes a user controls with flags. Each is far beyond any sensible run and well
-// below what would exhaust memory before the run could say so.
+// Bounds on the sizes a user controls with flags: optimizer's where the flag is one of its options.
+// Each is far beyond any sensible run and well below what would exhaust memory before the run
+// could say so.
 const (
-	maxBatch      = 1 << 16
-	maxThreads    = 1 << 10
+	maxBatch      = optimizer.MaxBatch
+	maxThreads    = optimizer.MaxThreads
 	maxSamples    = 1 << 28
-	maxSynthetic  = 1 << 16
-	maxIterations = 1 << 30
-	maxRoundTo    = 1 << 16
-	maxEpochs     = 1e6
+	maxSynthetic  = optimizer.MaxSynthetic
+	maxIterations = optimizer.MaxIterations
+	maxRoundTo    = optimizer.MaxRoundTo
+	maxEpochs     = optimizer.MaxEpochs
 	// maxBatchFloats bounds one batch of input images (1 GiB of float32); activations are larger.
 	maxBatchFloats = 1 << 28
 )
