@@ -213,6 +213,9 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 		}
 		opt.Fitness = ContributionFitness(a, mom, MomentOptions{})
 		opt.Importance = ContributionImportance(a, mom, MomentOptions{})
+		if opt.Iterations == 0 {
+			opt.Iterations = 4000 // as cheap as the data-free score
+		}
 		desc := fmt.Sprintf("consumer variance lost after mean compensation, moments measured on %d calibration images (a data refit per candidate would not fit the search time)", sets.Repair.N)
 		sets.Repair, sets.Score = nil, nil
 		if sets.ConfirmRepair == nil {
