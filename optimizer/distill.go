@@ -160,13 +160,15 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	stats := calib.Head(statImages)
 	refitTime := time.Duration(0)
 	if opt.RepairTime > 0 {
-		// The statistics run the model about twice (bias correction) or once per BN layer (each
-		// recalibrated in turn); they get 30% of the repair time, the refit the rest.
+		// The statistics run the teacher once, then the student cut off at each corrected layer
+		// (bias correction) or at each BN (recalibration, each in turn): about half the network per
+		// layer. They get 30% of the repair time, the refit the rest.
 		perImage, err := forwardCost(teacher, calib)
 		if err != nil {
 			return nil, err
 		}
-		passes := max(2, float64(countOps(student, "BatchNormalization")))
+		layers := max(countOps(student, "Conv")+countOps(student, "Gemm"), countOps(student, "BatchNormalization"))
+		passes := 1 + float64(layers)/2
 		if fit := int(0.3 * float64(opt.RepairTime) / (passes * float64(perImage))); fit < stats.N {
 			stats = calib.Head(max(64, fit))
 		}
