@@ -13,6 +13,7 @@ import (
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/dataset/npy"
 	"github.com/chanopt/chanopt/internal/testenv"
+	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/ort"
 )
@@ -124,5 +125,60 @@ func TestBundledModels(t *testing.T) {
 			}
 		}
 		s.Close()
+	}
+}
+
+// TestModelTable: the model table of models/README.md describes the committed files: one row per
+// bundled model and one model per row, with the params, MACs (batch 1) and file size chanopt
+// measures, and every file under the 2 MB limit. Pure Go: it runs on any machine.
+func TestModelTable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|.*\\| ([0-9,]+) \\| ([0-9,]+) \\| [0-9.]+% \\|.*\\| ([0-9,]+) B \\|$")
+	num := func(s string) int64 {
+		v, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
+		return v
+	}
+	rows := map[string][3]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			rows[m[1]] = [3]int64{num(m[2]), num(m[3]), num(m[4])}
+		}
+	}
+	models := testenv.BundledModels(t)
+	if len(rows) != len(models) {
+		t.Errorf("the table has %d rows, models/ has %d models", len(rows), len(models))
+	}
+	for _, p := range models {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		want, ok := rows[name]
+		if !ok {
+			t.Errorf("%s: no row in models/README.md", name)
+			continue
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := onnx.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes, err := onnx.BatchOne(m.Graph, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := onnx.CostAt(m, shapes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := [3]int64{c.Params, c.MACs, info.Size()}; got != want {
+			t.Errorf("%s: params, MACs and bytes are %v, the table says %v", name, got, want)
+		}
+		if info.Size() >= 2<<20 {
+			t.Errorf("%s: %d bytes, over the 2 MB limit for committed files", name, info.Size())
+		}
 	}
 }
