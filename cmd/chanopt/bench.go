@@ -47,12 +47,12 @@ func benchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if ortMissing != "" {
-				fmt.Fprintf(c.App.ErrWriter, "chanopt: measuring in the engine only: %s\n", ortMissing)
-			}
 			res, err := benchModel(path, runtimes, c.Int("batch"), c.Int("threads"), c.StringSlice("input-shape"), c.Duration("time"))
 			if err != nil {
-				return err
+				return err // an error stays the only line
+			}
+			if ortMissing != "" {
+				fmt.Fprintf(c.App.ErrWriter, "chanopt: measured in the engine only: %s\n", ortMissing)
 			}
 			res.ORTUnavailable = ortMissing
 			if c.Bool("json") {
