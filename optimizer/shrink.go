@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
@@ -53,7 +54,9 @@ type Options struct {
 	// DistillTime override their shares.
 	Time time.Duration
 
-	Search     SearchKind
+	Search SearchKind
+	// RoundTo keeps widths multiples of it; 0 lets the runtime choose: each of its grids
+	// (Runtime.Grids) is searched and the fastest result, timed in it, kept.
 	RoundTo    int
 	Seed       uint64
 	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
@@ -67,13 +70,20 @@ type Options struct {
 
 	Batch, Threads int // images per engine batch; CPU threads (0: all cores)
 
+	// Runtime is where latency is measured: a latency budget, the choice among width grids, and
+	// the proof that the slim model is faster (nil: chanopt's engine with Threads).
+	Runtime Runtime
+	// LatencyBatch is the batch latency is budgeted and judged at (0: 1); the proof also times
+	// batch 1.
+	LatencyBatch int
+
 	// Progress hears what Shrink does (nil: nothing is reported).
 	Progress Progress
 }
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
 func DefaultOptions() Options {
-	return Options{Time: 10 * time.Minute, HoldBack: 0.1, Search: SearchAnneal, RoundTo: 1, Seed: 1,
+	return Options{Time: 10 * time.Minute, HoldBack: 0.1, Search: SearchAnneal, Seed: 1,
 		Repair: RepairDistill, Epochs: 8, LR: 1e-3, Synthetic: 512, Batch: 64}
 }
 
@@ -123,8 +133,11 @@ type Report struct {
 	Distill     *DistillReport     `json:"distill"`
 	// Compensation is set when removed channels' means were folded into their consumers.
 	Compensation *CompensationReport `json:"compensation,omitempty"`
-	// LatencySearch is set for a latency budget: the engine's measured batch-1 latency.
+	// LatencySearch is set for a latency budget: the latency measured in the runtime.
 	LatencySearch *LatencySearch `json:"latency_search,omitempty"`
+	// Runtime is the proof: original and slim timed alternately in the runtime (and the width
+	// grids tried, when the runtime chose among them). Measured, so it differs between runs.
+	Runtime *RuntimeReport `json:"runtime,omitempty"`
 	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
 	// part of the report that differs between two runs with the same seed.
 	Timings []StageTiming `json:"timings,omitempty"`
@@ -198,11 +211,51 @@ type CompensationReport struct {
 	Means string `json:"means"` // "estimated" (from the model alone) or "data"
 }
 
-// LatencySearch is the outcome of a search under a latency budget.
+// LatencySearch is the outcome of a search under a latency budget (times in the runtime at the
+// timed batch).
 type LatencySearch struct {
+	Runtime  string  `json:"runtime"`
+	Batch    int     `json:"batch"`
 	BeforeMS float64 `json:"before_ms"`
 	AfterMS  float64 `json:"after_ms"`
 	Attempts int     `json:"attempts"`
+}
+
+// RuntimeReport is the latency of the original and the slim model in the runtime, timed
+// alternately, at batch 1 and at the timed batch.
+type RuntimeReport struct {
+	Runtime string         `json:"runtime"`
+	Version string         `json:"version,omitempty"`
+	Threads int            `json:"threads"`
+	Batches []BatchLatency `json:"batches,omitempty"`
+	// Slower says the slim model was not faster than the original at the timed batch (the last
+	// of Batches).
+	Slower bool `json:"slower"`
+	// Error says why the models could not be timed (nothing else is then set).
+	Error string `json:"error,omitempty"`
+	// Grids are the width grids searched when the runtime chose among them; RoundTo is the one kept.
+	Grids   []GridTrial `json:"grids,omitempty"`
+	RoundTo int         `json:"round_to,omitempty"`
+}
+
+// BatchLatency is one batch's alternated timing: medians and spreads (half the interquartile
+// range) in ms, and the speedup (original over slim).
+type BatchLatency struct {
+	Batch          int     `json:"batch"`
+	BeforeMS       float64 `json:"before_ms"`
+	BeforeSpreadMS float64 `json:"before_spread_ms"`
+	AfterMS        float64 `json:"after_ms"`
+	AfterSpreadMS  float64 `json:"after_spread_ms"`
+	Speedup        float64 `json:"speedup"`
+	Runs           int     `json:"runs"`
+}
+
+// GridTrial is one width grid's search result, timed alternately with the others.
+type GridTrial struct {
+	RoundTo int     `json:"round_to"`
+	MACs    int64   `json:"macs,omitempty"`
+	MS      float64 `json:"ms,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 // MinImages is the fewest calibration images Shrink accepts: some are held back to check.
@@ -289,6 +342,8 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	rt := opt.runtime()
+	timed := atBatch(m, shapes, max(opt.LatencyBatch, 1))
 	var calib, val *dataset.Set
 	if opt.Data != nil {
 		calib, val = opt.Data.Split(opt.HoldBack, opt.Seed)
@@ -316,7 +371,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	}
 	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search,
 		Before: CostReport{Params: before.Params, MACs: before.MACs}}
-	slim, err := search(ctx, a, opt, shapes, calib, est, imp, &rep)
+	slim, err := searchGrids(ctx, a, opt, rt, shapes, timed, calib, est, imp, &rep)
 	if err != nil {
 		return nil, err
 	}
@@ -342,12 +397,174 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
 		return nil, err
 	}
+	proveLatency(rt, m, slim.Model, opt, shapes, &rep)
 	rep.Timings = clock.done()
 	return &Result{Model: slim.Model, Report: rep}, nil
 }
 
+// runtime is opt.Runtime, or the engine.
+func (opt Options) runtime() Runtime {
+	if opt.Runtime != nil {
+		return opt.Runtime
+	}
+	return EngineRuntime{NumThreads: opt.Threads}
+}
+
+// gridTiming is how long the grids' results are timed, alternately, to choose among them.
+const gridTiming = 2 * time.Second
+
+// searchGrids runs the search on each width grid the runtime likes (one search when opt.RoundTo
+// is given or the runtime has one grid) and keeps the result that is fastest in the runtime; under
+// a latency budget, the best-judged of those that meet it. Every grid's search meets the budget on
+// its own, so no grid cuts more than its rounding needs.
+func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
+	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+	grids := []int{opt.RoundTo}
+	if opt.RoundTo == 0 {
+		grids = rt.Grids()
+	}
+	if len(grids) == 1 {
+		opt.RoundTo = grids[0]
+		return search(ctx, a, opt, rt, shapes, timed, calib, est, imp, rep)
+	}
+	prog := opt.progress()
+	opt.SearchTime /= time.Duration(len(grids))
+	type found struct {
+		slim *Slim
+		rep  Report
+		grid int
+	}
+	var results []found
+	var trials []GridTrial
+	var firstErr error
+	for _, g := range grids {
+		o, r := opt, *rep
+		o.RoundTo = g
+		prog.Note(fmt.Sprintf("searching widths on multiples of %d (%s's fast widths differ by model: each grid is timed)", g, rt.Name()))
+		slim, err := search(ctx, a, o, rt, shapes, timed, calib, est, imp, &r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			firstErr = cmp.Or(firstErr, err)
+			trials = append(trials, GridTrial{RoundTo: g, Error: err.Error()})
+			continue
+		}
+		results = append(results, found{slim, r, g})
+		trials = append(trials, GridTrial{RoundTo: g, MACs: slim.Costs.MACs})
+	}
+	if len(results) == 0 {
+		return nil, firstErr
+	}
+	models := []*onnx.Model{a.Model}
+	for _, f := range results {
+		models = append(models, f.slim.Model)
+	}
+	prog.Stage("grids", fmt.Sprintf("the original and the result on each of %d grids timed alternately in %s at batch %d", len(results), rt.Name(), timed1(timed)))
+	ts, err := TimeAlternately(rt, models, timed, gridTiming)
+	chosen := 0
+	if err != nil {
+		prog.Note(fmt.Sprintf("could not time the grids' results (%v): keeping multiples of %d", err, results[0].grid))
+	} else {
+		before := durationMS(ts[0].Median)
+		for i, f := range results {
+			for j := range trials {
+				if trials[j].RoundTo == f.grid {
+					trials[j].MS = durationMS(ts[i+1].Median)
+				}
+			}
+		}
+		meets := func(i int) bool {
+			return opt.Budget.Kind != Latency || durationMS(ts[i+1].Median) <= opt.Budget.Ratio*before
+		}
+		for i := range results {
+			switch {
+			case meets(i) && !meets(chosen):
+				chosen = i
+			case meets(i) != meets(chosen):
+			case opt.Budget.Kind == Latency && meets(i):
+				// All meet the latency budget: the one the search judged best keeps most.
+				if fi, fc := results[i].rep.SearchStats, results[chosen].rep.SearchStats; fi != nil && fc != nil && fi.Fitness > fc.Fitness {
+					chosen = i
+				}
+			case ts[i+1].Median < ts[chosen+1].Median:
+				chosen = i
+			}
+		}
+	}
+	*rep = results[chosen].rep
+	rep.Runtime = &RuntimeReport{Grids: trials, RoundTo: results[chosen].grid}
+	prog.Note(fmt.Sprintf("kept widths on multiples of %d (%s)", results[chosen].grid, describeTrials(trials)))
+	return results[chosen].slim, nil
+}
+
+func timed1(timed map[string]onnx.Shape) int {
+	for _, s := range timed {
+		if len(s) > 0 && s[0].Known() {
+			return int(s[0].Size)
+		}
+	}
+	return 1
+}
+
+func describeTrials(trials []GridTrial) string {
+	var parts []string
+	for _, t := range trials {
+		switch {
+		case t.Error != "" && strings.Contains(t.Error, "cannot be met"):
+			parts = append(parts, fmt.Sprintf("multiples of %d cannot meet the budget", t.RoundTo))
+		case t.Error != "":
+			parts = append(parts, fmt.Sprintf("multiples of %d failed: %s", t.RoundTo, t.Error))
+		case t.MS > 0:
+			parts = append(parts, fmt.Sprintf("multiples of %d ran in %.3f ms", t.RoundTo, t.MS))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// proofTiming is how long each batch of the proof times original and slim, alternately.
+const proofTiming = time.Second
+
+// proveLatency times the original and the slim model alternately in the runtime at batch 1 and
+// at the timed batch, and records it in rep.Runtime.
+func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[string]onnx.Shape, rep *Report) {
+	prog := opt.progress()
+	rr := rep.Runtime
+	if rr == nil {
+		rr = &RuntimeReport{}
+		rep.Runtime = rr
+	}
+	rr.Runtime, rr.Version, rr.Threads = rt.Name(), rt.Version(), rt.Threads()
+	batches := []int{1}
+	if b := max(opt.LatencyBatch, 1); b > 1 && timed1(atBatch(m, shapes, b)) == b {
+		batches = append(batches, b)
+	}
+	at := "batch 1"
+	if len(batches) > 1 {
+		at = fmt.Sprintf("batch 1 and %d", batches[1])
+	}
+	prog.Stage("latency", fmt.Sprintf("original and slim timed alternately in %s (%d threads) at %s", rt.Name(), rr.Threads, at))
+	for _, b := range batches {
+		ts, err := TimeAlternately(rt, []*onnx.Model{m, slim}, atBatch(m, shapes, b), proofTiming)
+		if err != nil {
+			rr.Error = err.Error()
+			rr.Batches = nil
+			prog.Note(fmt.Sprintf("latency not measured: %v", err))
+			return
+		}
+		bl := BatchLatency{Batch: b, BeforeMS: durationMS(ts[0].Median), BeforeSpreadMS: durationMS(ts[0].Spread()),
+			AfterMS: durationMS(ts[1].Median), AfterSpreadMS: durationMS(ts[1].Spread()), Runs: ts[0].Runs}
+		if bl.AfterMS > 0 {
+			bl.Speedup = bl.BeforeMS / bl.AfterMS
+		}
+		rr.Batches = append(rr.Batches, bl)
+	}
+	last := rr.Batches[len(rr.Batches)-1]
+	rr.Slower = last.AfterMS >= last.BeforeMS
+}
+
 // search picks the widths and the channels each group keeps, and slices.
-func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[string]onnx.Shape, calib *dataset.Set,
+func search(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape, calib *dataset.Set,
 	est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
 	prog := opt.progress()
 	if opt.Search == SearchUniform {
@@ -383,14 +600,14 @@ func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[st
 	sopt.Stage = func(name, what string) { prog.Stage("search: "+name, what) }
 	var sr *SearchResult
 	if opt.Budget.Kind == Latency {
-		lat, err := AnnealLatency(a, sopt, opt.Threads)
+		lat, err := AnnealLatency(a, sopt, rt, timed)
 		if err != nil {
 			return nil, err
 		}
 		sr = lat.SearchResult
-		rep.LatencySearch = &LatencySearch{BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
-		prog.Note(fmt.Sprintf("latency (engine, batch 1): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
-			lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
+		rep.LatencySearch = &LatencySearch{Runtime: rt.Name(), Batch: timed1(timed), BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
+		prog.Note(fmt.Sprintf("latency (%s, batch %d): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
+			rt.Name(), timed1(timed), lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
 	} else if sr, err = Anneal(a, sopt); err != nil {
 		return nil, err
 	}

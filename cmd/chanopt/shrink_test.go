@@ -132,7 +132,8 @@ func TestShrinkSeedDeterminism(t *testing.T) {
 	shrink := func(tag, seed string, extra ...string) ([]byte, shrinkReport) {
 		out := filepath.Join(dir, tag+".onnx")
 		rep := filepath.Join(dir, tag+".json")
-		args := []string{"shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500", "-o", out, "--report", rep, "-q"}
+		args := []string{"shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500",
+			"--round-to", "1", "--allow-slower", "-o", out, "--report", rep, "-q"}
 		code, _, stderr := runCLI(append(args, extra...)...)
 		if code != 0 {
 			t.Fatalf("seed %s: %s", seed, stderr)
