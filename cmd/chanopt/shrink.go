@@ -247,7 +247,11 @@ func shrinkAction(c *cli.Context) error {
 		msg := fmt.Sprintf("%s: SLOWER: the slim model is not faster than the original in %s at batch %d (%.3f ms vs %.3f ms); it was written",
 			out, r.Runtime, last.Batch, last.AfterMS, last.BeforeMS)
 		if !c.Bool("allow-slower") {
-			return fmt.Errorf("%s, but --allow-slower was not given (try --round-to 8 or 16, or a --latency budget)", msg)
+			hint := "try --round-to 8 or 16, or a --latency budget"
+			if len(r.Grids) > 0 {
+				hint = "no width grid made it faster: try a smaller budget, or a --latency budget"
+			}
+			return fmt.Errorf("%s, but --allow-slower was not given (%s)", msg, hint)
 		}
 		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (--allow-slower)\n", msg)
 	}
