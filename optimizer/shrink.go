@@ -424,12 +424,15 @@ func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runti
 	if opt.RoundTo == 0 {
 		grids = rt.Grids()
 	}
+	opt.SearchTime /= time.Duration(len(grids))
+	s, err := newSearcher(ctx, a, opt, rt, shapes, timed, calib, est, imp)
+	if err != nil {
+		return nil, err
+	}
 	if len(grids) == 1 {
-		opt.RoundTo = grids[0]
-		return search(ctx, a, opt, rt, shapes, timed, calib, est, imp, rep)
+		return s.run(grids[0], rep)
 	}
 	prog := opt.progress()
-	opt.SearchTime /= time.Duration(len(grids))
 	type found struct {
 		slim *Slim
 		rep  Report
@@ -439,10 +442,9 @@ func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runti
 	var trials []GridTrial
 	var firstErr error
 	for _, g := range grids {
-		o, r := opt, *rep
-		o.RoundTo = g
+		r := *rep
 		prog.Note(fmt.Sprintf("searching widths on multiples of %d (%s's fast widths differ by model: each grid is timed)", g, rt.Name()))
-		slim, err := search(ctx, a, o, rt, shapes, timed, calib, est, imp, &r)
+		slim, err := s.run(g, &r)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -609,35 +611,60 @@ func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[strin
 	rr.Slower = last.AfterMS >= last.BeforeMS
 }
 
-// search picks the widths and the channels each group keeps, and slices.
-func search(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape, calib *dataset.Set,
-	est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
-	prog := opt.progress()
+// searcher is a width search prepared once (layer metrics, the fitness and what it needs from
+// the data) and run on one width grid at a time.
+type searcher struct {
+	a             *rewrite.Analysis
+	opt           Options
+	rt            Runtime
+	shapes, timed map[string]onnx.Shape
+	imp           map[rewrite.GroupID][]float64
+	sopt          SearchOptions
+	fitness       string
+}
+
+// newSearcher prepares the search of opt.Search (the annealer's fitness on calib, or on the
+// moments est, or on the weights).
+func newSearcher(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
+	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64) (*searcher, error) {
+	s := &searcher{a: a, opt: opt, rt: rt, shapes: shapes, timed: timed, imp: imp}
 	if opt.Search == SearchUniform {
-		prog.Stage("search", "the same fraction of every group, the largest that meets the budget")
-		return ShrinkUniformBy(a, opt.Budget, shapes, opt.RoundTo, imp)
+		return s, nil
 	}
 	layers, err := LayerMetricsOf(a.Model)
 	if err != nil {
 		return nil, err
 	}
-	sopt := SearchOptions{Budget: opt.Budget, Inputs: shapes, RoundTo: opt.RoundTo, Seed: opt.Seed,
+	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: shapes, Seed: opt.Seed,
 		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
-	fitness := "weights"
+	s.fitness = "weights"
 	switch {
 	case calib != nil:
-		if fitness, err = sopt.UseData(a, calib, opt.Batch, opt.Threads); err != nil {
+		if s.fitness, err = s.sopt.UseData(a, calib, opt.Batch, opt.Threads); err != nil {
 			return nil, err
 		}
 	case est != nil:
-		sopt.Fitness = ContributionFitness(a, est, MomentOptions{})
-		sopt.Importance = imp
-		if sopt.Iterations == 0 {
-			sopt.Iterations = 4000 // as cheap as the weight-only score
+		s.sopt.Fitness = ContributionFitness(a, est, MomentOptions{})
+		s.sopt.Importance = imp
+		if s.sopt.Iterations == 0 {
+			s.sopt.Iterations = 4000 // as cheap as the weight-only score
 		}
-		fitness = "consumer variance lost after mean compensation (data-free)"
+		s.fitness = "consumer variance lost after mean compensation (data-free)"
 	}
-	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, fitness)
+	return s, nil
+}
+
+// run picks the widths on multiples of roundTo and the channels each group keeps, and slices.
+func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
+	opt, a, rt, timed := s.opt, s.a, s.rt, s.timed
+	prog := opt.progress()
+	if opt.Search == SearchUniform {
+		prog.Stage("search", "the same fraction of every group, the largest that meets the budget")
+		return ShrinkUniformBy(a, opt.Budget, s.shapes, roundTo, s.imp)
+	}
+	sopt := s.sopt
+	sopt.RoundTo = roundTo
+	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, s.fitness)
 	if opt.SearchTime > 0 {
 		what += fmt.Sprintf(", for at most %s", opt.SearchTime)
 	}
@@ -645,6 +672,7 @@ func search(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, s
 	sopt.Progress = prog.Step
 	sopt.Stage = func(name, what string) { prog.Stage("search: "+name, what) }
 	var sr *SearchResult
+	var err error
 	if opt.Budget.Kind == Latency {
 		lat, err := AnnealLatency(a, sopt, rt, timed)
 		if err != nil {
@@ -658,7 +686,7 @@ func search(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, s
 		return nil, err
 	}
 	rep.SearchStats = &SearchStats{Iterations: sr.Iterations, Accepted: sr.Accepts, Evaluations: sr.Evaluations,
-		Fitness: sr.Fitness, FitnessKind: fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
+		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
 	return &sr.Slim, nil
 }
 
