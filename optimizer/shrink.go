@@ -122,8 +122,10 @@ type Result struct {
 	Report Report
 }
 
-// Report is the record of a Shrink, as the CLI writes it with --report. It holds no timings
-// outside Distill's stages (the CLI zeroes those), so the same inputs give the same report.
+// Report is the record of a Shrink, as the CLI writes it with --report. What is measured in wall
+// time (Timings, Runtime, LatencySearch's and the costs' milliseconds, Distill's and the
+// finalists' seconds) differs between runs; the rest is the same for the same inputs and seed
+// (unless the runtime chose the width grid by timing, see Options.RoundTo).
 type Report struct {
 	Budget      map[string]float64 `json:"budget"`
 	Search      SearchKind         `json:"search"`

@@ -71,6 +71,9 @@ func TestShrinkWithoutORT(t *testing.T) {
 			if r.Runtime == nil || r.Runtime.Runtime != "engine" || len(r.Runtime.Batches) != 1 || r.Runtime.Batches[0].AfterMS <= 0 {
 				t.Errorf("report's runtime section = %+v, want the engine's timing at batch 1", r.Runtime)
 			}
+			if l := r.LatencySearch; strings.Contains(tc.name, "latency") && (l == nil || l.Runtime != "engine" || l.Attempts < 1 || l.BeforeMS <= 0) {
+				t.Errorf("latency search %+v, want the engine's measurements", l)
+			}
 			if r.Runtime != nil && len(r.Runtime.Grids) > 0 {
 				t.Errorf("the engine searched %d grids, want one (multiples of 1)", len(r.Runtime.Grids))
 			}
@@ -108,4 +111,35 @@ func TestShrinkRuntimeORT(t *testing.T) {
 		t.Errorf("exit %d with slower=%v in the report; stderr:\n%s", code, rr.Slower, stderr)
 	}
 	t.Logf("kept multiples of %d; batch 1 speedup %.2f, batch 8 speedup %.2f", rr.RoundTo, rr.Batches[0].Speedup, rr.Batches[len(rr.Batches)-1].Speedup)
+}
+
+// TestShrinkLatencyORT: a latency budget is predicted from ONNX Runtime's per-layer table and
+// measured in it; the slim model's measured ratio is near the budget (loosely: the machine may be
+// busy, and at 28×28 a run takes a fraction of a millisecond).
+func TestShrinkLatencyORT(t *testing.T) {
+	if err := ort.Available(); err != nil {
+		testenv.Missing(t, "ONNX Runtime: %v", err)
+	}
+	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
+	dir := t.TempDir()
+	rep := filepath.Join(dir, "r.json")
+	code, _, stderr := runCLI("shrink", src, "--latency", "0.6", "--no-distill", "--iterations", "300", "--allow-slower",
+		"-o", filepath.Join(dir, "out.onnx"), "--report", rep)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := readShrinkReport(t, rep)
+	l, rr := r.LatencySearch, r.Runtime
+	if l == nil || l.Runtime != "ort" || l.Batch != 1 || l.Attempts < 1 || l.Attempts > 3 {
+		t.Fatalf("latency search %+v, want ONNX Runtime's at batch 1 after 1 to 3 searches", l)
+	}
+	if rr == nil || len(rr.Batches) != 1 {
+		t.Fatalf("runtime report %+v", rr)
+	}
+	measured := rr.Batches[0].AfterMS / rr.Batches[0].BeforeMS
+	t.Logf("searched %.3f, proof %.3f of the original's latency (budget 0.6), MACs %.3f", l.AfterMS/l.BeforeMS, measured,
+		float64(r.After.MACs)/float64(r.Before.MACs))
+	if measured > 0.8 {
+		t.Errorf("slim model runs at %.3f of the original's latency, budget 0.6", measured)
+	}
 }
