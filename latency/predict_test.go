@@ -58,7 +58,14 @@ func TestPredictTracksMeasured(t *testing.T) {
 		}
 		cuts := []cut{{0.5, 8}, {0.5, 16}, {0.75, 8}, {0.5, 1}}
 		models := []*onnx.Model{m}
-		var predicted []float64
+		var predicted, raw []float64
+		sum := func(xs []float64) float64 {
+			t := 0.0
+			for _, x := range xs {
+				t += x
+			}
+			return t
+		}
 		for _, c := range cuts {
 			w := map[rewrite.GroupID]int{}
 			for _, g := range a.Prunable() {
@@ -70,6 +77,7 @@ func TestPredictTracksMeasured(t *testing.T) {
 			}
 			models = append(models, slim)
 			predicted = append(predicted, float64(tb.Predict(w))/float64(tb.Predict(nil)))
+			raw = append(raw, sum(tb.LayerTimes(w))/sum(tb.LayerTimes(nil)))
 		}
 		ts, err := optimizer.TimeAlternately(rt, models, shapes, 3*time.Second)
 		if err != nil {
@@ -77,8 +85,8 @@ func TestPredictTracksMeasured(t *testing.T) {
 		}
 		for i, c := range cuts {
 			measured := float64(ts[i+1].Median) / float64(ts[0].Median)
-			t.Logf("%s at %.2f of every width on multiples of %d: predicted %.3f, measured %.3f of %.2f ms (table built at %.2f ms)",
-				name, c.fraction, c.grid, predicted[i], measured, float64(ts[0].Median)/1e6, tb.FullMS)
+			t.Logf("%s at %.2f of every width on multiples of %d: predicted %.3f (layers' sum %.3f, slope %.2f), measured %.3f of %.2f ms (table built at %.2f ms)",
+				name, c.fraction, c.grid, predicted[i], raw[i], tb.Slope, measured, float64(ts[0].Median)/1e6, tb.FullMS)
 			if math.Abs(predicted[i]-measured) > predictTolerance {
 				t.Errorf("%s at %.2f on multiples of %d: predicted %.3f of the original's latency, measured %.3f",
 					name, c.fraction, c.grid, predicted[i], measured)
