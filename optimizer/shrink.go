@@ -57,7 +57,8 @@ type Options struct {
 
 	Search SearchKind
 	// RoundTo keeps widths multiples of it; 0 lets the runtime choose: each of its grids
-	// (Runtime.Grids) is searched and the fastest result, timed in it, kept.
+	// (Runtime.Grids) is searched, the results are timed in it, and of those that run about as
+	// fast as the fastest (or as fast as a MACs budget asked) the best-judged is kept.
 	RoundTo    int
 	Seed       uint64
 	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
