@@ -15,8 +15,9 @@ import (
 )
 
 // predictTolerance is how far a predicted latency ratio may be from the measured one (both as a
-// fraction of the original's time).
-const predictTolerance = 0.1
+// fraction of the original's time): loose, because `make test` times while other packages' tests
+// load the machine, and contention changes ratios too, not only times.
+const predictTolerance = 0.15
 
 // TestPredictTracksMeasured: on 224×224 nets, the table's predicted latency of uniformly slimmed
 // models (every prunable group at a fraction of its width, on the grid of 8 or 16) is within
