@@ -22,7 +22,7 @@ import (
 
 // formatVersion changes whenever what a table holds or how it is measured changes, so old cached
 // tables are not reused.
-const formatVersion = 2
+const formatVersion = 3
 
 // Options says where and how to measure.
 type Options struct {
@@ -540,8 +540,9 @@ func gcd(a, b int) int {
 	return a
 }
 
-// timeAlternately times the models in rounds, one run of each in turn, after two warm-up rounds:
-// at least 5 rounds and more while budget lasts. It returns each model's median.
+// timeAlternately times the models in rounds, each in turn (a pause, an untimed run, three timed
+// runs), after a warm-up round: at least 5 rounds and more while budget lasts. It returns each
+// model's median.
 func timeAlternately(names []string, models [][]byte, shapes map[string][]int64, threads int, budget time.Duration) ([]time.Duration, error) {
 	var runners []*ort.Runner
 	var sessions []*ort.Session
@@ -584,14 +585,18 @@ func timeAlternately(names []string, models [][]byte, shapes map[string][]int64,
 	}
 	samples := make([][]time.Duration, len(runners))
 	start := time.Now()
-	for round := 0; round < 2+5 || (time.Since(start) < budget && round < 500); round++ {
+	for round := 0; round < 1+5 || (time.Since(start) < budget && round < 500); round++ {
 		for i, r := range runners {
-			d, err := r.Once()
-			if err != nil {
-				return nil, err
-			}
-			if round >= 2 {
-				samples[i] = append(samples[i], d)
+			// A pause and an untimed run first: the other session's idle threads spin a while.
+			time.Sleep(5 * time.Millisecond)
+			for k := 0; k < 4; k++ {
+				d, err := r.Once()
+				if err != nil {
+					return nil, err
+				}
+				if round >= 1 && k > 0 {
+					samples[i] = append(samples[i], d)
+				}
 			}
 		}
 	}

@@ -198,9 +198,18 @@ func (r *ORTRuntime) Predictor(a *rewrite.Analysis, inputs map[string]onnx.Shape
 // Timed is one model's alternated measurement.
 type Timed = ort.Timing
 
-// TimeAlternately times the models in rounds, each round running every model once in turn, so a
-// change in the machine's load falls on all of them alike: a few warm-up rounds, then at least 5
-// rounds (15 when they are quick) and more while budget lasts, up to 500.
+// switchPause is how long timing waits before it switches to another model: ONNX Runtime's idle
+// threads spin for a while after a run, and would slow the next session's runs (measured: a 2 ms
+// mobilenet_v3_small took 9 ms when runs of five sessions were interleaved one by one).
+const switchPause = 20 * time.Millisecond
+
+// blockRuns is how many timed runs each model gets per round, after one untimed run.
+const blockRuns = 3
+
+// TimeAlternately times the models in rounds, each round running every model in turn (a short
+// pause, one untimed run, then blockRuns timed runs), so a change in the machine's load falls on
+// all of them alike while no model is timed among another's spinning threads: a warm-up round,
+// then at least 5 rounds (15 when they are quick) and more while budget lasts, up to 500.
 func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Shape, budget time.Duration) ([]Timed, error) {
 	timers := make([]Timer, 0, len(models))
 	defer func() {
@@ -219,23 +228,26 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	round := func(keep bool) (time.Duration, error) {
 		var total time.Duration
 		for i, t := range timers {
-			d, err := t.Once()
-			if err != nil {
+			time.Sleep(switchPause)
+			if _, err := t.Once(); err != nil {
 				return 0, fmt.Errorf("timing in %s: %w", rt.Name(), err)
 			}
-			total += d
-			if keep {
-				samples[i] = append(samples[i], d)
+			for r := 0; r < blockRuns; r++ {
+				d, err := t.Once()
+				if err != nil {
+					return 0, fmt.Errorf("timing in %s: %w", rt.Name(), err)
+				}
+				total += d
+				if keep {
+					samples[i] = append(samples[i], d)
+				}
 			}
 		}
 		return total, nil
 	}
-	var one time.Duration
-	for i, start := 0, time.Now(); i < 3 && (i == 0 || time.Since(start) < budget/4); i++ {
-		var err error
-		if one, err = round(false); err != nil {
-			return nil, err
-		}
+	one, err := round(false)
+	if err != nil {
+		return nil, err
 	}
 	minRounds := 15
 	if one > 0 {
