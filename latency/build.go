@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 
 // formatVersion changes whenever what a table holds or how it is measured changes, so old cached
 // tables are not reused.
-const formatVersion = 1
+const formatVersion = 3
 
 // Options says where and how to measure.
 type Options struct {
@@ -112,6 +113,9 @@ func Build(a *rewrite.Analysis, opt Options) (*Table, error) {
 		return nil, fmt.Errorf("latency table of %s: %w", name, err)
 	}
 	if err := t.measure(a, m, modelBytes, name, opt); err != nil {
+		return nil, err
+	}
+	if err := t.calibrate(a, modelBytes, name, opt.Threads); err != nil {
 		return nil, err
 	}
 	t.BuildSeconds = time.Since(start).Seconds()
@@ -447,4 +451,158 @@ func timeModel(name string, model []byte, shapes map[string][]int64, order []str
 		ins[i] = ort.Tensor{Shape: shape, Data: data}
 	}
 	return s.Time(ins, opt)
+}
+
+// calibrationFraction and calibrationGrid set the uniform cut the table is calibrated on: half
+// of every prunable group, on multiples of 16.
+const (
+	calibrationFraction = 0.5
+	calibrationGrid     = 16
+)
+
+// calibrationTiming is how long the original and the uniform cut are timed, alternately.
+var calibrationTiming = 2 * time.Second
+
+// calibrate times the whole model and a uniform cut of it alternately and sets the slope that
+// maps the layers' raw ratio onto the measured one. Single-layer models carry costs the whole
+// model does not (a run's fixed overhead, reorders into and out of the blocked layout at both
+// ends) and these do not shrink with width, so summed layer times understate what a cut saves.
+func (t *Table) calibrate(a *rewrite.Analysis, modelBytes []byte, name string, threads int) error {
+	widths := map[rewrite.GroupID]int{}
+	keep := rewrite.Keep{}
+	for _, g := range a.Prunable() {
+		unit := calibrationGrid
+		if g.Blocks > 1 {
+			unit = unit * g.Blocks / gcd(unit, g.Blocks)
+		}
+		w := max(unit, int(math.Round(calibrationFraction*float64(g.Channels)/float64(unit)))*unit)
+		if w >= g.Channels {
+			continue
+		}
+		widths[g.ID] = w
+		keep[g.ID] = firstChannels(g, w)
+	}
+	t.Slope = 1
+	raw := t.rawRatio(widths)
+	if len(widths) == 0 || raw >= 1 {
+		return nil
+	}
+	cut, err := a.Slice(keep)
+	if err != nil {
+		return fmt.Errorf("latency table: calibration cut: %w", err)
+	}
+	mp, err := cut.Export()
+	if err != nil {
+		return fmt.Errorf("latency table: calibration cut: %w", err)
+	}
+	cutBytes, err := onnx.Encode(mp)
+	if err != nil {
+		return fmt.Errorf("latency table: calibration cut: %w", err)
+	}
+	ts, err := timeAlternately([]string{name, name + " at half width"}, [][]byte{modelBytes, cutBytes}, t.Inputs, threads, calibrationTiming)
+	if err != nil {
+		return fmt.Errorf("latency table: %w", err)
+	}
+	measured := float64(ts[1]) / float64(ts[0])
+	t.Calibration = &Calibration{Widths: widths, RawRatio: raw, MeasuredRatio: measured}
+	// Clamped: one busy spell must not bend every prediction far.
+	t.Slope = min(maxSlope, max(1/maxSlope, (1-measured)/(1-raw)))
+	return nil
+}
+
+// maxSlope bounds the calibration's slope (and its inverse).
+const maxSlope = 2
+
+// firstChannels keeps the first w channels of g (w/Blocks of each block of a grouped conv):
+// which channels does not change the time.
+func firstChannels(g *rewrite.Group, w int) []int {
+	var out []int
+	if g.Blocks > 1 {
+		per, seen := w/g.Blocks, make([]int, g.Blocks)
+		for c, b := range g.BlockOf {
+			if seen[b] < per {
+				seen[b]++
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	for c := 0; c < w; c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// timeAlternately times the models in rounds, each in turn (a pause, an untimed run, three timed
+// runs), after a warm-up round: at least 5 rounds and more while budget lasts. It returns each
+// model's median.
+func timeAlternately(names []string, models [][]byte, shapes map[string][]int64, threads int, budget time.Duration) ([]time.Duration, error) {
+	var runners []*ort.Runner
+	var sessions []*ort.Session
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	for i, b := range models {
+		s, err := ort.OpenBytes(names[i], b, threads)
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, s)
+		rng := rand.New(rand.NewPCG(1, 2))
+		ins := make([]ort.Tensor, len(s.Inputs))
+		for j, in := range s.Inputs {
+			shape := shapes[in]
+			if shape == nil {
+				return nil, fmt.Errorf("%s: no shape for input %s", names[i], in)
+			}
+			n := 1
+			for _, d := range shape {
+				n *= int(d)
+			}
+			data := make([]float32, n)
+			for k := range data {
+				data[k] = float32(rng.NormFloat64())
+			}
+			ins[j] = ort.Tensor{Shape: shape, Data: data}
+		}
+		r, err := s.Runner(ins)
+		if err != nil {
+			return nil, err
+		}
+		runners = append(runners, r)
+	}
+	samples := make([][]time.Duration, len(runners))
+	start := time.Now()
+	for round := 0; round < 1+5 || (time.Since(start) < budget && round < 500); round++ {
+		for i, r := range runners {
+			// A pause and an untimed run first: the other session's idle threads spin a while.
+			time.Sleep(5 * time.Millisecond)
+			for k := 0; k < 4; k++ {
+				d, err := r.Once()
+				if err != nil {
+					return nil, err
+				}
+				if round >= 1 && k > 0 {
+					samples[i] = append(samples[i], d)
+				}
+			}
+		}
+	}
+	out := make([]time.Duration, len(runners))
+	for i := range samples {
+		out[i] = ort.Summarize(samples[i]).Median
+	}
+	return out, nil
 }

@@ -69,6 +69,10 @@ type Table struct {
 	FullSpreadMS float64  `json:"full_spread_ms"`
 	Kernels      []Kernel `json:"kernels"`
 	Layers       []Layer  `json:"layers"`
+	// Slope maps the layers' summed ratio onto the whole model's: predicted ratio = 1 − Slope·(1 −
+	// raw ratio), fitted on Calibration (1 when there is none).
+	Slope       float64      `json:"slope"`
+	Calibration *Calibration `json:"calibration,omitempty"`
 	// Measurements counts the single-layer models timed; BuildSeconds is how long building took.
 	Measurements int     `json:"measurements"`
 	BuildSeconds float64 `json:"build_seconds"`
@@ -146,19 +150,37 @@ func (t *Table) layerMS(l Layer, widths map[rewrite.GroupID]int) float64 {
 	return ms
 }
 
-// Predict is the model's latency at the given group widths (groups not given keep their full
-// width): the layers' times at those widths, scaled by the whole model's time over the layers' sum
-// at full width.
-func (t *Table) Predict(widths map[rewrite.GroupID]int) time.Duration {
+// Calibration is the uniform cut a table's slope was fitted on: its widths, the layers' summed
+// ratio there, and the whole model's measured ratio (cut over original, timed alternately).
+type Calibration struct {
+	Widths        map[rewrite.GroupID]int `json:"widths"`
+	RawRatio      float64                 `json:"raw_ratio"`
+	MeasuredRatio float64                 `json:"measured_ratio"`
+}
+
+// rawRatio is the layers' summed time at the widths over their sum at full width.
+func (t *Table) rawRatio(widths map[rewrite.GroupID]int) float64 {
 	var full, now float64
 	for _, l := range t.Layers {
 		full += t.Kernels[l.Kernel].FullMS
 		now += t.layerMS(l, widths)
 	}
 	if full <= 0 {
-		return time.Duration(t.FullMS * float64(time.Millisecond))
+		return 1
 	}
-	return time.Duration(t.FullMS * now / full * float64(time.Millisecond))
+	return now / full
+}
+
+// Predict is the model's latency at the given group widths (groups not given keep their full
+// width): the whole model's time scaled by the layers' summed time at those widths over their sum
+// at full width, that ratio corrected by the calibration's slope.
+func (t *Table) Predict(widths map[rewrite.GroupID]int) time.Duration {
+	r := t.rawRatio(widths)
+	if t.Slope > 0 {
+		// The floor keeps a cut from predicting no time at all where the slope overshoots.
+		r = max(r/4, 1-t.Slope*(1-r))
+	}
+	return time.Duration(t.FullMS * r * float64(time.Millisecond))
 }
 
 // LayerTimes are each layer's predicted ms at the given widths, in Layers order (for reports).

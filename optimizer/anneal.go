@@ -66,6 +66,10 @@ type SearchOptions struct {
 	// CostBase gives each node's cost for a latency budget (ms per node at batch 1); nil for MACs
 	// and params budgets.
 	CostBase map[*onnx.Node]int64
+	// Cost, if set, predicts the budgeted cost of a candidate (a latency budget's predictor, such
+	// as a runtime's per-layer table): it replaces WidthCost over CostBase or MACs, and the budget
+	// is a ratio of Cost at full width. The result is then not re-measured in MACs or params.
+	Cost func(Widths) float64
 	// Progress, if set, is called after each proposal.
 	Progress func(done, total int, best float64)
 	// Context, if set, stops the search with its error when it is cancelled.
@@ -127,6 +131,9 @@ type annealer struct {
 
 // cost predicts the budgeted cost of a candidate.
 func (s *annealer) cost(w Widths) float64 {
+	if s.opt.Cost != nil {
+		return s.opt.Cost(w)
+	}
 	macs, params := s.wc.Eval(w)
 	if s.opt.Budget.Kind == Params {
 		return params
@@ -340,7 +347,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		if opt.Budget.Kind == Params {
 			real = float64(c.Params)
 		}
-		if opt.CostBase != nil || real <= opt.Budget.Ratio*float64(s.measuredBase(opt)) || round == 20 {
+		if opt.CostBase != nil || opt.Cost != nil || real <= opt.Budget.Ratio*float64(s.measuredBase(opt)) || round == 20 {
 			break
 		}
 		if !s.shave(best) {

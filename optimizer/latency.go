@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -83,39 +84,55 @@ func MeasureLatency(m *onnx.Model, inputs map[string]onnx.Shape, threads int, bu
 // LatencyResult is a latency-budgeted search with the measurements that confirm it.
 type LatencyResult struct {
 	*SearchResult
+	// BeforeMS and AfterMS are the original's and the result's median times, timed alternately in
+	// the runtime at the timed input shapes.
 	BeforeMS, AfterMS float64
 	Attempts          int
 }
 
-// AnnealLatency searches widths under a latency budget: costs are predicted from the per-layer
-// table, the result is measured, and when the measurement exceeds the budget (the table is an
-// estimate: small layers do not speed up in proportion) the search runs again with a target
-// tightened by the overshoot, up to three times.
-func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, threads int) (*LatencyResult, error) {
-	table, err := LatencyTable(a.Model, opt.Inputs, threads)
-	if err != nil {
-		return nil, err
+// latencyAttempts bounds how often a latency search runs again with a corrected target.
+const latencyAttempts = 3
+
+// AnnealLatency searches widths under a latency budget measured in rt at the timed input shapes
+// (opt.Inputs stay the shapes MACs and params are counted at): the runtime's per-layer predictor
+// is the annealer's cost, the result is timed end to end alternately with the original, and when
+// the measurement exceeds the budget (a prediction is an estimate: small layers do not speed up in
+// proportion, and cutting layers out changes what the runtime fuses) the search runs again with
+// its target tightened by the measured overshoot, up to three times. The fastest attempt is kept
+// when none meets the budget.
+func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map[string]onnx.Shape) (*LatencyResult, error) {
+	if opt.Stage != nil {
+		opt.Stage("latency table", fmt.Sprintf("each layer's time in %s at a ladder of widths (cached)", rt.Name()))
 	}
-	before, err := MeasureLatency(a.Model, opt.Inputs, threads, time.Second)
-	if err != nil {
-		return nil, err
+	var progress func(done, total int)
+	if opt.Progress != nil {
+		progress = func(d, t int) { opt.Progress(d, t, 0) }
 	}
-	opt.CostBase = table
+	predict, err := rt.Predictor(a, timed, progress)
+	if err != nil {
+		return nil, fmt.Errorf("latency table in %s: %w", rt.Name(), err)
+	}
+	opt.Cost = predict
 	goal := opt.Budget.Ratio
 	var best *LatencyResult
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= latencyAttempts; attempt++ {
 		sr, err := Anneal(a, opt)
 		if err != nil {
+			if best != nil && ctxErr(opt) == nil {
+				break // the tightened target is out of reach on this grid: keep the fastest so far
+			}
 			return nil, err
 		}
-		after, err := MeasureLatency(sr.Model, opt.Inputs, threads, time.Second)
+		ts, err := TimeAlternately(rt, []*onnx.Model{a.Model, sr.Model}, timed, time.Second)
 		if err != nil {
 			return nil, err
 		}
+		before, after := durationMS(ts[0].Median), durationMS(ts[1].Median)
 		r := &LatencyResult{SearchResult: sr, BeforeMS: before, AfterMS: after, Attempts: attempt}
-		if best == nil || after < best.AfterMS {
+		if best == nil || after/before < best.AfterMS/best.BeforeMS {
 			best = r
 		}
+		best.Attempts = attempt
 		if after <= goal*before {
 			return r, nil
 		}
@@ -125,4 +142,13 @@ func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, threads int) (*Latenc
 		}
 	}
 	return best, nil
+}
+
+func durationMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func ctxErr(opt SearchOptions) error {
+	if opt.Context != nil {
+		return opt.Context.Err()
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
@@ -54,7 +55,10 @@ type Options struct {
 	// DistillTime override their shares.
 	Time time.Duration
 
-	Search     SearchKind
+	Search SearchKind
+	// RoundTo keeps widths multiples of it; 0 lets the runtime choose: each of its grids
+	// (Runtime.Grids) is searched, the results are timed in it, and of those that run about as
+	// fast as the fastest (or as fast as a MACs budget asked) the best-judged is kept.
 	RoundTo    int
 	Seed       uint64
 	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
@@ -68,13 +72,20 @@ type Options struct {
 
 	Batch, Threads int // images per engine batch; CPU threads (0: all cores)
 
+	// Runtime is where latency is measured: a latency budget, the choice among width grids, and
+	// the proof that the slim model is faster (nil: chanopt's engine with Threads).
+	Runtime Runtime
+	// LatencyBatch is the batch latency is budgeted and judged at (0: 1); the proof also times
+	// batch 1.
+	LatencyBatch int
+
 	// Progress hears what Shrink does (nil: nothing is reported).
 	Progress Progress
 }
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
 func DefaultOptions() Options {
-	return Options{Time: 10 * time.Minute, HoldBack: 0.1, Search: SearchAnneal, RoundTo: 1, Seed: 1,
+	return Options{Time: 10 * time.Minute, HoldBack: 0.1, Search: SearchAnneal, Seed: 1,
 		Repair: RepairDistill, Epochs: 8, LR: 1e-3, Synthetic: 512, Batch: 64}
 }
 
@@ -112,8 +123,10 @@ type Result struct {
 	Report Report
 }
 
-// Report is the record of a Shrink, as the CLI writes it with --report. It holds no timings
-// outside Distill's stages (the CLI zeroes those), so the same inputs give the same report.
+// Report is the record of a Shrink, as the CLI writes it with --report. What is measured in wall
+// time (Timings, Runtime, LatencySearch's and the costs' milliseconds, Distill's and the
+// finalists' seconds) differs between runs; the rest is the same for the same inputs and seed
+// (unless the runtime chose the width grid by timing, see Options.RoundTo).
 type Report struct {
 	Budget      map[string]float64 `json:"budget"`
 	Search      SearchKind         `json:"search"`
@@ -124,8 +137,11 @@ type Report struct {
 	Distill     *DistillReport     `json:"distill"`
 	// Compensation is set when removed channels' means were folded into their consumers.
 	Compensation *CompensationReport `json:"compensation,omitempty"`
-	// LatencySearch is set for a latency budget: the engine's measured batch-1 latency.
+	// LatencySearch is set for a latency budget: the latency measured in the runtime.
 	LatencySearch *LatencySearch `json:"latency_search,omitempty"`
+	// Runtime is the proof: original and slim timed alternately in the runtime (and the width
+	// grids tried, when the runtime chose among them). Measured, so it differs between runs.
+	Runtime *RuntimeReport `json:"runtime,omitempty"`
 	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
 	// part of the report that differs between two runs with the same seed.
 	Timings []StageTiming `json:"timings,omitempty"`
@@ -199,11 +215,51 @@ type CompensationReport struct {
 	Means string `json:"means"` // "estimated" (from the model alone) or "data"
 }
 
-// LatencySearch is the outcome of a search under a latency budget.
+// LatencySearch is the outcome of a search under a latency budget (times in the runtime at the
+// timed batch).
 type LatencySearch struct {
+	Runtime  string  `json:"runtime"`
+	Batch    int     `json:"batch"`
 	BeforeMS float64 `json:"before_ms"`
 	AfterMS  float64 `json:"after_ms"`
 	Attempts int     `json:"attempts"`
+}
+
+// RuntimeReport is the latency of the original and the slim model in the runtime, timed
+// alternately, at batch 1 and at the timed batch.
+type RuntimeReport struct {
+	Runtime string         `json:"runtime"`
+	Version string         `json:"version,omitempty"`
+	Threads int            `json:"threads"`
+	Batches []BatchLatency `json:"batches,omitempty"`
+	// Slower says the slim model was not faster than the original at the timed batch (the last
+	// of Batches).
+	Slower bool `json:"slower"`
+	// Error says why the models could not be timed (nothing else is then set).
+	Error string `json:"error,omitempty"`
+	// Grids are the width grids searched when the runtime chose among them; RoundTo is the one kept.
+	Grids   []GridTrial `json:"grids,omitempty"`
+	RoundTo int         `json:"round_to,omitempty"`
+}
+
+// BatchLatency is one batch's alternated timing: medians and spreads (half the interquartile
+// range) in ms, and the speedup (original over slim).
+type BatchLatency struct {
+	Batch          int     `json:"batch"`
+	BeforeMS       float64 `json:"before_ms"`
+	BeforeSpreadMS float64 `json:"before_spread_ms"`
+	AfterMS        float64 `json:"after_ms"`
+	AfterSpreadMS  float64 `json:"after_spread_ms"`
+	Speedup        float64 `json:"speedup"`
+	Runs           int     `json:"runs"`
+}
+
+// GridTrial is one width grid's search result, timed alternately with the others.
+type GridTrial struct {
+	RoundTo int     `json:"round_to"`
+	MACs    int64   `json:"macs,omitempty"`
+	MS      float64 `json:"ms,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 // MinImages is the fewest calibration images Shrink accepts: some are held back to check.
@@ -313,6 +369,8 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	rt := opt.runtime()
+	timed := atBatch(m, shapes, max(opt.LatencyBatch, 1))
 	var calib, val *dataset.Set
 	if opt.Data != nil {
 		calib, val = opt.Data.Split(opt.HoldBack, opt.Seed)
@@ -340,7 +398,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	}
 	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search,
 		Before: CostReport{Params: before.Params, MACs: before.MACs}}
-	slim, err := search(ctx, a, opt, shapes, calib, est, imp, &rep)
+	slim, err := searchGrids(ctx, a, opt, rt, shapes, timed, calib, est, imp, &rep)
 	if err != nil {
 		return nil, err
 	}
@@ -366,39 +424,273 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
 		return nil, err
 	}
+	proveLatency(rt, m, slim.Model, opt, shapes, &rep)
 	rep.Timings = clock.done()
 	return &Result{Model: slim.Model, Report: rep}, nil
 }
 
-// search picks the widths and the channels each group keeps, and slices.
-func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[string]onnx.Shape, calib *dataset.Set,
-	est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+// runtime is opt.Runtime, or the engine.
+func (opt Options) runtime() Runtime {
+	if opt.Runtime != nil {
+		return opt.Runtime
+	}
+	return EngineRuntime{NumThreads: opt.Threads}
+}
+
+// gridTiming is how long the grids' results are timed, alternately, to choose among them.
+const gridTiming = 2 * time.Second
+
+// searchGrids runs the search on each width grid the runtime likes (one search when opt.RoundTo
+// is given or the runtime has one grid), times the results alternately with the original in the
+// runtime, and keeps the best-judged of those that run about as fast as the fastest (chooseGrid).
+// Every grid's search meets the budget on its own, so no grid cuts more than its rounding needs.
+func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
+	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+	grids := []int{opt.RoundTo}
+	if opt.RoundTo == 0 {
+		grids = rt.Grids()
+	}
+	opt.SearchTime /= time.Duration(len(grids))
+	s, err := newSearcher(ctx, a, opt, rt, shapes, timed, calib, est, imp)
+	if err != nil {
+		return nil, err
+	}
+	if len(grids) == 1 {
+		return s.run(grids[0], rep)
+	}
 	prog := opt.progress()
+	type found struct {
+		slim *Slim
+		rep  Report
+		grid int
+	}
+	var results []found
+	var trials []GridTrial
+	var firstErr error
+	for _, g := range grids {
+		r := *rep
+		prog.Note(fmt.Sprintf("searching widths on multiples of %d (%s's fast widths differ by model: each grid is timed)", g, rt.Name()))
+		slim, err := s.run(g, &r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			firstErr = cmp.Or(firstErr, err)
+			trials = append(trials, GridTrial{RoundTo: g, Error: err.Error()})
+			continue
+		}
+		results = append(results, found{slim, r, g})
+		trials = append(trials, GridTrial{RoundTo: g, MACs: slim.Costs.MACs})
+	}
+	if len(results) == 0 {
+		return nil, firstErr
+	}
+	models := []*onnx.Model{a.Model}
+	for _, f := range results {
+		models = append(models, f.slim.Model)
+	}
+	prog.Stage("grids", fmt.Sprintf("the original and the result on each of %d grids timed alternately in %s at batch %d", len(results), rt.Name(), timed1(timed)))
+	ts, err := TimeAlternately(rt, models, timed, gridTiming)
+	chosen := 0
+	if err != nil {
+		prog.Note(fmt.Sprintf("could not time the grids' results (%v): keeping multiples of %d", err, results[0].grid))
+	} else {
+		before := durationMS(ts[0].Median)
+		for i, f := range results {
+			for j := range trials {
+				if trials[j].RoundTo == f.grid {
+					trials[j].MS = durationMS(ts[i+1].Median)
+				}
+			}
+		}
+		cands := make([]gridResult, len(results))
+		for i, f := range results {
+			cands[i] = gridResult{MS: durationMS(ts[i+1].Median), MACs: f.slim.Costs.MACs, Fitness: math.Inf(-1)}
+			if st := f.rep.SearchStats; st != nil {
+				cands[i].Fitness = st.Fitness
+			}
+		}
+		limit, enough := math.Inf(1), 0.0
+		switch opt.Budget.Kind {
+		case Latency:
+			limit, enough = opt.Budget.Ratio*before, opt.Budget.Ratio*before
+		case MACs:
+			// Time in proportion to MACs is the speed the budget asked for.
+			enough = (1 + gridTolerance) * opt.Budget.Ratio * before
+		}
+		chosen = chooseGrid(cands, limit, enough)
+	}
+	*rep = results[chosen].rep
+	rep.Runtime = &RuntimeReport{Grids: trials, RoundTo: results[chosen].grid}
+	prog.Note(fmt.Sprintf("kept widths on multiples of %d (%s)", results[chosen].grid, describeTrials(trials)))
+	return results[chosen].slim, nil
+}
+
+// gridTolerance is how much slower than the fastest grid's result another may run and still be
+// chosen for what it keeps: a finer grid keeps channels a coarse one rounds away, and a few per
+// cent is within what alternated timings of the same model differ by on a busy machine.
+const gridTolerance = 0.05
+
+// gridResult is one grid's search result as chooseGrid sees it.
+type gridResult struct {
+	MS      float64 // measured median
+	MACs    int64
+	Fitness float64 // the search's judgement (-Inf: none)
+}
+
+// chooseGrid picks among the grids' results. Those over limit ms (a latency budget) are out
+// unless all are (then the fastest wins). Of the rest, those fast enough: within enough ms (the
+// speed the budget asked for) or within gridTolerance of the fastest; of those, the one the search
+// judged best, and on a tie the one that keeps the most MACs. A coarse grid thus wins only where it
+// buys real speed: at a light cut, or where the runtime runs every width alike, the finer grid's
+// better-judged widths stay.
+func chooseGrid(rs []gridResult, limit, enough float64) int {
+	fastest := -1
+	for i, r := range rs {
+		if r.MS <= limit && (fastest < 0 || r.MS < rs[fastest].MS) {
+			fastest = i
+		}
+	}
+	if fastest < 0 {
+		for i, r := range rs {
+			if fastest < 0 || r.MS < rs[fastest].MS {
+				fastest = i
+			}
+		}
+		return fastest
+	}
+	fast := max(enough, (1+gridTolerance)*rs[fastest].MS)
+	best := fastest
+	for i, r := range rs {
+		if r.MS > limit || r.MS > fast {
+			continue
+		}
+		if b := rs[best]; r.Fitness > b.Fitness || r.Fitness == b.Fitness && r.MACs > b.MACs {
+			best = i
+		}
+	}
+	return best
+}
+
+func timed1(timed map[string]onnx.Shape) int {
+	for _, s := range timed {
+		if len(s) > 0 && s[0].Known() {
+			return int(s[0].Size)
+		}
+	}
+	return 1
+}
+
+func describeTrials(trials []GridTrial) string {
+	var parts []string
+	for _, t := range trials {
+		switch {
+		case t.Error != "" && strings.Contains(t.Error, "cannot be met"):
+			parts = append(parts, fmt.Sprintf("multiples of %d cannot meet the budget", t.RoundTo))
+		case t.Error != "":
+			parts = append(parts, fmt.Sprintf("multiples of %d failed: %s", t.RoundTo, t.Error))
+		case t.MS > 0:
+			parts = append(parts, fmt.Sprintf("multiples of %d ran in %.3f ms", t.RoundTo, t.MS))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// proofTiming is how long each batch of the proof times original and slim, alternately.
+const proofTiming = time.Second
+
+// proveLatency times the original and the slim model alternately in the runtime at batch 1 and
+// at the timed batch, and records it in rep.Runtime.
+func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[string]onnx.Shape, rep *Report) {
+	prog := opt.progress()
+	rr := rep.Runtime
+	if rr == nil {
+		rr = &RuntimeReport{}
+		rep.Runtime = rr
+	}
+	rr.Runtime, rr.Version, rr.Threads = rt.Name(), rt.Version(), rt.Threads()
+	batches := []int{1}
+	if b := max(opt.LatencyBatch, 1); b > 1 && timed1(atBatch(m, shapes, b)) == b {
+		batches = append(batches, b)
+	}
+	at := "batch 1"
+	if len(batches) > 1 {
+		at = fmt.Sprintf("batch 1 and %d", batches[1])
+	}
+	prog.Stage("latency", fmt.Sprintf("original and slim timed alternately in %s (%d threads) at %s", rt.Name(), rr.Threads, at))
+	for _, b := range batches {
+		ts, err := TimeAlternately(rt, []*onnx.Model{m, slim}, atBatch(m, shapes, b), proofTiming)
+		if err != nil {
+			rr.Error = err.Error()
+			rr.Batches = nil
+			prog.Note(fmt.Sprintf("latency not measured: %v", err))
+			return
+		}
+		bl := BatchLatency{Batch: b, BeforeMS: durationMS(ts[0].Median), BeforeSpreadMS: durationMS(ts[0].Spread()),
+			AfterMS: durationMS(ts[1].Median), AfterSpreadMS: durationMS(ts[1].Spread()), Runs: ts[0].Runs}
+		if bl.AfterMS > 0 {
+			bl.Speedup = bl.BeforeMS / bl.AfterMS
+		}
+		rr.Batches = append(rr.Batches, bl)
+	}
+	last := rr.Batches[len(rr.Batches)-1]
+	rr.Slower = last.AfterMS >= last.BeforeMS
+}
+
+// searcher is a width search prepared once (layer metrics, the fitness and what it needs from
+// the data) and run on one width grid at a time.
+type searcher struct {
+	a             *rewrite.Analysis
+	opt           Options
+	rt            Runtime
+	shapes, timed map[string]onnx.Shape
+	imp           map[rewrite.GroupID][]float64
+	sopt          SearchOptions
+	fitness       string
+}
+
+// newSearcher prepares the search of opt.Search (the annealer's fitness on calib, or on the
+// moments est, or on the weights).
+func newSearcher(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
+	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64) (*searcher, error) {
+	s := &searcher{a: a, opt: opt, rt: rt, shapes: shapes, timed: timed, imp: imp}
 	if opt.Search == SearchUniform {
-		prog.Stage("search", "the same fraction of every group, the largest that meets the budget")
-		return ShrinkUniformBy(a, opt.Budget, shapes, opt.RoundTo, imp)
+		return s, nil
 	}
 	layers, err := LayerMetricsOf(a.Model)
 	if err != nil {
 		return nil, err
 	}
-	sopt := SearchOptions{Budget: opt.Budget, Inputs: shapes, RoundTo: opt.RoundTo, Seed: opt.Seed,
+	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: shapes, Seed: opt.Seed,
 		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
-	fitness := "weights"
+	s.fitness = "weights"
 	switch {
 	case calib != nil:
-		if fitness, err = sopt.UseData(a, calib, opt.Batch, opt.Threads); err != nil {
+		if s.fitness, err = s.sopt.UseData(a, calib, opt.Batch, opt.Threads); err != nil {
 			return nil, err
 		}
 	case est != nil:
-		sopt.Fitness = ContributionFitness(a, est, MomentOptions{})
-		sopt.Importance = imp
-		if sopt.Iterations == 0 {
-			sopt.Iterations = 4000 // as cheap as the weight-only score
+		s.sopt.Fitness = ContributionFitness(a, est, MomentOptions{})
+		s.sopt.Importance = imp
+		if s.sopt.Iterations == 0 {
+			s.sopt.Iterations = 4000 // as cheap as the weight-only score
 		}
-		fitness = "consumer variance lost after mean compensation (data-free)"
+		s.fitness = "consumer variance lost after mean compensation (data-free)"
 	}
-	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, fitness)
+	return s, nil
+}
+
+// run picks the widths on multiples of roundTo and the channels each group keeps, and slices.
+func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
+	opt, a, rt, timed := s.opt, s.a, s.rt, s.timed
+	prog := opt.progress()
+	if opt.Search == SearchUniform {
+		prog.Stage("search", "the same fraction of every group, the largest that meets the budget")
+		return ShrinkUniformBy(a, opt.Budget, s.shapes, roundTo, s.imp)
+	}
+	sopt := s.sopt
+	sopt.RoundTo = roundTo
+	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, s.fitness)
 	if opt.SearchTime > 0 {
 		what += fmt.Sprintf(", for at most %s", opt.SearchTime)
 	}
@@ -406,20 +698,21 @@ func search(ctx context.Context, a *rewrite.Analysis, opt Options, shapes map[st
 	sopt.Progress = prog.Step
 	sopt.Stage = func(name, what string) { prog.Stage("search: "+name, what) }
 	var sr *SearchResult
+	var err error
 	if opt.Budget.Kind == Latency {
-		lat, err := AnnealLatency(a, sopt, opt.Threads)
+		lat, err := AnnealLatency(a, sopt, rt, timed)
 		if err != nil {
 			return nil, err
 		}
 		sr = lat.SearchResult
-		rep.LatencySearch = &LatencySearch{BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
-		prog.Note(fmt.Sprintf("latency (engine, batch 1): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
-			lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
+		rep.LatencySearch = &LatencySearch{Runtime: rt.Name(), Batch: timed1(timed), BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
+		prog.Note(fmt.Sprintf("latency (%s, batch %d): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
+			rt.Name(), timed1(timed), lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
 	} else if sr, err = Anneal(a, sopt); err != nil {
 		return nil, err
 	}
 	rep.SearchStats = &SearchStats{Iterations: sr.Iterations, Accepted: sr.Accepts, Evaluations: sr.Evaluations,
-		Fitness: sr.Fitness, FitnessKind: fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
+		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
 	return &sr.Slim, nil
 }
 

@@ -60,36 +60,63 @@ func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
 	if opt.Runs < 1 {
 		opt.Runs = 1
 	}
-	vals, free, err := s.inputValues(inputs)
+	r, err := s.Runner(inputs)
 	if err != nil {
 		return Timing{}, err
 	}
-	defer free()
-	once := func() (time.Duration, error) {
-		start := time.Now()
-		outs, err := s.run(vals)
-		d := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		s.releaseAll(outs)
-		return d, nil
-	}
+	defer r.Close()
 	for i := 0; i < opt.Warmup; i++ {
-		if _, err := once(); err != nil {
+		if _, err := r.Once(); err != nil {
 			return Timing{}, err
 		}
 	}
 	var samples []time.Duration
 	start := time.Now()
 	for len(samples) < opt.Runs || (time.Since(start) < opt.Budget && len(samples) < maxTimedRuns) {
-		d, err := once()
+		d, err := r.Once()
 		if err != nil {
 			return Timing{}, err
 		}
 		samples = append(samples, d)
 	}
 	return Summarize(samples), nil
+}
+
+// Runner times single runs of a session on inputs wrapped once, so that a caller can alternate
+// the runs of several models (original and slim) and compare them under the same load.
+type Runner struct {
+	s    *Session
+	vals []uintptr
+	free func()
+}
+
+// Runner wraps the inputs for timed runs; Close releases them.
+func (s *Session) Runner(inputs []Tensor) (*Runner, error) {
+	vals, free, err := s.inputValues(inputs)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{s: s, vals: vals, free: free}, nil
+}
+
+// Once runs the model once and returns how long the run took; outputs are released uncopied.
+func (r *Runner) Once() (time.Duration, error) {
+	start := time.Now()
+	outs, err := r.s.run(r.vals)
+	d := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	r.s.releaseAll(outs)
+	return d, nil
+}
+
+// Close releases the wrapped inputs (not the session).
+func (r *Runner) Close() {
+	if r.free != nil {
+		r.free()
+		r.free = nil
+	}
 }
 
 // RandomInputs makes inputs of the session's declared shapes, with symbolic first dims set to batch

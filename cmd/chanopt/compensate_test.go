@@ -47,7 +47,11 @@ func TestStructureOnlyKeepsAccuracy(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		out := filepath.Join(dir, name+".slim.onnx")
 		rep := filepath.Join(dir, name+".json")
-		code, _, stderr := runCLI("shrink", p, "--macs", "0.9", "--no-distill", "-o", out, "--report", rep, "-q")
+		// Widths on multiples of 1, as these bounds were measured: where ONNX Runtime is found the
+		// default grid is the runtime's choice, which trades accuracy for real speed (at 28×28 and
+		// batch 1 coarser grids run faster and lose up to 3 more points here), and resnext at 0.9
+		// of the MACs is no faster in it on any grid. This test is about the compensation.
+		code, _, stderr := runCLI("shrink", p, "--macs", "0.9", "--no-distill", "--round-to", "1", "--allow-slower", "-o", out, "--report", rep, "-q")
 		if code != 0 {
 			t.Errorf("%s: exit %d: %s", name, code, stderr)
 			continue
@@ -168,7 +172,9 @@ func TestDataFreeRepairBeatsCompensation(t *testing.T) {
 	dir := t.TempDir()
 	run := func(name string, extra ...string) (shrinkReport, float64) {
 		out, rep := filepath.Join(dir, name+".onnx"), filepath.Join(dir, name+".json")
-		args := append([]string{"shrink", src, "--macs", "0.5", "--seed", "3", "-o", out, "--report", rep, "-q"}, extra...)
+		// One grid: the two runs must cut the same widths, and a grid chosen by timing may differ.
+		args := append([]string{"shrink", src, "--macs", "0.5", "--seed", "3", "--round-to", "1", "--allow-slower",
+			"-o", out, "--report", rep, "-q"}, extra...)
 		code, _, stderr := runCLI(args...)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", name, code, stderr)

@@ -15,6 +15,7 @@ import (
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
+	"github.com/chanopt/chanopt/ort"
 	"github.com/urfave/cli/v2"
 )
 
@@ -37,14 +38,18 @@ func shrinkCommand() *cli.Command {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write the slim model (default: MODEL with .slim.onnx)"},
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
-		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the batch-1 latency measured by chanopt's engine on this machine"},
+		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the latency measured in --runtime at --latency-batch on this machine"},
+		&cli.StringFlag{Name: "runtime", Usage: "where latency is measured: ort (ONNX Runtime, the default when its library is found) or engine (chanopt's own)"},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime's shared library (default: $" + ort.EnvLibrary + ", then the usual places)"},
+		&cli.IntFlag{Name: "latency-batch", Value: 1, Usage: "the batch latency is budgeted and judged at (--batch sizes data batches); batch 1 is always reported too"},
+		&cli.BoolFlag{Name: "allow-slower", Usage: "exit 0 even when the slim model is not faster than the original in --runtime"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "no repair by data or training: slice, then fold each removed channel's mean into the biases of the layers that read it (means from --data, else estimated from the model alone)"},
 		&cli.Float64Flag{Name: "epochs", Value: d.Epochs, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only); --distill-time may end them sooner"},
 		&cli.IntFlag{Name: "synthetic", Value: d.Synthetic, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
 		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run: a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
 		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
-		&cli.IntFlag{Name: "round-to", Value: d.RoundTo, Usage: "keep widths multiples of K"},
+		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (0, the default: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
@@ -151,6 +156,9 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	if c.IsSet("seed") {
 		opt.Seed = c.Uint64("seed")
 	}
+	if opt.LatencyBatch = c.Int("latency-batch"); opt.LatencyBatch <= 0 || opt.LatencyBatch > maxBatch {
+		return opt, usagef("--latency-batch %d: want 1 to %d", opt.LatencyBatch, maxBatch)
+	}
 	if err := opt.Validate(); err != nil {
 		return opt, usagef("shrink: %v", err)
 	}
@@ -203,6 +211,11 @@ func shrinkAction(c *cli.Context) error {
 		return fmt.Errorf("-o %s: would overwrite the model; chanopt never overwrites its inputs", out)
 	}
 	quiet := c.Bool("quiet")
+	rt, missing, err := shrinkRuntime(c.String("runtime"), c.String("ort-lib"), opt.Threads)
+	if err != nil {
+		return err
+	}
+	opt.Runtime = rt
 	m, err := onnx.Load(path)
 	if err != nil {
 		return err
@@ -265,6 +278,10 @@ func shrinkAction(c *cli.Context) error {
 		}
 	}
 	opt.Progress = prog
+	if missing != "" {
+		// Said once the inputs have passed their checks, so that an error stays the only line.
+		prog.Note("measuring latency in chanopt's engine: " + missing)
+	}
 	res, err := optimizer.Shrink(c.Context, work, opt)
 	var oe *optimizer.OptionsError
 	switch {
@@ -273,24 +290,20 @@ func shrinkAction(c *cli.Context) error {
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	prog.Stage("write", "measuring latency for the table and writing the outputs")
+	prog.Stage("write", "writing the outputs")
 	fixed.restore(res.Model)
 	rep := &shrinkReport{Model: path, Output: out, Report: res.Report}
 	if err := plan.setModel(out, res.Model); err != nil {
 		return err
 	}
-	if !quiet {
-		// Latency is measured (engine, batch 1, this machine) only for the printed table: timings
-		// would make the JSON report differ between runs.
-		rep.Before.LatencyMS = latencyMS(m, opt.Inputs, opt.Threads)
-		rep.After.LatencyMS = latencyMS(res.Model, opt.Inputs, opt.Threads)
+	if r := rep.Runtime; r != nil && len(r.Batches) > 0 {
+		last := r.Batches[len(r.Batches)-1]
+		rep.Before.LatencyMS, rep.After.LatencyMS = last.BeforeMS, last.AfterMS
 	}
 	if report != "" {
-		// The printed latencies are measured for the table only; the file keeps what the run did
-		// (its stage timings included).
-		r := *rep
-		r.Before.LatencyMS, r.After.LatencyMS = 0, 0
-		b, err := json.MarshalIndent(r, "", "  ")
+		// The file keeps what the run did, its timings and measured latencies included (the
+		// sections that differ between two runs with the same seed).
+		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -301,6 +314,19 @@ func shrinkAction(c *cli.Context) error {
 	}
 	if !quiet {
 		printShrink(c.App.ErrWriter, rep)
+	}
+	if r := rep.Runtime; r != nil && r.Slower {
+		last := r.Batches[len(r.Batches)-1]
+		msg := fmt.Sprintf("%s: SLOWER: the slim model is not faster than the original in %s at batch %d (%.3f ms vs %.3f ms); it was written",
+			out, r.Runtime, last.Batch, last.AfterMS, last.BeforeMS)
+		if !c.Bool("allow-slower") {
+			hint := "try --round-to 8 or 16, or a --latency budget"
+			if len(r.Grids) > 0 {
+				hint = "no width grid made it faster: try a smaller budget, or a --latency budget"
+			}
+			return fmt.Errorf("%s, but --allow-slower was not given (%s)", msg, hint)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (--allow-slower)\n", msg)
 	}
 	return nil
 }
@@ -326,13 +352,27 @@ func checkSynthetic(c *cli.Context, m *onnx.Model, opt optimizer.Options) error 
 	return nil
 }
 
-// latencyMS is the median batch-1 time in the engine, for the printed table (0 if it cannot run).
-func latencyMS(m *onnx.Model, shapes map[string]onnx.Shape, threads int) float64 {
-	ms, err := optimizer.MeasureLatency(m, shapes, threads, 700*time.Millisecond)
-	if err != nil {
-		return 0
+// shrinkRuntime resolves --runtime: ONNX Runtime when asked for or, by default, when its library
+// is found (missing then says why it was not); else the engine. Asking for ort explicitly without
+// a library is an error.
+func shrinkRuntime(flag, lib string, threads int) (rt optimizer.Runtime, missing string, err error) {
+	switch flag {
+	case "":
+		r, err := optimizer.NewORTRuntime(lib, threads)
+		if err != nil {
+			return optimizer.EngineRuntime{NumThreads: threads}, err.Error(), nil
+		}
+		return r, "", nil
+	case runtimeEngine:
+		return optimizer.EngineRuntime{NumThreads: threads}, "", nil
+	case runtimeORT:
+		r, err := optimizer.NewORTRuntime(lib, threads)
+		if err != nil {
+			return nil, "", fmt.Errorf("--runtime ort: %w", err)
+		}
+		return r, "", nil
 	}
-	return ms
+	return nil, "", usagef("--runtime %q: want ort or engine", flag)
 }
 
 func printShrink(w io.Writer, rep *shrinkReport) {
@@ -343,8 +383,11 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 	}
 	row("params", rep.Before.Params, rep.After.Params)
 	row("MACs", rep.Before.MACs, rep.After.MACs)
-	if rep.Before.LatencyMS > 0 && rep.After.LatencyMS > 0 {
-		fmt.Fprintf(tw, "latency (ms, batch 1)\t%.3f\t%.3f\t%.3f\t\n", rep.Before.LatencyMS, rep.After.LatencyMS, rep.After.LatencyMS/rep.Before.LatencyMS)
+	if r := rep.Runtime; r != nil {
+		for _, b := range r.Batches {
+			fmt.Fprintf(tw, "latency (ms, batch %d)\t%.3f ± %.3f\t%.3f ± %.3f\t%.3f\t\n", b.Batch, b.BeforeMS, b.BeforeSpreadMS,
+				b.AfterMS, b.AfterSpreadMS, b.AfterMS/b.BeforeMS)
+		}
 	}
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
 		last := d.Final()
@@ -382,6 +425,23 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 			fmt.Fprintf(w, "; %d left without an estimate", cr.Skipped)
 		}
 		fmt.Fprintln(w)
+	}
+	if r := rep.Runtime; r != nil {
+		name := r.Runtime
+		if r.Version != "" {
+			name += " " + r.Version
+		}
+		switch {
+		case r.Error != "":
+			fmt.Fprintf(w, "latency in %s not measured: %s\n", name, r.Error)
+		case len(r.Batches) > 0:
+			var sp []string
+			for _, b := range r.Batches {
+				sp = append(sp, fmt.Sprintf("%.2f× at batch %d", b.Speedup, b.Batch))
+			}
+			fmt.Fprintf(w, "speedup in %s (%d threads, original and slim timed alternately, median ± half IQR of %d runs): %s\n",
+				name, r.Threads, r.Batches[0].Runs, strings.Join(sp, ", "))
+		}
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
 }

@@ -35,7 +35,9 @@ func TestShrinkHalvesMACsEverywhere(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		out := filepath.Join(dir, name+".slim.onnx")
 		rep := filepath.Join(dir, name+".json")
-		args := []string{"shrink", p, "--macs", "0.5", "--no-distill", "--iterations", "600", "-o", out, "--report", rep, "-q"}
+		// --allow-slower: this test is about structure; some foreign models are so small that
+		// ONNX Runtime runs their halves no faster at batch 1 (runtime_test.go checks the verdict).
+		args := []string{"shrink", p, "--macs", "0.5", "--no-distill", "--iterations", "600", "--allow-slower", "-o", out, "--report", rep, "-q"}
 		if strings.HasPrefix(p, testenv.ZooDir()) {
 			// The 224×224 zoo tests the structure: the uniform split is enough and keeps CI short;
 			// the annealer runs on the bundled and foreign models.
@@ -132,7 +134,8 @@ func TestShrinkSeedDeterminism(t *testing.T) {
 	shrink := func(tag, seed string, extra ...string) ([]byte, shrinkReport) {
 		out := filepath.Join(dir, tag+".onnx")
 		rep := filepath.Join(dir, tag+".json")
-		args := []string{"shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500", "-o", out, "--report", rep, "-q"}
+		args := []string{"shrink", src, "--macs", "0.5", "--no-distill", "--seed", seed, "--iterations", "1500",
+			"--round-to", "1", "--allow-slower", "-o", out, "--report", rep, "-q"}
 		code, _, stderr := runCLI(append(args, extra...)...)
 		if code != 0 {
 			t.Fatalf("seed %s: %s", seed, stderr)

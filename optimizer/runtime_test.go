@@ -1,0 +1,186 @@
+package optimizer
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
+)
+
+// blockRuntime is a fake runtime whose time is a model's MACs, times offGrid when any Conv's
+// output channels are not a multiple of 8 (as ONNX Runtime pays for leaving its NCHWc blocks):
+// deterministic, so the choice among grids and the proof can be checked exactly.
+type blockRuntime struct {
+	grids   []int
+	offGrid float64
+}
+
+func (blockRuntime) Name() string    { return "blocks" }
+func (blockRuntime) Version() string { return "test" }
+func (blockRuntime) Threads() int    { return 1 }
+func (r blockRuntime) Grids() []int  { return r.grids }
+
+type fixedTimer time.Duration
+
+func (t fixedTimer) Once() (time.Duration, error) { return time.Duration(t), nil }
+func (fixedTimer) Close()                         {}
+
+func (r blockRuntime) Prepare(m *onnx.Model, inputs map[string]onnx.Shape) (Timer, error) {
+	c, err := onnx.CostAt(m, inputs)
+	if err != nil {
+		return nil, err
+	}
+	d := float64(c.MACs)
+	for _, n := range m.Graph.Nodes {
+		if n.OpType != "Conv" {
+			continue
+		}
+		if w := m.Graph.Inits[n.Inputs[1]]; w != nil && w.Dims[0]%8 != 0 {
+			d *= r.offGrid
+			break
+		}
+	}
+	return fixedTimer(d), nil
+}
+
+func (r blockRuntime) Predictor(a *rewrite.Analysis, inputs map[string]onnx.Shape, _ func(int, int)) (func(Widths) float64, error) {
+	macs, err := onnx.NodeMACsAt(a.Model, inputs)
+	if err != nil {
+		return nil, err
+	}
+	wc := a.WidthCost(macs)
+	return func(w Widths) float64 { c, _ := wc.Eval(w); return c }, nil
+}
+
+// TestShrinkChoosesTheFastestGrid: with RoundTo left to the runtime, every grid is searched under
+// the MACs budget and the one that runs fastest is kept; the proof times original and slim and
+// flags a slim model that is not faster.
+func TestShrinkChoosesTheFastestGrid(t *testing.T) {
+	m, shapes, _ := bundled(t, "resnet8")
+	for _, tc := range []struct {
+		name     string
+		rt       blockRuntime
+		roundTo  int
+		wantGrid int // 0: no choice made; -1: any within gridTolerance of the fastest
+		slower   bool
+	}{
+		{"off-grid widths cost triple: multiples of 8 kept", blockRuntime{[]int{1, 8}, 3}, 0, 8, false},
+		{"no cost off the grid", blockRuntime{[]int{1, 8}, 1}, 0, -1, false},
+		{"the user's grid is searched alone", blockRuntime{[]int{1, 8}, 3}, 1, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := DefaultOptions()
+			opt.Budget = Budget{Kind: MACs, Ratio: 0.5}
+			opt.Repair, opt.Iterations, opt.Runtime, opt.RoundTo, opt.LatencyBatch = RepairNone, 200, tc.rt, tc.roundTo, 4
+			opt.Inputs = shapes
+			res, err := Shrink(context.Background(), m, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rr := res.Report.Runtime
+			if rr == nil || rr.Runtime != "blocks" || len(rr.Batches) != 2 || rr.Batches[1].Batch != 4 {
+				t.Fatalf("runtime report %+v, want the fake runtime's timing at batch 1 and 4", rr)
+			}
+			for _, g := range rr.Grids {
+				if g.RoundTo == rr.RoundTo && g.MS <= 0 {
+					t.Errorf("kept grid %d has no time (trials %+v)", g.RoundTo, rr.Grids)
+				}
+				for _, h := range rr.Grids {
+					// The fake's times are exact: the original's is the proof's.
+					enough := (1 + gridTolerance) * 0.5 * rr.Batches[0].BeforeMS
+					if g.RoundTo == rr.RoundTo && h.Error == "" && (1+gridTolerance)*h.MS < g.MS && g.MS > enough {
+						t.Errorf("kept multiples of %d (%.3f ms) although multiples of %d ran in %.3f ms", g.RoundTo, g.MS, h.RoundTo, h.MS)
+					}
+				}
+			}
+			if tc.wantGrid >= 0 && rr.RoundTo != tc.wantGrid {
+				t.Errorf("kept multiples of %d (trials %+v), want %d", rr.RoundTo, rr.Grids, tc.wantGrid)
+			}
+			if rr.Slower != tc.slower {
+				t.Errorf("slower = %v, want %v (%+v)", rr.Slower, tc.slower, rr.Batches)
+			}
+			if r := float64(res.Report.After.MACs) / float64(res.Report.Before.MACs); r > 0.5 || r < 0.4 {
+				t.Errorf("MACs ratio %.3f: want at most the budget 0.5 and no much deeper cut", r)
+			}
+		})
+	}
+}
+
+// TestAnnealCostHook: a Cost function replaces the MACs predictor, and the result meets the
+// budget in that cost.
+func TestAnnealCostHook(t *testing.T) {
+	_, shapes, a := bundled(t, "resnet8")
+	// A cost that only the widest groups pay for: the search must cut them, not the others.
+	cost := func(w Widths) float64 {
+		c := 0.0
+		for _, g := range a.Prunable() {
+			if g.Channels >= 64 {
+				c += float64(w[g.ID])
+			}
+		}
+		return c + 1
+	}
+	full := Widths{}
+	for _, g := range a.Prunable() {
+		full[g.ID] = g.Channels
+	}
+	res, err := Anneal(a, SearchOptions{Budget: Budget{Kind: Latency, Ratio: 0.5}, Inputs: shapes, Seed: 1, Iterations: 200, Cost: cost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, limit := cost(res.Widths), 0.5*cost(full); got > limit {
+		t.Errorf("cost %.0f over the budget %.0f", got, limit)
+	}
+	if res.Base != cost(full) {
+		t.Errorf("base %.0f, want the hook's cost at full width %.0f", res.Base, cost(full))
+	}
+}
+
+// TestTimeAlternately times two models in the engine in turn: each gets the same number of runs,
+// and the one with twice the work is the slower.
+func TestTimeAlternately(t *testing.T) {
+	m, shapes, _ := bundled(t, "resnet8")
+	ts, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m, m}, atBatch(m, shapes, 2), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].Runs != ts[1].Runs || ts[0].Runs < 5 || ts[0].Median <= 0 {
+		t.Fatalf("timings %+v: want two with the same number (≥ 5) of runs", ts)
+	}
+	one, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m}, atBatch(m, shapes, 16), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one[0].Median < ts[0].Median {
+		t.Errorf("batch 16 took %v, batch 2 %v", one[0].Median, ts[0].Median)
+	}
+}
+
+// TestChooseGrid: the best-judged result among those fast enough (as fast as the budget asked, or
+// about as fast as the fastest), within a latency limit when there is one; the fastest when none
+// meets it.
+func TestChooseGrid(t *testing.T) {
+	inf := math.Inf(1)
+	for _, tc := range []struct {
+		name  string
+		rs    []gridResult
+		limit float64
+		fast  float64 // fast enough
+		want  int
+	}{
+		{"much faster wins over better judged", []gridResult{{MS: 10, Fitness: 2}, {MS: 6, Fitness: 1}}, inf, 0, 1},
+		{"within tolerance: better judged", []gridResult{{MS: 6.2, Fitness: 2}, {MS: 6, Fitness: 1}}, inf, 0, 0},
+		{"fast enough for the budget: better judged", []gridResult{{MS: 9, Fitness: 2}, {MS: 6, Fitness: 1}}, inf, 9.2, 0},
+		{"tie in judgement: more MACs kept", []gridResult{{MS: 6, MACs: 5, Fitness: 1}, {MS: 6.1, MACs: 9, Fitness: 1}}, inf, 0, 1},
+		{"over the limit is out", []gridResult{{MS: 5.1, Fitness: 9}, {MS: 5.0, Fitness: 1}}, 5.05, 5.05, 1},
+		{"none meets the limit: fastest", []gridResult{{MS: 7, Fitness: 9}, {MS: 6, Fitness: 1}, {MS: 6.2, Fitness: 3}}, 5, 5, 1},
+		{"no judgement: more MACs", []gridResult{{MS: 6, MACs: 1, Fitness: math.Inf(-1)}, {MS: 6, MACs: 2, Fitness: math.Inf(-1)}}, inf, 0, 1},
+	} {
+		if got := chooseGrid(tc.rs, tc.limit, tc.fast); got != tc.want {
+			t.Errorf("%s: chose %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
