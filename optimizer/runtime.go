@@ -96,6 +96,17 @@ type ORTRuntime struct {
 
 // NewORTRuntime loads ONNX Runtime from lib ("" for $CHANOPT_ORT_LIB or the usual places); the
 // error says why it cannot be used.
+// DefaultRuntime is the runtime chanopt measures in unless told otherwise: ONNX Runtime when its
+// library is found (lib, $CHANOPT_ORT_LIB, the usual paths), else the engine, with why ONNX Runtime
+// was not used. The CLI and the bench both start from it.
+func DefaultRuntime(lib string, threads int) (rt Runtime, whyNotORT string) {
+	r, err := NewORTRuntime(lib, threads)
+	if err != nil {
+		return EngineRuntime{NumThreads: threads}, err.Error()
+	}
+	return r, ""
+}
+
 func NewORTRuntime(lib string, threads int) (*ORTRuntime, error) {
 	if err := ort.Load(lib); err != nil {
 		return nil, err

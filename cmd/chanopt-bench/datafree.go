@@ -26,6 +26,7 @@ func benchDataFree(env *benchEnv) error {
 	}
 	opt := optimizer.DefaultOptions()
 	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+	opt.Runtime, _ = optimizer.DefaultRuntime("", 0) // as the CLI: ONNX Runtime's grids when it is found
 	fmt.Println("   `chanopt shrink MODEL --macs 0.5`, no data: widths and channels by the data-free contribution search;")
 	fmt.Printf("   repair on %d images synthesised from the original, up to %g epochs of KD; ONNX Runtime on the 10k test set\n", opt.Synthetic, opt.Epochs)
 	fmt.Println("   | model | original | slice, no repair | + mean compensation (--no-distill) | + synthetic-data repair | time |")

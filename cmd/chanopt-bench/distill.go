@@ -62,6 +62,7 @@ func benchDistill(env *benchEnv) error {
 	}
 	opt := optimizer.DefaultOptions()
 	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+	opt.Runtime, _ = optimizer.DefaultRuntime("", 0) // as the CLI: ONNX Runtime's grids when it is found
 	opt.Data = all
 	held := int(float64(all.N)*opt.HoldBack + 0.5)
 	fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%d unlabelled training images>` (optimizer.Shrink with the CLI's defaults: %d held back, --time %s, up to %g epochs of KD); ONNX Runtime on the 10k test set\n",

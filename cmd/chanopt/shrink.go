@@ -358,11 +358,8 @@ func checkSynthetic(c *cli.Context, m *onnx.Model, opt optimizer.Options) error 
 func shrinkRuntime(flag, lib string, threads int) (rt optimizer.Runtime, missing string, err error) {
 	switch flag {
 	case "":
-		r, err := optimizer.NewORTRuntime(lib, threads)
-		if err != nil {
-			return optimizer.EngineRuntime{NumThreads: threads}, err.Error(), nil
-		}
-		return r, "", nil
+		rt, why := optimizer.DefaultRuntime(lib, threads)
+		return rt, why, nil
 	case runtimeEngine:
 		return optimizer.EngineRuntime{NumThreads: threads}, "", nil
 	case runtimeORT:
