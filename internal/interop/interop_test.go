@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/ort"
