@@ -85,6 +85,8 @@ func photos64(t *testing.T, dir string, n int) {
 // TestShrinkMemoryAndSilence runs `shrink --data` on a generated RGB 64×64 net in a child process,
 // as a user would, with 200 and with 800 images: the peak memory must not grow with the images
 // (within 10%: memory is bounded by the model), and stderr must never be silent for more than 5 s.
+// Latency is measured in the engine and may end slower (so tiny a net is no faster in ONNX
+// Runtime at batch 1): the test is about memory and progress.
 func TestShrinkMemoryAndSilence(t *testing.T) {
 	dir := t.TempDir()
 	model := filepath.Join(dir, "net64.onnx")
@@ -100,7 +102,8 @@ func TestShrinkMemoryAndSilence(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		cmd := childCLI(ctx, dir, "shrink", model, "--macs", "0.5", "--data", data, "--epochs", "1",
-			"--search-time", "20s", "-o", filepath.Join(dir, fmt.Sprintf("slim%d.onnx", images)))
+			"--search-time", "20s", "--runtime", "engine", "--allow-slower",
+			"-o", filepath.Join(dir, fmt.Sprintf("slim%d.onnx", images)))
 		// A lower GC target brings the peak RSS close to the live heap, so that the comparison
 		// measures what is kept, not when the collector happened to run.
 		cmd.Env = append(cmd.Env, "GOGC=25")
