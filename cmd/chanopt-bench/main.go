@@ -118,3 +118,16 @@ func loadGrouped(path string) (name string, m *onnx.Model, shapes map[string]onn
 	a, err = rewrite.Groups(m)
 	return
 }
+
+// builtBinary is the chanopt binary `make bench` builds, for sections that run the command as a
+// user would, and a scratch folder for their outputs (remove it when done).
+func builtBinary(prefix string) (bin, dir string, err error) {
+	if bin, err = filepath.Abs("bin/chanopt"); err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", "", fmt.Errorf("%s: %w (make bench builds it)", bin, err)
+	}
+	dir, err = os.MkdirTemp("", prefix)
+	return bin, dir, err
+}

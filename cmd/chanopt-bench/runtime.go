@@ -32,14 +32,7 @@ func benchRuntime(env *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	bin, err := filepath.Abs("bin/chanopt")
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %w (make bench builds it)", bin, err)
-	}
-	dir, err := os.MkdirTemp("", "chanopt-runtime")
+	bin, dir, err := builtBinary("chanopt-runtime")
 	if err != nil {
 		return err
 	}

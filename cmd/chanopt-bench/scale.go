@@ -27,14 +27,7 @@ func benchScale(env *benchEnv) error {
 	if photos == "" {
 		return fmt.Errorf("CHANOPT_PHOTOS is not set (make bench sets it after make photos)")
 	}
-	bin, err := filepath.Abs("bin/chanopt")
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %w (make bench builds it)", bin, err)
-	}
-	dir, err := os.MkdirTemp("", "chanopt-scale")
+	bin, dir, err := builtBinary("chanopt-scale")
 	if err != nil {
 		return err
 	}
