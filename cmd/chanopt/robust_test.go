@@ -208,7 +208,9 @@ func TestRobustFailures(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(f.dir, "outdir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	S := []string{"--macs", "0.5", "--no-distill", "--search", "uniform", "-q"}
+	// --allow-slower: these cases test files, flags and signals, not speed (a timed tie in ONNX
+	// Runtime must not fail them).
+	S := []string{"--macs", "0.5", "--no-distill", "--search", "uniform", "-q", "--allow-slower"}
 	shrink := func(args ...string) []string { return append(append([]string{"shrink"}, args...), S...) }
 	cases := []struct {
 		name string
@@ -297,7 +299,7 @@ func TestRobustSuccesses(t *testing.T) {
 	long := strings.Repeat("n", 245) + ".onnx" // 250 bytes, legal on every common file system
 	t.Run("13 a 250-byte output name", func(t *testing.T) {
 		before := snapshot(t, f.dir)
-		code, _, stderr := runCLI("shrink", "in.onnx", "--macs", "0.5", "--no-distill", "--search", "uniform", "-q", "-o", long)
+		code, _, stderr := runCLI("shrink", "in.onnx", "--macs", "0.5", "--no-distill", "--search", "uniform", "-q", "--allow-slower", "-o", long)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -310,7 +312,7 @@ func TestRobustSuccesses(t *testing.T) {
 		}
 		defer os.Remove("link.json")
 		before := snapshot(t, f.dir)
-		code, _, stderr := runCLI("shrink", "in.onnx", "--macs", "0.5", "--no-distill", "-q", "-o", "out.onnx", "--report", "link.json")
+		code, _, stderr := runCLI("shrink", "in.onnx", "--macs", "0.5", "--no-distill", "-q", "--allow-slower", "-o", "out.onnx", "--report", "link.json")
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
@@ -382,7 +384,7 @@ func TestConcurrentRunsCommitTogether(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, _, stderr := runCLI("shrink", f.model, "--macs", r, "--no-distill", "--search", "uniform", "-q",
+				code, _, stderr := runCLI("shrink", f.model, "--macs", r, "--no-distill", "--search", "uniform", "-q", "--allow-slower",
 					"-o", filepath.Join(f.dir, "out.onnx"), "--report", filepath.Join(f.dir, "out.json"))
 				if code != 0 {
 					t.Errorf("--macs %s: %s", r, stderr)
