@@ -12,9 +12,14 @@ import "github.com/chanopt/chanopt/onnx"
 // keep gigabytes.
 const keptActivationBytes = 64 << 20
 
-// memBatch is the batch (at most batch) whose kept values of m fit keptActivationBytes.
+// memBatch is the batch (at most batch) whose kept values of m, and the values the pass computes
+// on its way to them (about three of the largest, as inferBatch), fit keptActivationBytes. Counting
+// only the kept values let a pass that keeps one small layer output run at batch 64 with a
+// working set of gigabytes at 224×224.
 func memBatch(m *onnx.Model, keep []string, batch int) int {
-	return min(batch, max(1, keptActivationBytes/max(1, perImageBytes(inferred(m), keep))))
+	g := inferred(m)
+	per := perImageBytes(g, keep) + 3*largestValueBytes(g)
+	return min(batch, max(1, keptActivationBytes/max(1, per)))
 }
 
 // inferred is m's graph with every value's shape inferred at batch 1 (on a copy of the value

@@ -277,8 +277,8 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	return out, nil
 }
 
-// atBatch is the input shapes with every symbolic batch dim of m's inputs set to batch.
-func atBatch(m *onnx.Model, inputs map[string]onnx.Shape, batch int) map[string]onnx.Shape {
+// AtBatch is the input shapes with every symbolic batch dim of m's inputs set to batch.
+func AtBatch(m *onnx.Model, inputs map[string]onnx.Shape, batch int) map[string]onnx.Shape {
 	out := map[string]onnx.Shape{}
 	for name, s := range inputs {
 		s = s.Clone()

@@ -143,14 +143,14 @@ func TestAnnealCostHook(t *testing.T) {
 // and the one with twice the work is the slower.
 func TestTimeAlternately(t *testing.T) {
 	m, shapes, _ := bundled(t, "resnet8")
-	ts, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m, m}, atBatch(m, shapes, 2), 100*time.Millisecond)
+	ts, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m, m}, AtBatch(m, shapes, 2), 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ts) != 2 || ts[0].Runs != ts[1].Runs || ts[0].Runs < 5 || ts[0].Median <= 0 {
 		t.Fatalf("timings %+v: want two with the same number (≥ 5) of runs", ts)
 	}
-	one, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m}, atBatch(m, shapes, 16), 100*time.Millisecond)
+	one, err := TimeAlternately(EngineRuntime{NumThreads: 1}, []*onnx.Model{m}, AtBatch(m, shapes, 16), 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

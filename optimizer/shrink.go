@@ -370,7 +370,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 		}
 	}
 	rt := opt.runtime()
-	timed := atBatch(m, shapes, max(opt.LatencyBatch, 1))
+	timed := AtBatch(m, shapes, max(opt.LatencyBatch, 1))
 	var calib, val *dataset.Set
 	if opt.Data != nil {
 		calib, val = opt.Data.Split(opt.HoldBack, opt.Seed)
@@ -610,7 +610,7 @@ func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[strin
 	}
 	rr.Runtime, rr.Version, rr.Threads = rt.Name(), rt.Version(), rt.Threads()
 	batches := []int{1}
-	if b := max(opt.LatencyBatch, 1); b > 1 && timed1(atBatch(m, shapes, b)) == b {
+	if b := max(opt.LatencyBatch, 1); b > 1 && timed1(AtBatch(m, shapes, b)) == b {
 		batches = append(batches, b)
 	}
 	at := "batch 1"
@@ -619,7 +619,7 @@ func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[strin
 	}
 	prog.Stage("latency", fmt.Sprintf("original and slim timed alternately in %s (%d threads) at %s", rt.Name(), rr.Threads, at))
 	for _, b := range batches {
-		ts, err := TimeAlternately(rt, []*onnx.Model{m, slim}, atBatch(m, shapes, b), proofTiming)
+		ts, err := TimeAlternately(rt, []*onnx.Model{m, slim}, AtBatch(m, shapes, b), proofTiming)
 		if err != nil {
 			rr.Error = err.Error()
 			rr.Batches = nil

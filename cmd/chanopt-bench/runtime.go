@@ -14,7 +14,8 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
-// runtimeModels are the torchvision layouts of issue 14's acceptance, at 224×224 from `make zoo`.
+// runtimeModels are the torchvision layouts of issue 14's acceptance, at 224×224 from `make zoo`
+// (CHANOPT_BENCH_ZOO, comma-separated, names others; empty: none).
 var runtimeModels = []string{"resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf", "mobilenet_v3_small"}
 
 // runtimeTiming is how long the originals and their slim models are timed, alternately.
@@ -23,8 +24,9 @@ const runtimeTiming = 4 * time.Second
 // benchRuntime runs the built binary as a user would, `chanopt shrink MODEL --macs 0.5
 // --no-distill` and `--latency 0.5 --no-distill` with every other flag at its default (so
 // ONNX Runtime is the runtime and chooses the width grid), then times the original and both slim
-// models alternately in ONNX Runtime at batch 1 and prints the latency ratios beside the MACs
-// ratios. The floor is the latency of the model with every prunable group at its smallest width
+// models alternately in ONNX Runtime and prints the latency ratios beside the MACs ratios: the
+// 224×224 zoo at batch 1, the bundled 28×28 models at batch 64 (`--latency-batch 64`) and at
+// batch 1. The floor is the latency of the model with every prunable group at its smallest width
 // (one channel, or on the grid of 8, whichever runs faster): what the ops no channel cut shrinks
 // take, the best any width search can reach.
 func benchRuntime(env *benchEnv) error {
@@ -38,21 +40,35 @@ func benchRuntime(env *benchEnv) error {
 	}
 	defer os.RemoveAll(dir)
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("   ONNX Runtime %s, %d threads, batch 1; ratios are slim/original latency timed alternately (median of ≥ %s each); load average %s\n",
+	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately (median of ≥ %s each); load average %s\n",
 		rt.Version(), rt.Threads(), runtimeTiming, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Println("\n   torchvision at 224×224, batch 1:")
 	fmt.Println("   | model | --macs 0.5: latency (MACs, grid) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
 	fmt.Println("   |---|---|---|---|---|")
-	for _, name := range runtimeModels {
-		if err := runtimeRow(env, bin, dir, name, rt); err != nil {
+	zoo := runtimeModels
+	if only, ok := os.LookupEnv("CHANOPT_BENCH_ZOO"); ok {
+		zoo = strings.FieldsFunc(only, func(r rune) bool { return r == ',' })
+	}
+	for _, name := range zoo {
+		if err := runtimeRow(bin, dir, filepath.Join(env.zoo, name+".onnx"), rt, 1); err != nil {
 			fmt.Printf("   | %s | FAILED: %v |\n", name, err)
+		}
+	}
+	fmt.Println("\n   bundled 28×28 models, budgeted and timed at batch 64 (batch 1 after the slash):")
+	fmt.Println("   | model | --macs 0.5: latency (MACs, grid) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
+	fmt.Println("   |---|---|---|---|---|")
+	for _, path := range bundledModels(env) {
+		if err := runtimeRow(bin, dir, path, rt, 64); err != nil {
+			fmt.Printf("   | %s | FAILED: %v |\n", filepath.Base(path), err)
 		}
 	}
 	return nil
 }
 
-// runtimeRow shrinks one zoo model both ways and prints its row.
-func runtimeRow(env *benchEnv, bin, dir, name string, rt optimizer.Runtime) error {
-	model := filepath.Join(env.zoo, name+".onnx")
+// runtimeRow shrinks one model both ways, budgeting latency at batch, and prints its row: the
+// latency ratios at batch, and when batch > 1 also at batch 1.
+func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch int) error {
+	name := strings.TrimSuffix(filepath.Base(model), ".onnx")
 	type run struct {
 		budget string
 		slim   string
@@ -65,7 +81,8 @@ func runtimeRow(env *benchEnv, bin, dir, name string, rt optimizer.Runtime) erro
 		r.slim = filepath.Join(dir, name+r.budget+".onnx")
 		rep := filepath.Join(dir, name+r.budget+".json")
 		start := time.Now()
-		out, err := exec.Command(bin, "shrink", model, r.budget, "0.5", "--no-distill", "-o", r.slim, "--report", rep).CombinedOutput()
+		out, err := exec.Command(bin, "shrink", model, r.budget, "0.5", "--no-distill", "--latency-batch", fmt.Sprint(batch),
+			"-o", r.slim, "--report", rep).CombinedOutput()
 		r.took = time.Since(start)
 		if err != nil {
 			if !strings.Contains(string(out), "SLOWER") {
@@ -104,19 +121,35 @@ func runtimeRow(env *benchEnv, bin, dir, name string, rt optimizer.Runtime) erro
 		}
 		models = append(models, f)
 	}
-	ts, err := optimizer.TimeAlternately(rt, models, shapes, runtimeTiming)
-	if err != nil {
-		return err
+	batches := []int{batch}
+	if batch > 1 {
+		batches = append(batches, 1)
 	}
-	ratio := func(i int) float64 { return float64(ts[i].Median) / float64(ts[0].Median) }
+	ratios := make([][]float64, len(batches))
+	for i, b := range batches {
+		ts, err := optimizer.TimeAlternately(rt, models, optimizer.AtBatch(m, shapes, b), runtimeTiming)
+		if err != nil {
+			return err
+		}
+		for j := range ts {
+			ratios[i] = append(ratios[i], float64(ts[j].Median)/float64(ts[0].Median))
+		}
+	}
+	at := func(j int) string {
+		s := fmt.Sprintf("%.3f", ratios[0][j])
+		if len(ratios) > 1 {
+			s += fmt.Sprintf(" / %.3f", ratios[1][j])
+		}
+		return s
+	}
 	macs := func(r *run) float64 { return float64(r.rep.After.MACs) / float64(r.rep.Before.MACs) }
 	grid := "-"
 	if rr := runs[0].rep.Runtime; rr != nil && rr.RoundTo > 0 {
 		grid = fmt.Sprint(rr.RoundTo)
 	}
-	fmt.Printf("   | %s | %.3f (%.3f, %s)%s | %.3f (%.3f)%s | %.3f | %.0f, %.0f |\n", name,
-		ratio(1), macs(runs[0]), grid, runs[0].note, ratio(2), macs(runs[1]), runs[1].note,
-		min(ratio(3), ratio(4)), runs[0].took.Seconds(), runs[1].took.Seconds())
+	fmt.Printf("   | %s | %s (%.3f, %s)%s | %s (%.3f)%s | %.3f | %.0f, %.0f |\n", name,
+		at(1), macs(runs[0]), grid, runs[0].note, at(2), macs(runs[1]), runs[1].note,
+		min(ratios[0][3], ratios[0][4]), runs[0].took.Seconds(), runs[1].took.Seconds())
 	return nil
 }
 
