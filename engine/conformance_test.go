@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -179,7 +180,7 @@ func compareTensors(got, want *Tensor, rtol, atol float64) string {
 	if got == nil {
 		return "missing"
 	}
-	if !shapeEq(got.Shape, want.Shape) {
+	if !slices.Equal(got.Shape, want.Shape) {
 		return fmt.Sprintf("shape %v, want %v", got.Shape, want.Shape)
 	}
 	if want.IsInt() {

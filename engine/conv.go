@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 )
 
 // convOp is Conv (1-D and 2-D, any pads, strides, dilations and groups), optionally fused with
@@ -119,7 +120,7 @@ func (o *convOp) geometry(in []*Tensor) (*convGeom, error) {
 	if win.kernel == nil {
 		win.kernel = ws[2:]
 	}
-	if len(win.kernel) != rank || !shapeEq(win.kernel, ws[2:]) {
+	if len(win.kernel) != rank || !slices.Equal(win.kernel, ws[2:]) {
 		return nil, fmt.Errorf("kernel_shape %v does not match W %v", win.kernel, ws)
 	}
 	inSp := x.Shape[2:]
@@ -336,7 +337,7 @@ func (o *convOp) run(c *ctx, in, out []*Tensor) error {
 		if r == nil || r.IsInt() {
 			return fmt.Errorf("residual input missing")
 		}
-		if shapeEq(r.Shape, y.Shape) {
+		if slices.Equal(r.Shape, y.Shape) {
 			o.res = r
 		} else {
 			postAdd = true // broadcasting Add: done after the conv

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/chanopt/chanopt/onnx"
@@ -115,7 +116,7 @@ func TestConvGeometries(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				if !shapeEq(got[0].Shape, []int{n, m, oh, ow}) {
+				if !slices.Equal(got[0].Shape, []int{n, m, oh, ow}) {
 					t.Fatalf("%s: shape %v, want %v", name, got[0].Shape, []int{n, m, oh, ow})
 				}
 				if d := maxDiff(got[0].Data, want); d > 1e-4 {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -52,7 +53,7 @@ func (o *convTransposeOp) geometry(in []*Tensor) (ctGeom, error) {
 			return g, fmt.Errorf("attribute %v for %d spatial dims", v, r)
 		}
 	}
-	if win.Kernel != nil && !shapeEq(ints(win.Kernel), w[2:]) {
+	if win.Kernel != nil && !slices.Equal(ints(win.Kernel), w[2:]) {
 		return g, fmt.Errorf("kernel_shape %v does not match W %v", win.Kernel, w)
 	}
 	win.Kernel = toInt64s(w[2:])

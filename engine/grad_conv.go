@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -85,7 +86,7 @@ type convGrad struct {
 }
 
 func (o *convGrad) prepare(c *ctx, in, out []*Tensor) error {
-	if shapeEq(o.shape[0], in[0].Shape) && shapeEq(o.shape[1], in[1].Shape) {
+	if slices.Equal(o.shape[0], in[0].Shape) && slices.Equal(o.shape[1], in[1].Shape) {
 		return nil
 	}
 	g, err := convGeo(o.node, in[0].Shape, in[1].Shape)
@@ -744,7 +745,7 @@ type convTGrad struct {
 }
 
 func (o *convTGrad) prepare(c *ctx, in, out []*Tensor) error {
-	if shapeEq(o.shape[0], in[0].Shape) && shapeEq(o.shape[1], in[1].Shape) {
+	if slices.Equal(o.shape[0], in[0].Shape) && slices.Equal(o.shape[1], in[1].Shape) {
 		return nil
 	}
 	ct, ok := o.fwd.(*convTransposeOp)
@@ -787,7 +788,7 @@ func (o *convTGrad) prepare(c *ctx, in, out []*Tensor) error {
 	if err != nil {
 		return err
 	}
-	if !shapeEq(specs[0].shape, in[0].Shape) {
+	if !slices.Equal(specs[0].shape, in[0].Shape) {
 		return fmt.Errorf("internal: the data gradient conv gives %v for X %v", specs[0].shape, in[0].Shape)
 	}
 	return nil

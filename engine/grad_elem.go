@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -314,7 +315,7 @@ func (g *binaryGrad) backward(c *ctx, ga *gradArgs) error {
 	}
 	A, B, Y := ga.in[0], ga.in[1], ga.out[0]
 	dA, dB := ga.din[0], ga.din[1]
-	sameA, sameB := shapeEq(A.Shape, Y.Shape), shapeEq(B.Shape, Y.Shape)
+	sameA, sameB := slices.Equal(A.Shape, Y.Shape), slices.Equal(B.Shape, Y.Shape)
 	values := g.kind == binAdd || g.kind == binSub || sameA && sameB
 	if (dA == nil || sameA) && (dB == nil || sameB) && values {
 		g.a, g.b, g.y, g.dy = A.Data, B.Data, Y.Data, dy.Data

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -35,7 +36,7 @@ func newPoolGrad(n *onnx.Node) (gradOp, []bool, bool, error) {
 
 func (g *poolGrad) prepare(_ *ctx, in, _ []*Tensor) error {
 	x := in[0]
-	if shapeEq(g.shape, x.Shape) {
+	if slices.Equal(g.shape, x.Shape) {
 		return nil
 	}
 	r := len(x.Shape) - 2

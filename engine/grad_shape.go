@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // concatGrad is Concat's backward: each input's gradient is its slab of dy.
 type concatGrad struct{ axis int }
@@ -88,7 +91,7 @@ type gatherGrad struct {
 
 func (g *gatherGrad) prepare(c *ctx, in, out []*Tensor) error {
 	x := in[0]
-	if shapeEq(g.shape, x.Shape) && g.src != nil {
+	if slices.Equal(g.shape, x.Shape) && g.src != nil {
 		return nil
 	}
 	n := x.Len()

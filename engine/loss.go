@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // The losses take logits of shape [N, K] (any shape whose last dim is the K classes: every
@@ -23,7 +24,7 @@ func KLDiv(student, teacher *Tensor, temperature float64) (loss float64, grad *T
 // KLDivInto is KLDiv writing the gradient into grad (reshaped, its storage reused).
 func KLDivInto(grad, student, teacher *Tensor, temperature float64) float64 {
 	rows, k := lossRows(student)
-	if !shapeEq(student.Shape, teacher.Shape) {
+	if !slices.Equal(student.Shape, teacher.Shape) {
 		panic(fmt.Sprintf("engine.KLDiv: student %v and teacher %v differ in shape", student.Shape, teacher.Shape))
 	}
 	if temperature <= 0 {
@@ -130,7 +131,7 @@ func shapeLike(grad, t *Tensor) {
 	}
 	grad.Data = grad.Data[:n]
 	grad.Ints = nil
-	if !shapeEq(grad.Shape, t.Shape) {
+	if !slices.Equal(grad.Shape, t.Shape) {
 		grad.Shape = append(grad.Shape[:0], t.Shape...)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,7 +174,7 @@ func TestBundledLogits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !shapeEq(out[0].Shape, want.Shape) {
+			if !slices.Equal(out[0].Shape, want.Shape) {
 				t.Fatalf("logits shape %v, want %v", out[0].Shape, want.Shape)
 			}
 			e := relErr(out[0].Data, want.Float32)

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // padOp is Pad: constant, reflect, edge or wrap, with pads (negative ones crop) from the
 // attribute or run-time inputs, over all axes or the given ones.
@@ -120,7 +123,7 @@ func (o *padOp) source(i, begin, d int) int {
 func (o *padOp) run(_ *ctx, in, out []*Tensor) error {
 	var begin []int
 	value := o.value
-	if !o.dyn && o.lastShape != nil && shapeEq(o.lastShape, in[0].Shape) {
+	if !o.dyn && o.lastShape != nil && slices.Equal(o.lastShape, in[0].Shape) {
 		begin = o.lastBegin
 	} else {
 		var err error

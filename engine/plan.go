@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -72,7 +73,7 @@ func (g *graph) exec(p *Program, inputs []*Tensor, keep []int) ([]*Tensor, error
 				return nil, ps.st.errorf(err)
 			}
 			for j, o := range ps.out {
-				if o != nil && j < len(specs) && !shapeEq(o.Shape, specs[j].shape) {
+				if o != nil && j < len(specs) && !slices.Equal(o.Shape, specs[j].shape) {
 					outs, _, err := g.runDynamic(p, inputs, keep)
 					return outs, err
 				}
@@ -134,7 +135,7 @@ func (pl *plan) matches(inputs []*Tensor, keep []int) bool {
 		}
 	}
 	for i, t := range inputs {
-		if t.IsInt() != pl.inInt[i] || !shapeEq(t.Shape, pl.inShapes[i]) {
+		if t.IsInt() != pl.inInt[i] || !slices.Equal(t.Shape, pl.inShapes[i]) {
 			return false
 		}
 	}

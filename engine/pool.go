@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // poolOp is MaxPool, AveragePool or LpPool over 1-D, 2-D or 3-D windows.
@@ -74,7 +75,7 @@ func (o *poolOp) run(c *ctx, in, out []*Tensor) error {
 		}
 		return nil
 	}
-	if !shapeEq(o.gShape, x.Shape) {
+	if !slices.Equal(o.gShape, x.Shape) {
 		if err := o.geometry(x); err != nil {
 			return err
 		}

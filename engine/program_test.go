@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,7 @@ func TestShapesChangeBetweenRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !shapeEq(got[0].Shape, []int{n, 8, 6, 6}) || maxDiff(got[0].Data, want[0].Data) > 1e-4 {
+		if !slices.Equal(got[0].Shape, []int{n, 8, 6, 6}) || maxDiff(got[0].Data, want[0].Data) > 1e-4 {
 			t.Fatalf("batch %d: wrong result", n)
 		}
 	}
@@ -190,7 +191,7 @@ func TestDataDependentShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !shapeEq(out[0].Shape, []int{int(s[0]), int(s[1])}) || out[0].Data[2] != 3 || out[0].Data[1] != 0 {
+		if !slices.Equal(out[0].Shape, []int{int(s[0]), int(s[1])}) || out[0].Data[2] != 3 || out[0].Data[1] != 0 {
 			t.Fatalf("shape from %v: got %v %v", s, out[0].Shape, out[0].Data)
 		}
 	}

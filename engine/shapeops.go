@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -643,7 +644,7 @@ func (o *sliceOp) infer(in []*Tensor) ([]spec, error) {
 
 func (o *sliceOp) run(_ *ctx, in, out []*Tensor) error {
 	var start, step []int
-	if shapeEq(o.cacheShape, in[0].Shape) && o.sameParams(in) {
+	if slices.Equal(o.cacheShape, in[0].Shape) && o.sameParams(in) {
 		start, step = o.cacheStart, o.cacheStep
 	} else {
 		var err error

@@ -98,18 +98,6 @@ func numel(shape []int) int {
 // newFloats allocates n floats followed by the slack the kernels may read past the end.
 func newFloats(n int) []float32 { return make([]float32, n, n+slack)[:n:n] }
 
-func shapeEq(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // strides returns the row-major element strides of a shape.
 func strides(shape []int) []int {
 	s := make([]int, len(shape))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -473,7 +474,7 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 		return nil, fmt.Errorf("engine: input of shape %v has too few values", x.Shape)
 	}
 	pl := t.last
-	if pl == nil || pl.inInt != x.IsInt() || !shapeEq(pl.inShape, x.Shape) {
+	if pl == nil || pl.inInt != x.IsInt() || !slices.Equal(pl.inShape, x.Shape) {
 		key := planKey([]*Tensor{x}, nil)
 		pl = t.plans[key]
 		if pl == nil {
@@ -500,7 +501,7 @@ func (t *Trainer) forward(x *Tensor) (*tplan, error) {
 				return nil, s.n.errorf(err)
 			}
 			for j, o := range s.out {
-				if o != nil && j < len(specs) && !shapeEq(o.Shape, specs[j].shape) {
+				if o != nil && j < len(specs) && !slices.Equal(o.Shape, specs[j].shape) {
 					// shapes follow data: plan again (rare: exported CNNs fold these chains)
 					delete(t.plans, planKey([]*Tensor{x}, nil))
 					np, err := t.makePlan(x)
@@ -707,7 +708,7 @@ func (t *Trainer) seed(pl *tplan, v int, g *Tensor) error {
 	if g == nil || val == nil {
 		return fmt.Errorf("engine: no gradient or value for %q", t.g.names[v])
 	}
-	if !shapeEq(g.Shape, val.Shape) || g.IsInt() || len(g.Data) < val.Len() {
+	if !slices.Equal(g.Shape, val.Shape) || g.IsInt() || len(g.Data) < val.Len() {
 		return fmt.Errorf("engine: gradient for %q has shape %v, the value has %v", t.g.names[v], g.Shape, val.Shape)
 	}
 	s := pl.slotOf[v]

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/chanopt/chanopt/dataset/npy"
@@ -183,7 +184,7 @@ func TestTrainBundledModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !shapeEq(got.Shape, want.Shape) {
+			if !slices.Equal(got.Shape, want.Shape) {
 				t.Fatalf("trainer output %v, program %v", got.Shape, want.Shape)
 			}
 			if d := maxRelDiff(got.Data, want.Data); d > 1e-4 {
@@ -257,7 +258,7 @@ func TestTrainBundledModels(t *testing.T) {
 // uniform noise in [0, 1).
 func evalImages(t *testing.T, shape []int, rng *rand.Rand) *Tensor {
 	a, err := npy.ReadFile(filepath.Join(testenv.ModelsDir(t), "data", "eval16.npy"))
-	if err == nil && a.Float32 != nil && shapeEq(a.Shape, shape) {
+	if err == nil && a.Float32 != nil && slices.Equal(a.Shape, shape) {
 		return NewTensor(a.Shape, a.Float32)
 	}
 	return randTensor(rng, 0, 1, shape...)

@@ -39,17 +39,20 @@ func (s *NormalEquations) Row() (x, y []float64) {
 	return x, y
 }
 
-// flush adds the buffered rows to XᵀX and XᵀY.
+// flush adds the buffered rows to XᵀX (its upper triangle) and XᵀY with GemmNT, reading the
+// row-major block as the columns of Xᵀ. gonum's SymRankK ran these updates at a fraction of a
+// gigaflop (48 s for 4,096 rows of 2,305 unknowns), which made the refit of a 224×224 ResNet's last
+// layers take minutes.
 func (s *NormalEquations) flush() {
 	if s.rows == 0 {
 		return
 	}
-	x := mat.NewDense(s.rows, s.d, s.block[:s.rows*s.d])
-	y := mat.NewDense(s.rows, s.k, s.yblk[:s.rows*s.k])
-	s.xtx.SymRankK(s.xtx, 1, x.T())
-	var xy mat.Dense
-	xy.Mul(x.T(), y)
-	s.xty.Add(s.xty, &xy)
+	xt := Strided{Data: s.block[:s.rows*s.d], RowStride: 1, ColStride: s.d}
+	yt := Strided{Data: s.yblk[:s.rows*s.k], RowStride: 1, ColStride: s.k}
+	xtx := s.xtx.RawSymmetric()
+	GemmNT(xtx.Data, xtx.Stride, xt, xt, s.d, s.d, s.rows, true)
+	xty := s.xty.RawMatrix()
+	GemmNT(xty.Data, xty.Stride, xt, yt, s.d, s.k, s.rows, false)
 	s.rows = 0
 }
 

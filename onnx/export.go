@@ -3,6 +3,7 @@ package onnx
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/chanopt/chanopt/onnx/pb"
 	"google.golang.org/protobuf/proto"
@@ -196,7 +197,7 @@ func nodeToProto(n *Node, inputs []string, skip map[string]bool) (*pb.NodeProto,
 	}
 	src := n.Source
 	same := src != nil && src.GetName() == n.Name && src.GetOpType() == n.OpType && normDomain(src.GetDomain()) == n.Domain &&
-		equalStrings(src.Input, inputs) && equalStrings(src.Output, n.Outputs)
+		slices.Equal(src.Input, inputs) && slices.Equal(src.Output, n.Outputs)
 	if src != nil {
 		np.DocString = src.DocString
 		if src.Domain != nil && n.Domain == normDomain(src.GetDomain()) {
@@ -250,18 +251,6 @@ func normDomain(d string) string {
 		return ""
 	}
 	return d
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // attrToProto writes an attribute; reused reports that the source proto still holds the same value.
@@ -335,7 +324,7 @@ func attrEqual(a, b *Attr) bool {
 	case AttrInts:
 		return len(a.Ints) == len(b.Ints) && bytes.Equal(int64Bytes(a.Ints), int64Bytes(b.Ints))
 	case AttrStrings:
-		return equalStrings(a.Strings, b.Strings)
+		return slices.Equal(a.Strings, b.Strings)
 	}
 	return true
 }

@@ -78,8 +78,22 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 		if err != nil {
 			return 0, err
 		}
+		// Each layer's normal equations cost about rows·d·(d/2 + cout) multiply-adds, whatever
+		// the images: at 224×224 the last layers' (d = 4,609) dominate. Fewer rows per unknown
+		// (at least 2, the ridge keeps the system sound) hold them to half of the time.
+		gram := 0.0
+		for _, l := range todo {
+			gram += float64(opt.Rows*l.d) * float64(l.d) * (float64(l.d)/2 + float64(l.cout))
+		}
+		gramTime := time.Duration(gram / gramMACRate * float64(time.Second))
+		if gramTime > opt.MaxTime/2 {
+			rows := max(2, int(float64(opt.Rows)*float64(opt.MaxTime/2)/float64(gramTime)))
+			gramTime = gramTime * time.Duration(rows) / time.Duration(opt.Rows)
+			opt.Rows = rows
+		}
 		passes := 1 + float64(len(todo))/2
-		if fit := int(float64(opt.MaxTime) / (passes * float64(perImage))); fit < sub.N {
+		left := max(opt.MaxTime/2, opt.MaxTime-gramTime)
+		if fit := int(float64(left) / (passes * float64(perImage))); fit < sub.N {
 			sub = set.Head(max(32, fit))
 		}
 	}
@@ -136,6 +150,11 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	}
 	return len(todo), nil
 }
+
+// gramMACRate is the speed the refit's plan assumes for accumulating normal equations (linalg's
+// float64 GemmNT on one core), a constant like engineMACRate so that the plan, and the result, do
+// not depend on the machine's load.
+const gramMACRate = 4e9
 
 // prefixModel is m cut off at the values outs: the nodes they depend on, sharing m's nodes and
 // tensors. Running it costs only the part of the network before them.

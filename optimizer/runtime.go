@@ -2,7 +2,6 @@ package optimizer
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"time"
 
@@ -151,29 +150,16 @@ func (r *ORTRuntime) Prepare(m *onnx.Model, inputs map[string]onnx.Shape) (Timer
 	if err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	ins := make([]ort.Tensor, len(s.Inputs))
+	shapes := make([][]int64, len(s.Inputs))
 	for i, name := range s.Inputs {
 		shape, ok := inputs[name]
 		if !ok || !shape.Static() {
 			s.Close()
 			return nil, fmt.Errorf("ONNX Runtime: input %s has no static shape to time it at", name)
 		}
-		t := ort.Tensor{Shape: shape.Sizes()}
-		n := 1
-		for _, d := range t.Shape {
-			n *= int(d)
-		}
-		if s.InputInts[i] {
-			t.Ints = make([]int64, n)
-		} else {
-			t.Data = make([]float32, n)
-			for j := range t.Data {
-				t.Data[j] = float32(rng.NormFloat64())
-			}
-		}
-		ins[i] = t
+		shapes[i] = shape.Sizes()
 	}
+	ins := s.RandomTensors(shapes, 1)
 	run, err := s.Runner(ins)
 	if err != nil {
 		s.Close()

@@ -120,10 +120,9 @@ func (r *Runner) Close() {
 }
 
 // RandomInputs makes inputs of the session's declared shapes, with symbolic first dims set to batch
-// (normal random floats; zeros for int64 inputs). Other symbolic dims are an error naming the input.
+// (RandomTensors). Other symbolic dims are an error naming the input.
 func (s *Session) RandomInputs(batch int, seed uint64) ([]Tensor, error) {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	ins := make([]Tensor, len(s.Inputs))
+	shapes := make([][]int64, len(s.Inputs))
 	for i, declared := range s.InputShapes {
 		shape := append([]int64(nil), declared...)
 		for d := range shape {
@@ -134,6 +133,17 @@ func (s *Session) RandomInputs(batch int, seed uint64) ([]Tensor, error) {
 				return nil, fmt.Errorf("ort: %s: input %s has a symbolic dim %d; give its size", s.name, s.Inputs[i], d)
 			}
 		}
+		shapes[i] = shape
+	}
+	return s.RandomTensors(shapes, seed), nil
+}
+
+// RandomTensors makes the session's inputs at the given static shapes: normal random floats, and
+// zeros for int64 inputs.
+func (s *Session) RandomTensors(shapes [][]int64, seed uint64) []Tensor {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ins := make([]Tensor, len(shapes))
+	for i, shape := range shapes {
 		t := Tensor{Shape: shape}
 		n := t.elements()
 		if s.InputInts[i] {
@@ -146,7 +156,7 @@ func (s *Session) RandomInputs(batch int, seed uint64) ([]Tensor, error) {
 		}
 		ins[i] = t
 	}
-	return ins, nil
+	return ins
 }
 
 // Latency opens a model file with the given intra-op threads and times it on random inputs at the
