@@ -24,6 +24,7 @@ func TestNormalEquationsSolveRidge(t *testing.T) {
 		{"several blocks and a part", 3*normalBlockRows + 17, 9, 4, 0, false},
 		{"ridge", 600, 6, 2, 0.5, false},
 		{"zero X", 50, 4, 2, 0.1, true},
+		{"split in two halves", 2*normalBlockRows + 40, normalSplitUnknowns + 45, 5, 0, false},
 	}
 	for _, tc := range tests {
 		x, y := mat.NewDense(tc.n, tc.d, nil), mat.NewDense(tc.n, tc.k, nil)
