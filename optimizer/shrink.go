@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -506,6 +507,16 @@ func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runti
 		cands := make([]gridResult, len(results))
 		for i, f := range results {
 			cands[i] = gridResult{MS: durationMS(ts[i+1].Median), MACs: f.slim.Costs.MACs, Fitness: math.Inf(-1)}
+			if k := opt.Budget.Kind; k != Latency {
+				// A grid that rounds widths far under a MACs or params budget buys its speed
+				// with a deeper cut than was asked.
+				of := float64(rep.Before.MACs)
+				if k == Params {
+					of = float64(rep.Before.Params)
+				}
+				kept := f.slim.Costs.Of(k)
+				cands[i].Short = kept < (opt.Budget.Ratio-gridCostSlack)*of
+			}
 			if st := f.rep.SearchStats; st != nil {
 				cands[i].Fitness = st.Fitness
 			}
@@ -531,20 +542,37 @@ func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runti
 // cent is within what alternated timings of the same model differ by on a busy machine.
 const gridTolerance = 0.05
 
+// gridCostSlack is how far under a MACs or params budget (as a share of the original's cost) a
+// grid's result may land and still be chosen: a coarse grid that cuts a small net to 0.85 of its
+// MACs for 0.97 asked is faster, but not what the user asked for.
+const gridCostSlack = 0.05
+
 // gridResult is one grid's search result as chooseGrid sees it.
 type gridResult struct {
 	MS      float64 // measured median
 	MACs    int64
 	Fitness float64 // the search's judgement (-Inf: none)
+	Short   bool    // keeps less than the budget by more than gridCostSlack
 }
 
-// chooseGrid picks among the grids' results. Those over limit ms (a latency budget) are out
+// chooseGrid picks among the grids' results. Those that cut more than a MACs or params budget
+// asked (Short) are out unless all are. Those over limit ms (a latency budget) are out
 // unless all are (then the fastest wins). Of the rest, those fast enough: within enough ms (the
 // speed the budget asked for) or within gridTolerance of the fastest; of those, the one the search
 // judged best, and on a tie the one that keeps the most MACs. A coarse grid thus wins only where it
 // buys real speed: at a light cut, or where the runtime runs every width alike, the finer grid's
 // better-judged widths stay.
 func chooseGrid(rs []gridResult, limit, enough float64) int {
+	if kept := slices.DeleteFunc(slices.Clone(rs), func(r gridResult) bool { return r.Short }); len(kept) > 0 && len(kept) < len(rs) {
+		// Results that cut more than asked are out, unless all do.
+		var index []int
+		for i, r := range rs {
+			if !r.Short {
+				index = append(index, i)
+			}
+		}
+		return index[chooseGrid(kept, limit, enough)]
+	}
 	fastest := -1
 	for i, r := range rs {
 		if r.MS <= limit && (fastest < 0 || r.MS < rs[fastest].MS) {
