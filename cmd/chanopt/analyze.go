@@ -123,8 +123,6 @@ func analyzeAction(c *cli.Context) error {
 				}
 			}
 		}
-	} else if c.IsSet("data") {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	pinned := map[string]bool{}
 	for _, g := range a.Groups {
@@ -153,8 +151,7 @@ func analyzeAction(c *cli.Context) error {
 		if len(m.Graph.Inputs) != 1 {
 			return fmt.Errorf("%s: --data needs a model with one input", path)
 		}
-		shapes, _ := onnx.BatchOne(m.Graph, given)
-		set, err := loadData(c, shapes[m.Graph.Inputs[0]], nil)
+		shapes, set, err := loadModelData(c, path, m, given, nil)
 		if err != nil {
 			return err
 		}

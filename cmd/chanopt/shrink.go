@@ -29,6 +29,7 @@ func dataFlags() []cli.Flag {
 		&cli.StringFlag{Name: "std", Usage: "per-channel std divided after the mean"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "images per batch when running the model"},
 		&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores)"},
+		imageSizeFlag,
 	}
 }
 
@@ -92,14 +93,17 @@ func sameFile(a, b string) bool {
 	return aa == bb
 }
 
-// loadData reads --data for a model whose (only) input has the given static shape.
-func loadData(c *cli.Context, shape onnx.Shape, progress func(done, total int)) (*dataset.Set, error) {
-	if len(shape) != 4 {
-		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
+// loadData reads --data as images of channels×h×w (h and w 0: the data's own size), checking
+// that a --batch of them fits.
+func loadData(c *cli.Context, channels, h, w int, progress func(done, total int)) (*dataset.Set, error) {
+	checkBatch := func(per int64) error {
+		if b := int64(c.Int("batch")); b*per > maxBatchFloats {
+			return usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+		}
+		return nil
 	}
-	per := shape[1].Size * shape[2].Size * shape[3].Size
-	if b := int64(c.Int("batch")); b*per > maxBatchFloats {
-		return nil, usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+	if err := checkBatch(int64(channels) * int64(h) * int64(w)); err != nil {
+		return nil, err
 	}
 	mean, err := dataset.ParseFloats(c.String("mean"))
 	if err != nil {
@@ -109,9 +113,16 @@ func loadData(c *cli.Context, shape onnx.Shape, progress func(done, total int)) 
 	if err != nil {
 		return nil, usagef("--std: %v", err)
 	}
-	return dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
-		Channels: int(shape[1].Size), Height: int(shape[2].Size), Width: int(shape[3].Size),
+	set, err := dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
+		Channels: channels, Height: h, Width: w,
 		Samples: c.Int("samples"), Mean: mean, Std: std, Seed: c.Uint64("seed"), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(int64(set.C) * int64(set.H) * int64(set.W)); err != nil {
+		return nil, err
+	}
+	return set, nil
 }
 
 // shrinkOptions turns the flags into optimizer.Options: every default is optimizer's, so the CLI,
@@ -238,11 +249,14 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if opt.Inputs, err = onnx.BatchOne(m.Graph, given); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := checkSynthetic(c, m, opt); err != nil {
-		return err
+	if !c.IsSet("data") {
+		// With --data the images' size fixes what the model leaves symbolic (loadModelData).
+		if opt.Inputs, err = onnx.BatchOne(m.Graph, given); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := checkSynthetic(c, m, opt); err != nil {
+			return err
+		}
 	}
 	// A model whose batch is fixed at 1 runs on batches through a copy with a symbolic batch; the
 	// file written keeps the fixed dim.
@@ -250,9 +264,6 @@ func shrinkAction(c *cli.Context) error {
 	prog := newStages(c)
 	defer prog.finish()
 	if c.IsSet("data") {
-		if len(m.Graph.Inputs) != 1 {
-			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
-		}
 		// A folder of photos takes a while to decode: its stage begins with the first image (files
 		// load at once, and an error in them stays the only line).
 		decoding := func(d, t int) {
@@ -261,7 +272,7 @@ func shrinkAction(c *cli.Context) error {
 			}
 			prog.Step(d, t, 0)
 		}
-		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]], decoding); err != nil {
+		if opt.Inputs, opt.Data, err = loadModelData(c, path, m, given, decoding); err != nil {
 			return err
 		}
 		if opt.Data.N < optimizer.MinImages {
