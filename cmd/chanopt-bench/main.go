@@ -34,6 +34,7 @@ var sections = []section{
 	{"search", benchSearch},
 	{"distill", benchDistill},
 	{"datafree", benchDataFree},
+	{"defaultcut", benchDefaultCut},
 	{"scale", benchScale},
 	{"runtime", benchRuntime},
 }

@@ -40,6 +40,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the latency measured in --runtime at --latency-batch on this machine"},
+		&cli.Float64Flag{Name: "max-drop", Usage: fmt.Sprintf("with --data: the most points of held-back agreement with the original (accuracy with --labels) the slim model may lose; with no budget, the smallest model within it is searched for (default %g); with a budget, a model that loses more is not written (exit 1)", optimizer.DefaultMaxDrop)},
 		&cli.StringFlag{Name: "runtime", Usage: "where latency is measured: ort (ONNX Runtime, the default when its library is found) or engine (chanopt's own)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime's shared library (default: $" + ort.EnvLibrary + ", then the usual places)"},
 		&cli.IntFlag{Name: "latency-batch", Value: 1, Usage: "the batch latency is budgeted and judged at (--batch sizes data batches); batch 1 is always reported too"},
@@ -55,14 +56,14 @@ func shrinkCommand() *cli.Command {
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
 		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
-		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
+		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file (with no budget: OUT with .report.json by default)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
 		inputShapeFlag,
 	}
 	return &cli.Command{
 		Name:      "shrink",
-		Usage:     "write a slimmer model that meets a MACs, params or latency budget",
+		Usage:     "write a slimmer model: under a MACs, params or latency budget, or with none the smallest within --max-drop on --data (without data, a conservative cut)",
 		ArgsUsage: "MODEL",
 		Flags:     append(flags, dataFlags()...),
 		Action:    shrinkAction,
@@ -74,6 +75,7 @@ type shrinkReport struct {
 	Model  string `json:"model"`
 	Output string `json:"output"`
 	optimizer.Report
+	reportPath string // where the report is written ("": nowhere)
 }
 
 func defaultOutput(path string) string {
@@ -136,11 +138,17 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 			set++
 		}
 	}
-	if set != 1 {
-		return opt, usagef("shrink: give exactly one budget: --macs R, --params R or --latency R")
+	if set > 1 {
+		return opt, usagef("shrink: give at most one budget: --macs R, --params R or --latency R (none: accuracy first)")
 	}
 	if err := checkShrinkFlags(c); err != nil {
 		return opt, err
+	}
+	if c.IsSet("max-drop") {
+		if !c.IsSet("data") {
+			return opt, usagef("shrink: --max-drop is measured on held-back images: give --data")
+		}
+		opt.MaxDrop = c.Float64("max-drop")
 	}
 	if c.IsSet("search") {
 		opt.Search = optimizer.SearchKind(c.String("search"))
@@ -191,6 +199,9 @@ func checkShrinkFlags(c *cli.Context) error {
 			return err
 		}
 	}
+	if err := checkFloatFlag(c, "max-drop", 0, 100, true); err != nil {
+		return err
+	}
 	if err := checkFloatFlag(c, "epochs", 0, maxEpochs, false); err != nil {
 		return err
 	}
@@ -240,6 +251,10 @@ func shrinkAction(c *cli.Context) error {
 		return err
 	}
 	report := c.String("report")
+	if report == "" && opt.Budget.Ratio == 0 {
+		// A run that chooses its own budget leaves the record of how beside the model.
+		report = strings.TrimSuffix(out, filepath.Ext(out)) + ".report.json"
+	}
 	if report != "" {
 		if err := plan.output("--report", report); err != nil {
 			return err
@@ -303,7 +318,7 @@ func shrinkAction(c *cli.Context) error {
 	}
 	prog.Stage("write", "writing the outputs")
 	fixed.restore(res.Model)
-	rep := &shrinkReport{Model: path, Output: out, Report: res.Report}
+	rep := &shrinkReport{Model: path, Output: out, Report: res.Report, reportPath: report}
 	if err := plan.setModel(out, res.Model); err != nil {
 		return err
 	}
@@ -330,14 +345,18 @@ func shrinkAction(c *cli.Context) error {
 		last := r.Batches[len(r.Batches)-1]
 		msg := fmt.Sprintf("%s: SLOWER: the slim model is not faster than the original in %s at batch %d (%.3f ms vs %.3f ms); it was written",
 			out, r.Runtime, last.Batch, last.AfterMS, last.BeforeMS)
-		if !c.Bool("allow-slower") {
+		if !c.Bool("allow-slower") && rep.Target == nil {
 			hint := "try --round-to 8 or 16, or a --latency budget"
 			if len(r.Grids) > 0 {
 				hint = "no width grid made it faster: try a smaller budget, or a --latency budget"
 			}
 			return fmt.Errorf("%s, but --allow-slower was not given (%s)", msg, hint)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (--allow-slower)\n", msg)
+		why := "--allow-slower"
+		if rep.Target != nil {
+			why = "no budget was given, so no speed was promised"
+		}
+		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (%s)\n", msg, why)
 	}
 	return nil
 }
@@ -452,4 +471,40 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		}
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
+	printTarget(w, rep)
+	if rep.Report.Target != nil && rep.reportPath != "" {
+		fmt.Fprintf(w, "report: %s\n", rep.reportPath)
+	}
+}
+
+// printTarget says how the budget was chosen when none was given.
+func printTarget(w io.Writer, rep *shrinkReport) {
+	t := rep.Target
+	if t == nil {
+		return
+	}
+	if !t.Checked {
+		fmt.Fprintf(w, "no budget and no --data: kept %.2f of the MACs, a cut the data-free path held within about a point on the bundled models.\n", t.Ratio)
+		fmt.Fprintf(w, "Accuracy was not checked: `chanopt shrink %s --data IMAGES` checks it on held-back images and finds the smallest model within --max-drop (default %g point).\n",
+			rep.Model, optimizer.DefaultMaxDrop)
+		return
+	}
+	fmt.Fprintf(w, "no budget: the smallest %s ratio within %.2g points of held-back %s, by bisection:\n", t.Kind, t.MaxDrop, t.Figure)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s ratio\tMACs kept\theld-back %s\tdrop (points)\t\tseconds\n", t.Kind, t.Figure)
+	for _, tr := range t.Trials {
+		if tr.Error != "" {
+			fmt.Fprintf(tw, "  %.3g\t\t\t\tfailed: %s\t%.0f\n", tr.Ratio, tr.Error, tr.Seconds)
+			continue
+		}
+		verdict := "too much"
+		switch {
+		case tr.Within && tr.Ratio == t.Ratio:
+			verdict = "within: kept"
+		case tr.Within:
+			verdict = "within"
+		}
+		fmt.Fprintf(tw, "  %.3g\t%.3f\t%.2f%% (original %.2f%%)\t%.2f\t%s\t%.0f\n", tr.Ratio, tr.MACsRatio, tr.Figure, tr.Reference, tr.Drop, verdict, tr.Seconds)
+	}
+	tw.Flush()
 }
