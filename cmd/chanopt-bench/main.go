@@ -35,6 +35,7 @@ var sections = []section{
 	{"distill", benchDistill},
 	{"datafree", benchDataFree},
 	{"defaultcut", benchDefaultCut},
+	{"target", benchTarget},
 	{"scale", benchScale},
 	{"runtime", benchRuntime},
 }
