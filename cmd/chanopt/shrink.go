@@ -40,7 +40,8 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the latency measured in --runtime at --latency-batch on this machine"},
-		&cli.Float64Flag{Name: "max-drop", Usage: fmt.Sprintf("with --data: the most points of held-back agreement with the original (accuracy with --labels) the slim model may lose; with no budget, the smallest model within it is searched for (default %g); with a budget, a model that loses more is not written (exit 1)", optimizer.DefaultMaxDrop)},
+		&cli.Float64Flag{Name: "max-drop", Usage: "with --data: the most points of held-back agreement with the original (accuracy with --labels) the slim model may lose; with no budget, the smallest model within it is searched for; with a budget, a model that loses more is not written (exit 1)",
+			DefaultText: fmt.Sprintf("%g with no budget, no check with one", optimizer.DefaultMaxDrop)},
 		&cli.StringFlag{Name: "runtime", Usage: "where latency is measured: ort (ONNX Runtime, the default when its library is found) or engine (chanopt's own)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime's shared library (default: $" + ort.EnvLibrary + ", then the usual places)"},
 		&cli.IntFlag{Name: "latency-batch", Value: 1, Usage: "the batch latency is budgeted and judged at (--batch sizes data batches); batch 1 is always reported too"},
@@ -65,8 +66,13 @@ func shrinkCommand() *cli.Command {
 		Name:      "shrink",
 		Usage:     "write a slimmer model: under a MACs, params or latency budget, or with none the smallest within --max-drop on --data (without data, a conservative cut)",
 		ArgsUsage: "MODEL",
-		Flags:     append(flags, dataFlags()...),
-		Action:    shrinkAction,
+		Description: "With one budget (--macs, --params or --latency R, the fraction to keep) the slim model meets it.\n" +
+			"With none, accuracy comes first: with --data, the smallest model (by bisection on the MACs ratio) whose\n" +
+			"held-back agreement with the original (accuracy with --labels) stays within --max-drop points; without\n" +
+			"data, a conservative cut the data-free path has been measured to hold, with a line saying accuracy was\n" +
+			"not checked. The report is then written beside the model unless --report names a file.",
+		Flags:  append(flags, dataFlags()...),
+		Action: shrinkAction,
 	}
 }
 
