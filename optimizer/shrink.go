@@ -419,6 +419,18 @@ type prepared struct {
 	before        Costs
 	est           map[string]*Moments
 	imp           map[rewrite.GroupID][]float64
+	layers        []LayerMetrics // the annealer's metrics, measured on the first search
+}
+
+// layerMetrics are the original's layer metrics, measured once for every budget tried.
+func (p *prepared) layerMetrics() ([]LayerMetrics, error) {
+	if p.layers == nil {
+		var err error
+		if p.layers, err = LayerMetricsOf(p.a.Model); err != nil {
+			return nil, err
+		}
+	}
+	return p.layers, nil
 }
 
 // prepare does what Shrink does once per model, whatever the budget.
@@ -463,7 +475,7 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 	m, a, shapes := p.m, p.a, p.shapes
 	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search,
 		Before: CostReport{Params: p.before.Params, MACs: p.before.MACs}}
-	slim, err := searchGrids(ctx, a, opt, p.rt, shapes, p.timed, p.calib, p.est, p.imp, &rep)
+	slim, err := searchGrids(ctx, p, opt, &rep)
 	if err != nil {
 		return nil, err
 	}
@@ -508,14 +520,14 @@ const gridTiming = 2 * time.Second
 // is given or the runtime has one grid), times the results alternately with the original in the
 // runtime, and keeps the best-judged of those that run about as fast as the fastest (chooseGrid).
 // Every grid's search meets the budget on its own, so no grid cuts more than its rounding needs.
-func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
-	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+func searchGrids(ctx context.Context, p *prepared, opt Options, rep *Report) (*Slim, error) {
+	a, rt, timed := p.a, p.rt, p.timed
 	grids := []int{opt.RoundTo}
 	if opt.RoundTo == 0 {
 		grids = rt.Grids()
 	}
 	opt.SearchTime /= time.Duration(len(grids))
-	s, err := newSearcher(ctx, a, opt, rt, shapes, timed, calib, est, imp)
+	s, err := newSearcher(ctx, p, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -713,19 +725,19 @@ type searcher struct {
 	fitness       string
 }
 
-// newSearcher prepares the search of opt.Search (the annealer's fitness on calib, or on the
-// moments est, or on the weights).
-func newSearcher(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
-	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64) (*searcher, error) {
-	s := &searcher{a: a, opt: opt, rt: rt, shapes: shapes, timed: timed, imp: imp}
+// newSearcher prepares the search of opt.Search (the annealer's fitness on the calibration
+// images, or on the estimated moments, or on the weights).
+func newSearcher(ctx context.Context, p *prepared, opt Options) (*searcher, error) {
+	a, calib, est, imp := p.a, p.calib, p.est, p.imp
+	s := &searcher{a: a, opt: opt, rt: p.rt, shapes: p.shapes, timed: p.timed, imp: imp}
 	if opt.Search == SearchUniform {
 		return s, nil
 	}
-	layers, err := LayerMetricsOf(a.Model)
+	layers, err := p.layerMetrics()
 	if err != nil {
 		return nil, err
 	}
-	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: shapes, Seed: opt.Seed,
+	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: p.shapes, Seed: opt.Seed,
 		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
 	s.fitness = "weights"
 	switch {
