@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -78,6 +79,31 @@ func TestSymbolicSizeFromData(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSymbolicAnalyzeMACs: analyze with --data gives per-layer MACs at the images' size for a
+// model with symbolic H and W (without data it has none to give).
+func TestSymbolicAnalyzeMACs(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "sym.onnx")
+	rgbNet(t, model, onnx.Dim{Size: -1, Param: "H"}, onnx.Dim{Size: -1, Param: "W"})
+	photos := filepath.Join(dir, "photos")
+	photos64(t, photos, 20)
+	code, stdout, stderr := runCLI("analyze", model, "--data", photos, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep analyzeReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	for _, l := range rep.Layers {
+		total += l.MACs
+	}
+	if len(rep.Layers) == 0 || total == 0 {
+		t.Errorf("%d layers, %d MACs in all: want the MACs at the images' size", len(rep.Layers), total)
 	}
 }
 
