@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// This file keeps accuracy first when Shrink is given no budget: with data, a bisection on the
-// budget's ratio, each trial the single-budget path (prepared.shrink) judged by the repair's
+// This file keeps accuracy first when Shrink is given no budget: with data, a bracketing search
+// (bisection, or false position once both ends' drops are known) on the budget's ratio, each trial the single-budget path (prepared.shrink) judged by the repair's
 // held-back figure; without data, one conservative cut.
 
 // DefaultMaxDrop is the points of held-back agreement (or accuracy) a slim model found without a
@@ -102,12 +103,13 @@ func checkDrop(res *Result, opt Options) error {
 
 // shrinkForDrop keeps accuracy first. Without data it makes the cut DataFreeCut of the MACs with
 // the mean compensation (the synthetic-image repair is judged on synthetic images too, and costs
-// minutes), and says the drop was not checked. With data it bisects the ratio of
+// minutes), and says the drop was not checked. With data it narrows the ratio of
 // opt.Budget.Kind (MACs when unset) between the largest ratio known to lose too much (at first
-// none) and the smallest known within opt.MaxDrop (at first the original): each trial runs the
+// none) and the smallest known within opt.MaxDrop (at first the original), by nextRatio, first
+// at firstTrialRatio: each trial runs the
 // single-budget path on the same groups, split and runtime, bounded by an even share of what is
 // left of opt.Time, and the smallest trial within the drop is returned. If none is, the error
-// names the lightest cut tried and its drop.
+// lists every ratio tried and its drop.
 func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, error) {
 	prog := opt.progress()
 	kind := cmp.Or(opt.Budget.Kind, MACs)
@@ -133,10 +135,11 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 		deadline = time.Now().Add(opt.Time)
 	}
 	lo, hi := 0.0, 1.0 // lo: the largest ratio known to lose too much; hi: the smallest known within
+	loDrop, hiDrop, loKnown := 0.0, 0.0, false
 	var best *Result
 	lightest := -1 // the trial nearest the original, for the error when none is within
 	for i := 0; i < maxTrials; i++ {
-		r := (lo + hi) / 2
+		r := nextRatio(lo, loDrop, hi, hiDrop, loKnown, maxDrop)
 		if i == 0 {
 			r = firstTrialRatio
 		}
@@ -166,7 +169,7 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 				return nil, err
 			}
 			trial.Error = err.Error()
-			lo = r
+			lo, loKnown = r, false
 		default:
 			fig, ref, name, ok := heldBackFigure(&res.Report)
 			if !ok {
@@ -177,9 +180,9 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 			trial.MACsRatio = float64(res.Report.After.MACs) / float64(max(res.Report.Before.MACs, 1))
 			trial.Within = trial.Drop <= maxDrop
 			if trial.Within {
-				hi, best = r, res
+				hi, hiDrop, best = r, max(trial.Drop, 0), res
 			} else {
-				lo = r
+				lo, loDrop, loKnown = r, trial.Drop, true
 			}
 		}
 		tr.Trials = append(tr.Trials, trial)
@@ -196,11 +199,31 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 		if lightest.Error != "" {
 			return nil, fmt.Errorf("no budget found within %.2g points: the lightest tried, %s ≤ %.3g, failed: %s", maxDrop, kind, lightest.Ratio, lightest.Error)
 		}
-		return nil, &DropError{Budget: Budget{Kind: kind, Ratio: lightest.Ratio}, Figure: tr.Figure, Drop: lightest.Drop, MaxDrop: maxDrop}
+		var tried []string
+		for _, t := range tr.Trials {
+			tried = append(tried, fmt.Sprintf("%.3g: %.2f", t.Ratio, t.Drop))
+		}
+		return nil, fmt.Errorf("no %s ratio tried stays within %.2g points of held-back %s (ratio: drop %s); more time (each trial repairs longer) or a larger maximum drop may find one",
+			kind, maxDrop, tr.Figure, strings.Join(tried, ", "))
 	}
 	tr.Ratio = hi
 	best.Report.Target = tr
 	return best, nil
+}
+
+// nextRatio is the next ratio to try inside the bracket (lo, hi), lo losing too much (its drop
+// loDrop known when loKnown) and hi within (hiDrop; the original's is 0). Where both drops are
+// known it aims, by false position, at three quarters of maxDrop: the drop grows steadily as the
+// cut deepens, so a deep first trial that fails by far points near the answer, and aiming under
+// the limit makes the next trial likely to pass. The ratio stays at least a fifth of the bracket
+// from either end, so every trial narrows it; with lo's drop unknown it is the midpoint.
+func nextRatio(lo, loDrop, hi, hiDrop float64, loKnown bool, maxDrop float64) float64 {
+	w := hi - lo
+	r := lo + w/2
+	if loKnown && loDrop > hiDrop {
+		r = hi - w*(0.75*maxDrop-hiDrop)/(loDrop-hiDrop)
+	}
+	return min(max(r, lo+w/5), hi-w/5)
 }
 
 // describeTrial is the line a trial's outcome is reported by.
