@@ -129,7 +129,7 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 	}
 	maxDrop := cmp.Or(opt.MaxDrop, DefaultMaxDrop)
 	tr := &TargetReport{Checked: true, Kind: kind, MaxDrop: maxDrop,
-		Why: fmt.Sprintf("no budget: the smallest %s ratio whose held-back figure stays within %.2g points of the original's, by bisection", kind, maxDrop)}
+		Why: fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back figure stays within %.2g points of the original's", kind, maxDrop)}
 	var deadline time.Time
 	if opt.Time > 0 {
 		deadline = time.Now().Add(opt.Time)

@@ -67,7 +67,7 @@ func shrinkCommand() *cli.Command {
 		Usage:     "write a slimmer model: under a MACs, params or latency budget, or with none the smallest within --max-drop on --data (without data, a conservative cut)",
 		ArgsUsage: "MODEL",
 		Description: "With one budget (--macs, --params or --latency R, the fraction to keep) the slim model meets it.\n" +
-			"With none, accuracy comes first: with --data, the smallest model (by bisection on the MACs ratio) whose\n" +
+			"With none, accuracy comes first: with --data, the smallest model (searching the MACs ratio, at most 5 trials) whose\n" +
 			"held-back agreement with the original (accuracy with --labels) stays within --max-drop points; without\n" +
 			"data, a conservative cut the data-free path has been measured to hold, with a line saying accuracy was\n" +
 			"not checked. The report is then written beside the model unless --report names a file.",
@@ -495,7 +495,7 @@ func printTarget(w io.Writer, rep *shrinkReport) {
 			rep.Model, optimizer.DefaultMaxDrop)
 		return
 	}
-	fmt.Fprintf(w, "no budget: the smallest %s ratio within %.2g points of held-back %s, by bisection:\n", t.Kind, t.MaxDrop, t.Figure)
+	fmt.Fprintf(w, "no budget: the smallest %s ratio within %.2g points of held-back %s; the ratios tried:\n", t.Kind, t.MaxDrop, t.Figure)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  %s ratio\tMACs kept\theld-back %s\tdrop (points)\t\tseconds\n", t.Kind, t.Figure)
 	for _, tr := range t.Trials {
