@@ -43,7 +43,7 @@ const (
 type Options struct {
 	// Budget is the cost the slim model may keep. Its zero value (Ratio 0) keeps accuracy first:
 	// with Data, the smallest model whose held-back figure stays within MaxDrop of the original's,
-	// found by bisection on the ratio of Budget.Kind (MACs when unset); without data, the
+	// found by a bracketing search on the ratio of Budget.Kind (MACs when unset); without data, the
 	// conservative cut DataFreeCut of the MACs, compensated (see shrinkForDrop).
 	Budget Budget
 	// MaxDrop is how many points (percent) of held-back agreement with the original, or of

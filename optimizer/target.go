@@ -10,8 +10,9 @@ import (
 )
 
 // This file keeps accuracy first when Shrink is given no budget: with data, a bracketing search
-// (bisection, or false position once both ends' drops are known) on the budget's ratio, each trial the single-budget path (prepared.shrink) judged by the repair's
-// held-back figure; without data, one conservative cut.
+// (bisection, or false position once both ends' drops are known) on the budget's ratio, each
+// trial the single-budget path (prepared.shrink) judged by the repair's held-back figure; without
+// data, one conservative cut.
 
 // DefaultMaxDrop is the points of held-back agreement (or accuracy) a slim model found without a
 // budget may lose.
@@ -48,7 +49,7 @@ type TargetReport struct {
 	Ratio float64 `json:"ratio"`
 }
 
-// TargetTrial is one budget tried by the bisection and its held-back figure.
+// TargetTrial is one budget tried by the accuracy-first search and its held-back figure.
 type TargetTrial struct {
 	Ratio     float64 `json:"ratio"`      // the budget asked for
 	MACsRatio float64 `json:"macs_ratio"` // what the result kept

@@ -15,7 +15,7 @@ import (
 
 // benchTarget runs `chanopt shrink MODEL --data <training images>` with no budget on the bundled
 // models (CHANOPT_BENCH_MODELS picks some; CHANOPT_BENCH_SAMPLES and CHANOPT_BENCH_TIME shorten
-// it): the MACs ratio the bisection reached within the default --max-drop of held-back agreement,
+// it): the MACs ratio the accuracy-first search reached within the default --max-drop of held-back agreement,
 // every budget tried, and the accuracy drop in ONNX Runtime on the 10k test set.
 func benchTarget(env *benchEnv) error {
 	samples := 60000

@@ -168,7 +168,7 @@ func fashionFolder(t *testing.T, dir string, n int) {
 	}
 }
 
-// TestShrinkMaxDrop: with --data and no budget, shrink bisects the MACs ratio and keeps the
+// TestShrinkMaxDrop: with --data and no budget, shrink searches the MACs ratio and keeps the
 // smallest trial whose held-back drop stays within --max-drop, listing every trial in the report
 // and the output; with a budget that loses more than --max-drop it writes nothing and exits 1.
 func TestShrinkMaxDrop(t *testing.T) {
