@@ -358,8 +358,8 @@ func (opt Options) checkModel(m *onnx.Model) error {
 		}
 		return nil
 	}
-	if opt.Budget.Ratio == 0 && opt.Repair != RepairDistill {
-		return optionsErrorf("with no budget the drop is measured after the repair: the %s repair measures none (give a budget, or the distill repair)", opt.Repair)
+	if (opt.Budget.Ratio == 0 || opt.MaxDrop > 0) && opt.Repair != RepairDistill {
+		return optionsErrorf("the drop is measured on held-back images after the repair: the %s repair measures none (use the distill repair, or give a budget and no maximum drop)", opt.Repair)
 	}
 	if len(m.Graph.Inputs) != 1 {
 		return fmt.Errorf("calibration data needs a model with one input, this one has %d", len(m.Graph.Inputs))

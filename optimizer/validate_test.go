@@ -77,6 +77,12 @@ func TestAccuracyFirstOptions(t *testing.T) {
 		{"max drop without data", func(o *Options) { o.MaxDrop = 1 }, "needs data"},
 		{"max drop and a budget without data", func(o *Options) { o.MaxDrop = 1; o.Budget = Budget{Kind: MACs, Ratio: 0.5} }, "needs data"},
 		{"no budget, data, compensation only", func(o *Options) { o.Data = images; o.Repair = RepairCompensate }, "measures none"},
+		{"max drop, budget, data, no repair", func(o *Options) {
+			o.Data, o.MaxDrop, o.Repair, o.Budget = images, 1, RepairNone, Budget{Kind: MACs, Ratio: 0.5}
+		}, "measures none"},
+		{"budget, data, compensation only", func(o *Options) {
+			o.Data, o.Repair, o.Budget = images, RepairCompensate, Budget{Kind: MACs, Ratio: 0.5}
+		}, ""},
 	}
 	for _, c := range cases {
 		o := DefaultOptions()
