@@ -387,7 +387,16 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	}
 	clock := &stageClock{Progress: opt.progress(), began: began}
 	opt.Progress = clock
-	p, err := prepare(m, opt)
+	shapes := opt.Inputs
+	if shapes == nil {
+		var err error
+		if shapes, err = onnx.BatchOne(m.Graph, nil); err != nil {
+			return nil, err
+		}
+	}
+	opt.Inputs = shapes
+	work, symbolic := pinInputs(m, shapes)
+	p, err := prepare(work, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -403,6 +412,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	symbolic.restore(res.Model)
 	res.Report.Timings = clock.done()
 	return res, nil
 }
@@ -433,16 +443,10 @@ func (p *prepared) layerMetrics() ([]LayerMetrics, error) {
 	return p.layers, nil
 }
 
-// prepare does what Shrink does once per model, whatever the budget.
+// prepare does what Shrink does once per model, whatever the budget; opt.Inputs are set.
 func prepare(m *onnx.Model, opt Options) (*prepared, error) {
 	prog := opt.progress()
 	p := &prepared{m: m, shapes: opt.Inputs, rt: opt.runtime()}
-	if p.shapes == nil {
-		var err error
-		if p.shapes, err = onnx.BatchOne(m.Graph, nil); err != nil {
-			return nil, err
-		}
-	}
 	p.timed = atBatch(m, p.shapes, max(opt.LatencyBatch, 1))
 	if opt.Data != nil {
 		p.calib, p.val = opt.Data.Split(opt.HoldBack, opt.Seed)
