@@ -13,7 +13,10 @@ import (
 
 // Options describe the model's input and what to do with the data.
 type Options struct {
-	// Channels, Height and Width are the model's input shape C×H×W (without the batch).
+	// Channels, Height and Width are the model's input shape C×H×W (without the batch). Height
+	// and Width both 0 take the data's own size (a model with symbolic spatial dims): an IDX or
+	// .npy file's, or a folder's first image's (in the walk's sorted order), the others resized
+	// to it.
 	Channels, Height, Width int
 	// Samples keeps at most that many images (0 = all); see the package comment for which.
 	Samples int
@@ -101,7 +104,8 @@ func Load(path, labelsPath string, opt Options) (*Set, error) {
 
 // check validates the options before any data is read.
 func (opt Options) check() error {
-	if opt.Channels <= 0 || opt.Height <= 0 || opt.Width <= 0 || opt.Channels > maxDim || opt.Height > maxDim || opt.Width > maxDim {
+	fromData := opt.Height == 0 && opt.Width == 0
+	if opt.Channels <= 0 || !fromData && (opt.Height <= 0 || opt.Width <= 0) || opt.Channels > maxDim || opt.Height > maxDim || opt.Width > maxDim {
 		return fmt.Errorf("data: bad model input shape %d×%d×%d", opt.Channels, opt.Height, opt.Width)
 	}
 	if opt.Samples < 0 {

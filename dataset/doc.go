@@ -32,6 +32,10 @@
 // Normalisation (Options.Mean, Options.Std, one value per channel) is applied last:
 // x = (x − mean[c]) / std[c]. A missing Mean means 0, a missing Std means 1.
 //
+// Size from the data: Options.Height and Width both 0 (a model whose spatial dims are symbolic)
+// take the data's own size: an IDX or .npy file's H×W, or a folder's first image's in the sorted
+// walk, to which the other images are resized.
+//
 // Sizes are bounded before anything is allocated for them: a Set holds at most half the memory
 // available when it is loaded (and never more than 2^34 values), whatever a header claims; .npy
 // headers are parsed by dataset/npy's ReadHeader, the one parser of the repository.

@@ -106,6 +106,11 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 	if len(files) == 0 {
 		return nil, 0, nil, fmt.Errorf("data: %s: no PNG or JPEG files in the folder", root)
 	}
+	if opt.Height == 0 && opt.Width == 0 {
+		if opt.Height, opt.Width, err = imageSize(files[0].path); err != nil {
+			return nil, 0, nil, err
+		}
+	}
 	s := &Set{C: opt.Channels, H: opt.Height, W: opt.Width, Source: root}
 	classes := wantClasses && len(dirs) > 0 && !slices.ContainsFunc(files, func(f imageFile) bool { return f.class < 0 })
 	if classes {
@@ -172,6 +177,23 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 		s.Notes = append(s.Notes, fmt.Sprintf("%s: %d of %d images resized to %d×%d (Catmull-Rom)", root, resized, s.N, s.W, s.H))
 	}
 	return s, total, kept, nil
+}
+
+// imageSize reads the height and width of one image file from its header.
+func imageSize(path string) (h, w int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, pathErr("data", path, err)
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(bufio.NewReader(f))
+	if err != nil {
+		return 0, 0, fmt.Errorf("data: %s: %w", path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxDim || cfg.Height > maxDim {
+		return 0, 0, fmt.Errorf("data: %s: image is %d×%d, want 1 to %d on each side", path, cfg.Width, cfg.Height, maxDim)
+	}
+	return cfg.Height, cfg.Width, nil
 }
 
 // decodeInto decodes one image file and draws it, resized when needed, into dst. The decoded

@@ -56,6 +56,12 @@ func loadIDX(name string, r io.Reader, opt Options) (*Set, int, error) {
 		return nil, 0, fmt.Errorf("data: %s: IDX with %d dimensions (magic 0x%08X) is not supported (want images N×H×W, magic 0x%08X)", name, len(dims), magic, idxImages)
 	}
 	n, h, w := dims[0], dims[1], dims[2]
+	if opt.Height == 0 && opt.Width == 0 {
+		if h == 0 || w == 0 || h > maxDim || w > maxDim {
+			return nil, 0, fmt.Errorf("data: %s: images are %d×%d, want 1 to %d on each side", name, h, w, maxDim)
+		}
+		opt.Height, opt.Width = int(h), int(w)
+	}
 	if int(h) != opt.Height || int(w) != opt.Width {
 		return nil, 0, fmt.Errorf("data: %s: images are %d×%d, the model takes %d×%d", name, h, w, opt.Height, opt.Width)
 	}

@@ -88,6 +88,9 @@ func loadNPY(name string, r io.Reader, opt Options) (*Set, int, error) {
 	default:
 		return nil, 0, shapeErr()
 	}
+	if opt.Height == 0 && opt.Width == 0 && h > 0 && w > 0 && h <= maxDim && w <= maxDim {
+		opt.Height, opt.Width = h, w
+	}
 	if h != opt.Height || w != opt.Width {
 		return nil, 0, shapeErr()
 	}

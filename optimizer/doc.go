@@ -3,7 +3,8 @@
 //
 // It owns the CONet low-rank metrics of each layer (EVBMF rank, knowledge gain KG, mapping condition
 // MC and their combination QC, see LayerMetricsOf), channel importance, budgets (MACs, parameters,
-// measured latency), the annealer that searches widths under a budget, and distillation (BN
+// measured latency), the annealer that searches widths under a budget, the accuracy-first search
+// over budgets when none is given (Options.MaxDrop, target.go), and distillation (BN
 // recalibration, least-squares reconstruction, KD fine-tuning).
 //
 // It works on the IR of package onnx and never parses flags or prints: the CLI does both.

@@ -42,7 +42,15 @@ const (
 // zero field that has no meaning of its own (Search, Repair, Batch, HoldBack, Synthetic, LR) takes
 // its default.
 type Options struct {
+	// Budget is the cost the slim model may keep. Its zero value (Ratio 0) keeps accuracy first:
+	// with Data, the smallest model whose held-back figure stays within MaxDrop of the original's,
+	// found by a bracketing search on the ratio of Budget.Kind (MACs when unset); without data, the
+	// conservative cut DataFreeCut of the MACs, compensated (see shrinkForDrop).
 	Budget Budget
+	// MaxDrop is how many points (percent) of held-back agreement with the original, or of
+	// accuracy when Data has labels, the slim model may lose; it needs Data. With no budget it is
+	// the target (0: DefaultMaxDrop); with a budget, a result that loses more is a *DropError.
+	MaxDrop float64
 	// Inputs are the static input shapes the costs are measured at (nil: as declared, a symbolic
 	// batch as 1, see onnx.BatchOne).
 	Inputs map[string]onnx.Shape
@@ -143,6 +151,8 @@ type Report struct {
 	// Runtime is the proof: original and slim timed alternately in the runtime (and the width
 	// grids tried, when the runtime chose among them). Measured, so it differs between runs.
 	Runtime *RuntimeReport `json:"runtime,omitempty"`
+	// Target is set when no budget was given: how one was chosen, and every budget tried.
+	Target *TargetReport `json:"target,omitempty"`
 	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
 	// part of the report that differs between two runs with the same seed.
 	Timings []StageTiming `json:"timings,omitempty"`
@@ -293,8 +303,16 @@ const (
 // *OptionsError.
 func (opt Options) Validate() error {
 	opt = opt.withDefaults()
-	if err := opt.Budget.Validate(); err != nil {
-		return &OptionsError{err.Error()}
+	switch {
+	case opt.Budget.Ratio != 0:
+		if err := opt.Budget.Validate(); err != nil {
+			return &OptionsError{err.Error()}
+		}
+	case opt.Budget.Kind != "" && opt.Budget.Kind != MACs && opt.Budget.Kind != Params && opt.Budget.Kind != Latency:
+		return optionsErrorf("budget kind %q: want macs, params or latency", opt.Budget.Kind)
+	}
+	if math.IsNaN(opt.MaxDrop) || opt.MaxDrop < 0 || opt.MaxDrop > 100 {
+		return optionsErrorf("maximum drop %v: want 0 to 100 points", opt.MaxDrop)
 	}
 	switch opt.Search {
 	case SearchAnneal, SearchUniform:
@@ -336,7 +354,13 @@ func (opt Options) Validate() error {
 // checkModel checks what depends on the model, before any long work.
 func (opt Options) checkModel(m *onnx.Model) error {
 	if opt.Data == nil {
+		if opt.MaxDrop > 0 {
+			return optionsErrorf("a maximum drop is measured on held-back images: it needs data")
+		}
 		return nil
+	}
+	if (opt.Budget.Ratio == 0 || opt.MaxDrop > 0) && opt.Repair != RepairDistill {
+		return optionsErrorf("the drop is measured on held-back images after the repair: the %s repair measures none (use the distill repair, or give a budget and no maximum drop)", opt.Repair)
 	}
 	if len(m.Graph.Inputs) != 1 {
 		return fmt.Errorf("calibration data needs a model with one input, this one has %d", len(m.Graph.Inputs))
@@ -349,6 +373,9 @@ func (opt Options) checkModel(m *onnx.Model) error {
 
 // Shrink makes a slimmer model from m under opt.Budget: it finds the channel groups, searches
 // their widths, slices the weights and repairs the slim model against m. m is not changed.
+// With no budget (Budget.Ratio 0) it keeps accuracy first: see shrinkForDrop (target.go). With a
+// budget and MaxDrop, a result that loses more than MaxDrop on the held-back images is an error
+// (*DropError) and no model is returned.
 // Cancelling ctx stops the work at the next proposal, layer or training step with ctx's error.
 func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	began := time.Now()
@@ -359,10 +386,8 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	if err := opt.checkModel(m); err != nil {
 		return nil, err
 	}
-	opt.SearchTime = cmp.Or(opt.SearchTime, opt.Time/5)
 	clock := &stageClock{Progress: opt.progress(), began: began}
 	opt.Progress = clock
-	prog := opt.progress()
 	shapes := opt.Inputs
 	if shapes == nil {
 		var err error
@@ -370,19 +395,69 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	rt := opt.runtime()
-	timed := AtBatch(m, shapes, max(opt.LatencyBatch, 1))
-	var calib, val *dataset.Set
-	if opt.Data != nil {
-		calib, val = opt.Data.Split(opt.HoldBack, opt.Seed)
-		prog.Note(fmt.Sprintf("data: %d images for calibration, %d held back", calib.N, val.N))
-	}
-	a, err := rewrite.Groups(m)
+	opt.Inputs = shapes
+	work, symbolic := pinInputs(m, shapes)
+	p, err := prepare(work, opt)
 	if err != nil {
 		return nil, err
 	}
-	before, err := Measure(m, shapes)
+	var res *Result
+	if opt.Budget.Ratio == 0 {
+		res, err = p.shrinkForDrop(ctx, opt)
+	} else {
+		res, err = p.shrink(ctx, opt)
+		if err == nil && opt.MaxDrop > 0 {
+			err = checkDrop(res, opt)
+		}
+	}
 	if err != nil {
+		return nil, err
+	}
+	symbolic.restore(res.Model)
+	res.Report.Timings = clock.done()
+	return res, nil
+}
+
+// prepared is what every budget tried on one model shares: the input shapes, the runtime, the
+// split of the data, the channel groups, the original's costs and, without data, the estimated
+// moments and channel importance.
+type prepared struct {
+	m             *onnx.Model
+	shapes, timed map[string]onnx.Shape
+	rt            Runtime
+	calib, val    *dataset.Set
+	a             *rewrite.Analysis
+	before        Costs
+	est           map[string]*Moments
+	imp           map[rewrite.GroupID][]float64
+	layers        []LayerMetrics // the annealer's metrics, measured on the first search
+}
+
+// layerMetrics are the original's layer metrics, measured once for every budget tried.
+func (p *prepared) layerMetrics() ([]LayerMetrics, error) {
+	if p.layers == nil {
+		var err error
+		if p.layers, err = LayerMetricsOf(p.a.Model); err != nil {
+			return nil, err
+		}
+	}
+	return p.layers, nil
+}
+
+// prepare does what Shrink does once per model, whatever the budget; opt.Inputs are set.
+func prepare(m *onnx.Model, opt Options) (*prepared, error) {
+	prog := opt.progress()
+	p := &prepared{m: m, shapes: opt.Inputs, rt: opt.runtime()}
+	p.timed = AtBatch(m, p.shapes, max(opt.LatencyBatch, 1))
+	if opt.Data != nil {
+		p.calib, p.val = opt.Data.Split(opt.HoldBack, opt.Seed)
+		prog.Note(fmt.Sprintf("data: %d images for calibration, %d held back", p.calib.N, p.val.N))
+	}
+	var err error
+	if p.a, err = rewrite.Groups(m); err != nil {
+		return nil, err
+	}
+	if p.before, err = Measure(m, p.shapes); err != nil {
 		return nil, err
 	}
 	// Without data nothing measured will repair the cut (the data-free repair has only images
@@ -391,15 +466,21 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	// from moments estimated without data. With data the choice is the measured fitness's
 	// (compensation measured no gain before BN recalibration or bias correction: those reset the
 	// same means).
-	var est map[string]*Moments
-	var imp map[rewrite.GroupID][]float64
-	if calib == nil {
-		est = EstimateMoments(m, MomentOptions{})
-		imp = ContributionImportance(a, est, MomentOptions{})
+	if p.calib == nil {
+		p.est = EstimateMoments(m, MomentOptions{})
+		p.imp = ContributionImportance(p.a, p.est, MomentOptions{})
 	}
+	return p, nil
+}
+
+// shrink makes one slim model under opt.Budget, bounded by opt.Time.
+func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
+	began := time.Now()
+	opt.SearchTime = cmp.Or(opt.SearchTime, opt.Time/5)
+	m, a, shapes := p.m, p.a, p.shapes
 	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search,
-		Before: CostReport{Params: before.Params, MACs: before.MACs}}
-	slim, err := searchGrids(ctx, a, opt, rt, shapes, timed, calib, est, imp, &rep)
+		Before: CostReport{Params: p.before.Params, MACs: p.before.MACs}}
+	slim, err := searchGrids(ctx, p, opt, &rep)
 	if err != nil {
 		return nil, err
 	}
@@ -422,11 +503,10 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 		// The fine-tuning gets what is left after the repairs' share, at most half of Time.
 		opt.DistillTime = min(opt.Time/2, max(opt.Time/10, opt.Time-time.Since(began)-opt.Time/5))
 	}
-	if err := repair(ctx, m, slim.Model, corr, opt, shapes, calib, val, est, &rep); err != nil {
+	if err := repair(ctx, m, slim.Model, corr, opt, shapes, p.calib, p.val, p.est, &rep); err != nil {
 		return nil, err
 	}
-	proveLatency(rt, m, slim.Model, opt, shapes, &rep)
-	rep.Timings = clock.done()
+	proveLatency(p.rt, m, slim.Model, opt, shapes, &rep)
 	return &Result{Model: slim.Model, Report: rep}, nil
 }
 
@@ -445,14 +525,14 @@ const gridTiming = 2 * time.Second
 // is given or the runtime has one grid), times the results alternately with the original in the
 // runtime, and keeps the best-judged of those that run about as fast as the fastest (chooseGrid).
 // Every grid's search meets the budget on its own, so no grid cuts more than its rounding needs.
-func searchGrids(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
-	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64, rep *Report) (*Slim, error) {
+func searchGrids(ctx context.Context, p *prepared, opt Options, rep *Report) (*Slim, error) {
+	a, rt, timed := p.a, p.rt, p.timed
 	grids := []int{opt.RoundTo}
 	if opt.RoundTo == 0 {
 		grids = rt.Grids()
 	}
 	opt.SearchTime /= time.Duration(len(grids))
-	s, err := newSearcher(ctx, a, opt, rt, shapes, timed, calib, est, imp)
+	s, err := newSearcher(ctx, p, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -677,19 +757,19 @@ type searcher struct {
 	fitness       string
 }
 
-// newSearcher prepares the search of opt.Search (the annealer's fitness on calib, or on the
-// moments est, or on the weights).
-func newSearcher(ctx context.Context, a *rewrite.Analysis, opt Options, rt Runtime, shapes, timed map[string]onnx.Shape,
-	calib *dataset.Set, est map[string]*Moments, imp map[rewrite.GroupID][]float64) (*searcher, error) {
-	s := &searcher{a: a, opt: opt, rt: rt, shapes: shapes, timed: timed, imp: imp}
+// newSearcher prepares the search of opt.Search (the annealer's fitness on the calibration
+// images, or on the estimated moments, or on the weights).
+func newSearcher(ctx context.Context, p *prepared, opt Options) (*searcher, error) {
+	a, calib, est, imp := p.a, p.calib, p.est, p.imp
+	s := &searcher{a: a, opt: opt, rt: p.rt, shapes: p.shapes, timed: p.timed, imp: imp}
 	if opt.Search == SearchUniform {
 		return s, nil
 	}
-	layers, err := LayerMetricsOf(a.Model)
+	layers, err := p.layerMetrics()
 	if err != nil {
 		return nil, err
 	}
-	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: shapes, Seed: opt.Seed,
+	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: p.shapes, Seed: opt.Seed,
 		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
 	s.fitness = "weights"
 	switch {

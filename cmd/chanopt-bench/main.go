@@ -34,6 +34,8 @@ var sections = []section{
 	{"search", benchSearch},
 	{"distill", benchDistill},
 	{"datafree", benchDataFree},
+	{"defaultcut", benchDefaultCut},
+	{"target", benchTarget},
 	{"scale", benchScale},
 	{"runtime", benchRuntime},
 }

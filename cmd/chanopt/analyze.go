@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 	"github.com/chanopt/chanopt/rewrite"
@@ -103,6 +104,15 @@ func analyzeAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	shapes, shapesErr := onnx.BatchOne(m.Graph, given)
+	var set *dataset.Set
+	if c.IsSet("data") {
+		// The images fix the dims the model leaves symbolic, for the MACs as for the sensitivity.
+		if shapes, set, err = loadModelData(c, path, m, given, nil); err != nil {
+			return err
+		}
+		shapesErr = nil
+	}
 	a, err := rewrite.Groups(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -114,7 +124,7 @@ func analyzeAction(c *cli.Context) error {
 	rep := &analyzeReport{Model: path, Layers: []layerReport{}}
 	// Params and MACs per node need static shapes; without them the layer table still has metrics.
 	macs := map[string]int64{}
-	if shapes, err := onnx.BatchOne(m.Graph, given); err == nil {
+	if shapesErr == nil {
 		tmp := m.Clone()
 		if _, err := onnx.InferShapes(tmp, onnx.InferOptions{Inputs: shapes, Lenient: true}); err == nil {
 			for _, n := range tmp.Graph.Nodes {
@@ -123,8 +133,6 @@ func analyzeAction(c *cli.Context) error {
 				}
 			}
 		}
-	} else if c.IsSet("data") {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	pinned := map[string]bool{}
 	for _, g := range a.Groups {
@@ -150,14 +158,6 @@ func analyzeAction(c *cli.Context) error {
 			Score: r6(s.Rank), KG: r6(s.KG), MC: r6(s.MC), QC: r6(s.QC)})
 	}
 	if c.IsSet("data") {
-		if len(m.Graph.Inputs) != 1 {
-			return fmt.Errorf("%s: --data needs a model with one input", path)
-		}
-		shapes, _ := onnx.BatchOne(m.Graph, given)
-		set, err := loadData(c, shapes[m.Graph.Inputs[0]], nil)
-		if err != nil {
-			return err
-		}
 		if err := checkLabels(c, m, shapes, set); err != nil {
 			return err
 		}

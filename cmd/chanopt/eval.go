@@ -59,11 +59,7 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	shapes, err := onnx.BatchOne(m.Graph, given)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	set, err := loadData(c, shapes[m.Graph.Inputs[0]], nil)
+	shapes, set, err := loadModelData(c, path, m, given, nil)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func TestUnknownOpStillInspects(t *testing.T) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
-	for _, args := range [][]string{{"inspect"}, {"shrink", "m.onnx"}, {"shrink", "m.onnx", "--macs", "2", "--no-distill"}, {"inspect", "--bogus", "m.onnx"}, {"nosuchcommand"}} {
+	for _, args := range [][]string{{"inspect"}, {"shrink", "m.onnx", "--macs", "0.5", "--params", "0.5"}, {"shrink", "m.onnx", "--max-drop", "1"}, {"shrink", "m.onnx", "--macs", "2", "--no-distill"}, {"inspect", "--bogus", "m.onnx"}, {"nosuchcommand"}} {
 		code, _, stderr := runCLI(args...)
 		if code != 2 {
 			t.Errorf("%v: exit %d (%q), want 2", args, code, stderr)

@@ -21,7 +21,11 @@ import (
 // net64 writes an RGB 64×64 network made from the bundled resnet8: its first conv reads three
 // channels (the grey weights spread over them) and its input is N×3×64×64. Its global pooling
 // makes the rest of the network size-agnostic.
-func net64(t *testing.T, path string) {
+func net64(t *testing.T, path string) { rgbNet(t, path, onnx.D(64), onnx.D(64)) }
+
+// rgbNet writes net64 with the given height and width dims (symbolic ones make a model whose
+// images set its size).
+func rgbNet(t *testing.T, path string, h, w onnx.Dim) {
 	t.Helper()
 	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
 	if err != nil {
@@ -51,7 +55,7 @@ func net64(t *testing.T, path string) {
 			v.Shape = w.Shape()
 		}
 	}
-	g.Values[in].Shape = onnx.Shape{g.Values[in].Shape[0], {Size: 3}, {Size: 64}, {Size: 64}}
+	g.Values[in].Shape = onnx.Shape{g.Values[in].Shape[0], {Size: 3}, h, w}
 	if err := onnx.Save(path, m, onnx.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}

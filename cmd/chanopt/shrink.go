@@ -29,6 +29,7 @@ func dataFlags() []cli.Flag {
 		&cli.StringFlag{Name: "std", Usage: "per-channel std divided after the mean"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "images per batch when running the model"},
 		&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores)"},
+		imageSizeFlag,
 	}
 }
 
@@ -39,6 +40,8 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the latency measured in --runtime at --latency-batch on this machine"},
+		&cli.Float64Flag{Name: "max-drop", Usage: "with --data: the most points of held-back agreement with the original (accuracy with --labels) the slim model may lose; with no budget, the smallest model within it is searched for; with a budget, a model that loses more is not written (exit 1)",
+			DefaultText: fmt.Sprintf("%g with no budget, no check with one", optimizer.DefaultMaxDrop)},
 		&cli.StringFlag{Name: "runtime", Usage: "where latency is measured: ort (ONNX Runtime, the default when its library is found) or engine (chanopt's own)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime's shared library (default: $" + ort.EnvLibrary + ", then the usual places)"},
 		&cli.IntFlag{Name: "latency-batch", Value: 1, Usage: "the batch latency is budgeted and judged at (--batch sizes data batches); batch 1 is always reported too"},
@@ -54,17 +57,22 @@ func shrinkCommand() *cli.Command {
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
 		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
-		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
+		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file (with no budget: OUT with .report.json by default)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
 		inputShapeFlag,
 	}
 	return &cli.Command{
 		Name:      "shrink",
-		Usage:     "write a slimmer model that meets a MACs, params or latency budget",
+		Usage:     "write a slimmer model: under a MACs, params or latency budget, or with none the smallest within --max-drop on --data (without data, a conservative cut)",
 		ArgsUsage: "MODEL",
-		Flags:     append(flags, dataFlags()...),
-		Action:    shrinkAction,
+		Description: "With one budget (--macs, --params or --latency R, the fraction to keep) the slim model meets it.\n" +
+			"With none, accuracy comes first: with --data, the smallest model (searching the MACs ratio, at most 5 trials) whose\n" +
+			"held-back agreement with the original (accuracy with --labels) stays within --max-drop points; without\n" +
+			"data, a conservative cut the data-free path has been measured to hold, with a line saying accuracy was\n" +
+			"not checked. The report is then written beside the model unless --report names a file.",
+		Flags:  append(flags, dataFlags()...),
+		Action: shrinkAction,
 	}
 }
 
@@ -73,6 +81,7 @@ type shrinkReport struct {
 	Model  string `json:"model"`
 	Output string `json:"output"`
 	optimizer.Report
+	reportPath string // where the report is written ("": nowhere)
 }
 
 func defaultOutput(path string) string {
@@ -92,14 +101,17 @@ func sameFile(a, b string) bool {
 	return aa == bb
 }
 
-// loadData reads --data for a model whose (only) input has the given static shape.
-func loadData(c *cli.Context, shape onnx.Shape, progress func(done, total int)) (*dataset.Set, error) {
-	if len(shape) != 4 {
-		return nil, fmt.Errorf("--data feeds images to a model with one N×C×H×W input; this input is %v", shape)
+// loadData reads --data as images of channels×h×w (h and w 0: the data's own size), checking
+// that a --batch of them fits.
+func loadData(c *cli.Context, channels, h, w int, progress func(done, total int)) (*dataset.Set, error) {
+	checkBatch := func(per int64) error {
+		if b := int64(c.Int("batch")); b*per > maxBatchFloats {
+			return usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+		}
+		return nil
 	}
-	per := shape[1].Size * shape[2].Size * shape[3].Size
-	if b := int64(c.Int("batch")); b*per > maxBatchFloats {
-		return nil, usagef("--batch %d: batches of %d images of %d values are more than %d values", b, b, per, maxBatchFloats)
+	if err := checkBatch(int64(channels) * int64(h) * int64(w)); err != nil {
+		return nil, err
 	}
 	mean, err := dataset.ParseFloats(c.String("mean"))
 	if err != nil {
@@ -109,9 +121,16 @@ func loadData(c *cli.Context, shape onnx.Shape, progress func(done, total int)) 
 	if err != nil {
 		return nil, usagef("--std: %v", err)
 	}
-	return dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
-		Channels: int(shape[1].Size), Height: int(shape[2].Size), Width: int(shape[3].Size),
+	set, err := dataset.Load(c.String("data"), c.String("labels"), dataset.Options{
+		Channels: channels, Height: h, Width: w,
 		Samples: c.Int("samples"), Mean: mean, Std: std, Seed: c.Uint64("seed"), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(int64(set.C) * int64(set.H) * int64(set.W)); err != nil {
+		return nil, err
+	}
+	return set, nil
 }
 
 // shrinkOptions turns the flags into optimizer.Options: every default is optimizer's, so the CLI,
@@ -125,11 +144,17 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 			set++
 		}
 	}
-	if set != 1 {
-		return opt, usagef("shrink: give exactly one budget: --macs R, --params R or --latency R")
+	if set > 1 {
+		return opt, usagef("shrink: give at most one budget: --macs R, --params R or --latency R (none: accuracy first)")
 	}
 	if err := checkShrinkFlags(c); err != nil {
 		return opt, err
+	}
+	if c.IsSet("max-drop") {
+		if !c.IsSet("data") {
+			return opt, usagef("shrink: --max-drop is measured on held-back images: give --data")
+		}
+		opt.MaxDrop = c.Float64("max-drop")
 	}
 	if c.IsSet("search") {
 		opt.Search = optimizer.SearchKind(c.String("search"))
@@ -180,6 +205,9 @@ func checkShrinkFlags(c *cli.Context) error {
 			return err
 		}
 	}
+	if err := checkFloatFlag(c, "max-drop", 0, 100, true); err != nil {
+		return err
+	}
 	if err := checkFloatFlag(c, "epochs", 0, maxEpochs, false); err != nil {
 		return err
 	}
@@ -229,6 +257,10 @@ func shrinkAction(c *cli.Context) error {
 		return err
 	}
 	report := c.String("report")
+	if report == "" && opt.Budget.Ratio == 0 {
+		// A run that chooses its own budget leaves the record of how beside the model.
+		report = strings.TrimSuffix(out, filepath.Ext(out)) + ".report.json"
+	}
 	if report != "" {
 		if err := plan.output("--report", report); err != nil {
 			return err
@@ -238,11 +270,14 @@ func shrinkAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if opt.Inputs, err = onnx.BatchOne(m.Graph, given); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := checkSynthetic(c, m, opt); err != nil {
-		return err
+	if !c.IsSet("data") {
+		// With --data the images' size fixes what the model leaves symbolic (loadModelData).
+		if opt.Inputs, err = onnx.BatchOne(m.Graph, given); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := checkSynthetic(c, m, opt); err != nil {
+			return err
+		}
 	}
 	// A model whose batch is fixed at 1 runs on batches through a copy with a symbolic batch; the
 	// file written keeps the fixed dim.
@@ -250,9 +285,6 @@ func shrinkAction(c *cli.Context) error {
 	prog := newStages(c)
 	defer prog.finish()
 	if c.IsSet("data") {
-		if len(m.Graph.Inputs) != 1 {
-			return fmt.Errorf("%s: --data needs a model with one input, this one has %d", path, len(m.Graph.Inputs))
-		}
 		// A folder of photos takes a while to decode: its stage begins with the first image (files
 		// load at once, and an error in them stays the only line).
 		decoding := func(d, t int) {
@@ -261,7 +293,7 @@ func shrinkAction(c *cli.Context) error {
 			}
 			prog.Step(d, t, 0)
 		}
-		if opt.Data, err = loadData(c, opt.Inputs[m.Graph.Inputs[0]], decoding); err != nil {
+		if opt.Inputs, opt.Data, err = loadModelData(c, path, m, given, decoding); err != nil {
 			return err
 		}
 		if opt.Data.N < optimizer.MinImages {
@@ -292,7 +324,7 @@ func shrinkAction(c *cli.Context) error {
 	}
 	prog.Stage("write", "writing the outputs")
 	fixed.restore(res.Model)
-	rep := &shrinkReport{Model: path, Output: out, Report: res.Report}
+	rep := &shrinkReport{Model: path, Output: out, Report: res.Report, reportPath: report}
 	if err := plan.setModel(out, res.Model); err != nil {
 		return err
 	}
@@ -319,14 +351,18 @@ func shrinkAction(c *cli.Context) error {
 		last := r.Batches[len(r.Batches)-1]
 		msg := fmt.Sprintf("%s: SLOWER: the slim model is not faster than the original in %s at batch %d (%.3f ms vs %.3f ms); it was written",
 			out, r.Runtime, last.Batch, last.AfterMS, last.BeforeMS)
-		if !c.Bool("allow-slower") {
+		if !c.Bool("allow-slower") && rep.Target == nil {
 			hint := "try --round-to 8 or 16, or a --latency budget"
 			if len(r.Grids) > 0 {
 				hint = "no width grid made it faster: try a smaller budget, or a --latency budget"
 			}
 			return fmt.Errorf("%s, but --allow-slower was not given (%s)", msg, hint)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (--allow-slower)\n", msg)
+		why := "--allow-slower"
+		if rep.Target != nil {
+			why = "no budget was given, so no speed was promised"
+		}
+		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s (%s)\n", msg, why)
 	}
 	return nil
 }
@@ -441,4 +477,40 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		}
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
+	printTarget(w, rep)
+	if rep.Report.Target != nil && rep.reportPath != "" {
+		fmt.Fprintf(w, "report: %s\n", rep.reportPath)
+	}
+}
+
+// printTarget says how the budget was chosen when none was given.
+func printTarget(w io.Writer, rep *shrinkReport) {
+	t := rep.Target
+	if t == nil {
+		return
+	}
+	if !t.Checked {
+		fmt.Fprintf(w, "no budget and no --data: kept %.2f of the MACs, a cut the data-free path held within about a point on the bundled models.\n", t.Ratio)
+		fmt.Fprintf(w, "Accuracy was not checked: `chanopt shrink %s --data IMAGES` checks it on held-back images and finds the smallest model within --max-drop (default %g point).\n",
+			rep.Model, optimizer.DefaultMaxDrop)
+		return
+	}
+	fmt.Fprintf(w, "no budget: the smallest %s ratio within %.2g points of held-back %s; the ratios tried:\n", t.Kind, t.MaxDrop, t.Figure)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s ratio\tMACs kept\theld-back %s\tdrop (points)\t\tseconds\n", t.Kind, t.Figure)
+	for _, tr := range t.Trials {
+		if tr.Error != "" {
+			fmt.Fprintf(tw, "  %.3g\t\t\t\tfailed: %s\t%.0f\n", tr.Ratio, tr.Error, tr.Seconds)
+			continue
+		}
+		verdict := "too much"
+		switch {
+		case tr.Within && tr.Ratio == t.Ratio:
+			verdict = "within: kept"
+		case tr.Within:
+			verdict = "within"
+		}
+		fmt.Fprintf(tw, "  %.3g\t%.3f\t%.2f%% (original %.2f%%)\t%.2f\t%s\t%.0f\n", tr.Ratio, tr.MACsRatio, tr.Figure, tr.Reference, tr.Drop, verdict, tr.Seconds)
+	}
+	tw.Flush()
 }

@@ -1,0 +1,241 @@
+package optimizer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file keeps accuracy first when Shrink is given no budget: with data, a bracketing search
+// (bisection, or false position once both ends' drops are known) on the budget's ratio, each
+// trial the single-budget path (prepared.shrink) judged by the repair's held-back figure; without
+// data, one conservative cut.
+
+// DefaultMaxDrop is the points of held-back agreement (or accuracy) a slim model found without a
+// budget may lose.
+const DefaultMaxDrop = 1.0
+
+// DataFreeCut is the MACs ratio Shrink keeps when it is given neither a budget nor data: the
+// largest cut whose worst drop on the six bundled models stayed near a point through the data-free
+// path (the contribution search and the mean compensation; models/README.md, `make bench
+// ONLY=defaultcut`).
+const DataFreeCut = 0.97
+
+// Bisection bounds: the first ratio tried, the most trials, the narrowest interval worth another
+// trial, and the least time a trial is given before the search stops for lack of time.
+const (
+	firstTrialRatio = 0.5
+	maxTrials       = 5
+	minTrialStep    = 0.02
+	minTrialTime    = 10 * time.Second
+)
+
+// TargetReport is how Shrink chose the budget when it was given none.
+type TargetReport struct {
+	// Checked says the drop was measured on held-back images (false: no data, a fixed cut).
+	Checked bool `json:"checked"`
+	// Why says in one line how the budget was chosen.
+	Why     string     `json:"why"`
+	Kind    BudgetKind `json:"kind"`
+	MaxDrop float64    `json:"max_drop,omitempty"` // points
+	// Figure names what the drop is measured in: "agreement" (top-1 agreement with the original)
+	// or "accuracy" (with labels), on the held-back images.
+	Figure string        `json:"figure,omitempty"`
+	Trials []TargetTrial `json:"trials,omitempty"`
+	// Ratio is the budget kept (that of the trial returned).
+	Ratio float64 `json:"ratio"`
+}
+
+// TargetTrial is one budget tried by the accuracy-first search and its held-back figure.
+type TargetTrial struct {
+	Ratio     float64 `json:"ratio"`      // the budget asked for
+	MACsRatio float64 `json:"macs_ratio"` // what the result kept
+	Figure    float64 `json:"figure"`     // percent, on the held-back images
+	Reference float64 `json:"reference"`  // the original's, percent
+	Drop      float64 `json:"drop"`       // points
+	Within    bool    `json:"within"`
+	Seconds   float64 `json:"seconds"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// heldBackFigure is the figure the drop is measured in, from the repair's report: accuracy when
+// the held-back images have labels, else top-1 agreement with the original (100% for the
+// original itself), both in percent. ok is false when the repair measured nothing. This is the
+// one place the accuracy-first search reads the repair's figures: other output kinds plug in here.
+func heldBackFigure(rep *Report) (figure, reference float64, name string, ok bool) {
+	d := rep.Distill
+	if d == nil || len(d.Stages) == 0 {
+		return 0, 0, "", false
+	}
+	last := d.Final()
+	if last.Accuracy != nil && d.Teacher != nil {
+		return 100 * *last.Accuracy, 100 * *d.Teacher, "accuracy", true
+	}
+	return 100 * last.Top1, 100, "agreement", true
+}
+
+// DropError says a slim model lost more than Options.MaxDrop on the held-back images; Shrink then
+// returns no model.
+type DropError struct {
+	Budget        Budget
+	Figure        string  // "agreement" or "accuracy"
+	Drop, MaxDrop float64 // points
+}
+
+func (e *DropError) Error() string {
+	return fmt.Sprintf("%s loses %.2f points of held-back %s, more than the %.2f allowed: nothing written (a larger budget, or none, finds a model within it)",
+		e.Budget, e.Drop, e.Figure, e.MaxDrop)
+}
+
+// checkDrop is the DropError for res if it lost more than opt.MaxDrop.
+func checkDrop(res *Result, opt Options) error {
+	fig, ref, name, ok := heldBackFigure(&res.Report)
+	if !ok {
+		return optionsErrorf("a maximum drop is measured after the repair: the %s repair measures none", opt.Repair)
+	}
+	if drop := ref - fig; drop > opt.MaxDrop {
+		return &DropError{Budget: opt.Budget, Figure: name, Drop: drop, MaxDrop: opt.MaxDrop}
+	}
+	return nil
+}
+
+// shrinkForDrop keeps accuracy first. Without data it makes the cut DataFreeCut of the MACs with
+// the mean compensation (the synthetic-image repair is judged on synthetic images too, and costs
+// minutes), and says the drop was not checked. With data it narrows the ratio of
+// opt.Budget.Kind (MACs when unset) between the largest ratio known to lose too much (at first
+// none) and the smallest known within opt.MaxDrop (at first the original), by nextRatio, first
+// at firstTrialRatio: each trial runs the
+// single-budget path on the same groups, split and runtime, bounded by an even share of what is
+// left of opt.Time, and the smallest trial within the drop is returned. If none is, the error
+// lists every ratio tried and its drop.
+func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, error) {
+	prog := opt.progress()
+	kind := cmp.Or(opt.Budget.Kind, MACs)
+	if p.calib == nil {
+		opt.Budget = Budget{Kind: MACs, Ratio: DataFreeCut}
+		if opt.Repair == RepairDistill {
+			opt.Repair = RepairCompensate
+		}
+		prog.Note(fmt.Sprintf("no budget and no data: keeping %.2f of the MACs, a cut the data-free path held within about a point on the bundled models; the drop is not checked", DataFreeCut))
+		res, err := p.shrink(ctx, opt)
+		if err != nil {
+			return nil, err
+		}
+		res.Report.Target = &TargetReport{Why: "no budget and no data: a conservative cut, accuracy not checked",
+			Kind: MACs, Ratio: DataFreeCut}
+		return res, nil
+	}
+	maxDrop := cmp.Or(opt.MaxDrop, DefaultMaxDrop)
+	tr := &TargetReport{Checked: true, Kind: kind, MaxDrop: maxDrop,
+		Why: fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back figure stays within %.2g points of the original's", kind, maxDrop)}
+	var deadline time.Time
+	if opt.Time > 0 {
+		deadline = time.Now().Add(opt.Time)
+	}
+	lo, hi := 0.0, 1.0 // lo: the largest ratio known to lose too much; hi: the smallest known within
+	loDrop, hiDrop, loKnown := 0.0, 0.0, false
+	var best *Result
+	lightest := -1 // the trial nearest the original, for the error when none is within
+	for i := 0; i < maxTrials; i++ {
+		r := nextRatio(lo, loDrop, hi, hiDrop, loKnown, maxDrop)
+		if i == 0 {
+			r = firstTrialRatio
+		}
+		if i > 0 && hi-lo < minTrialStep {
+			break
+		}
+		o := opt
+		o.Budget = Budget{Kind: kind, Ratio: r}
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left < minTrialTime {
+				prog.Note(fmt.Sprintf("stopping the search for a budget: %s left of the time", left.Round(time.Second)))
+				break
+			}
+			o.Time = left / time.Duration(maxTrials-i)
+		}
+		prog.Note(fmt.Sprintf("trial %d: %s, at most %s", i+1, o.Budget, o.Time.Round(time.Second)))
+		t0 := time.Now()
+		res, err := p.shrink(ctx, o)
+		trial := TargetTrial{Ratio: r, Seconds: time.Since(t0).Seconds()}
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			var oe *OptionsError
+			if errors.As(err, &oe) {
+				return nil, err
+			}
+			trial.Error = err.Error()
+			lo, loKnown = r, false
+		default:
+			fig, ref, name, ok := heldBackFigure(&res.Report)
+			if !ok {
+				return nil, optionsErrorf("with no budget the drop is measured after the repair: the %s repair measures none", opt.Repair)
+			}
+			tr.Figure = name
+			trial.Figure, trial.Reference, trial.Drop = fig, ref, ref-fig
+			trial.MACsRatio = float64(res.Report.After.MACs) / float64(max(res.Report.Before.MACs, 1))
+			trial.Within = trial.Drop <= maxDrop
+			if trial.Within {
+				hi, hiDrop, best = r, max(trial.Drop, 0), res
+			} else {
+				lo, loDrop, loKnown = r, trial.Drop, true
+			}
+		}
+		tr.Trials = append(tr.Trials, trial)
+		if lightest < 0 || r > tr.Trials[lightest].Ratio {
+			lightest = len(tr.Trials) - 1
+		}
+		prog.Note(describeTrial(trial, tr.Figure, maxDrop))
+	}
+	if best == nil {
+		if lightest < 0 {
+			return nil, fmt.Errorf("no budget tried within the time (%s)", opt.Time)
+		}
+		lightest := tr.Trials[lightest]
+		if lightest.Error != "" {
+			return nil, fmt.Errorf("no budget found within %.2g points: the lightest tried, %s ≤ %.3g, failed: %s", maxDrop, kind, lightest.Ratio, lightest.Error)
+		}
+		var tried []string
+		for _, t := range tr.Trials {
+			tried = append(tried, fmt.Sprintf("%.3g: %.2f", t.Ratio, t.Drop))
+		}
+		return nil, fmt.Errorf("no %s ratio tried stays within %.2g points of held-back %s (ratio: drop %s); more time (each trial repairs longer) or a larger maximum drop may find one",
+			kind, maxDrop, tr.Figure, strings.Join(tried, ", "))
+	}
+	tr.Ratio = hi
+	best.Report.Target = tr
+	return best, nil
+}
+
+// nextRatio is the next ratio to try inside the bracket (lo, hi), lo losing too much (its drop
+// loDrop known when loKnown) and hi within (hiDrop; the original's is 0). Where both drops are
+// known it aims, by false position, at three quarters of maxDrop: the drop grows steadily as the
+// cut deepens, so a deep first trial that fails by far points near the answer, and aiming under
+// the limit makes the next trial likely to pass. The ratio stays at least a fifth of the bracket
+// from either end, so every trial narrows it; with lo's drop unknown it is the midpoint.
+func nextRatio(lo, loDrop, hi, hiDrop float64, loKnown bool, maxDrop float64) float64 {
+	w := hi - lo
+	r := lo + w/2
+	if loKnown && loDrop > hiDrop {
+		r = hi - w*(0.75*maxDrop-hiDrop)/(loDrop-hiDrop)
+	}
+	return min(max(r, lo+w/5), hi-w/5)
+}
+
+// describeTrial is the line a trial's outcome is reported by.
+func describeTrial(t TargetTrial, figure string, maxDrop float64) string {
+	if t.Error != "" {
+		return fmt.Sprintf("ratio %.3g failed: %s", t.Ratio, t.Error)
+	}
+	verdict := "within"
+	if !t.Within {
+		verdict = "more than"
+	}
+	return fmt.Sprintf("ratio %.3g (MACs %.3f): held-back %s %.2f%% against %.2f%%, a drop of %.2f points, %s the %.2g allowed",
+		t.Ratio, t.MACsRatio, figure, t.Figure, t.Reference, t.Drop, verdict, maxDrop)
+}
