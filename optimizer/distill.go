@@ -126,7 +126,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	start := time.Now()
 	rep := &DistillReport{Mode: "data", Samples: calib.N, HeldBack: val.N}
 	rep.Outputs = tout.Kinds
-	if err := tout.checkLabels(val.Labels); err != nil {
+	if err := tout.CheckLabels(val); err != nil {
 		return nil, err
 	}
 	self, err := CompareOutputs(tout, tout, val.Labels)

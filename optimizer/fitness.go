@@ -52,6 +52,9 @@ func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (
 		if f.teacher, err = RunOutputs(p, a.Model, f.score, f.batch, nil); err != nil {
 			return nil, err
 		}
+		if err := f.teacher.CheckLabels(f.score); err != nil {
+			return nil, err
+		}
 	}
 	if f.confirmScore != nil {
 		if f.confirmTeacher, err = RunOutputs(p, a.Model, f.confirmScore, f.batch, nil); err != nil {

@@ -21,9 +21,11 @@ type Outputs struct {
 	scale []float64
 }
 
-// checkLabels refuses labels for a model with no classifier output.
-func (o *Outputs) checkLabels(labels []int) error {
-	if labels != nil && o.Classifier() < 0 {
+// CheckLabels refuses a label file (IDX, .npy) for a model with no classifier output. Labels
+// that class folders give (set.Classes named) are not refused: they are the folders' names, not a
+// claim about the model, and no figure uses them.
+func (o *Outputs) CheckLabels(set *dataset.Set) error {
+	if set.Labels != nil && set.Classes == nil && o.Classifier() < 0 {
 		return fmt.Errorf("labels were given but the model's outputs are %s: labels apply only to classifiers", o.Describe())
 	}
 	return nil

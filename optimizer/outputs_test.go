@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
 )
 
@@ -111,7 +112,13 @@ func TestCompareOutputsFigures(t *testing.T) {
 		t.Errorf("teacher against itself: figure %g divergence %g, want 1 and 0", self.Figure(), self.KL)
 	}
 	noClass := &Outputs{N: 2, Kinds: teacher.Kinds[1:]}
-	if err := noClass.checkLabels([]int{0, 1}); err == nil || !strings.Contains(err.Error(), "only to classifiers") {
+	labelled := dataset.NewSet(2, 1, 1, 1, []float32{0, 1})
+	labelled.Labels = []int{0, 1}
+	if err := noClass.CheckLabels(labelled); err == nil || !strings.Contains(err.Error(), "only to classifiers") {
 		t.Errorf("labels for a map model: %v, want a refusal", err)
+	}
+	labelled.Classes = []string{"a", "b"} // class folders: not refused
+	if err := noClass.CheckLabels(labelled); err != nil {
+		t.Errorf("folder labels for a map model: %v, want no refusal", err)
 	}
 }

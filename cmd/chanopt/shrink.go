@@ -391,7 +391,14 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		if d.Teacher != nil && last.Accuracy != nil {
 			fmt.Fprintf(tw, "accuracy (held back)\t%.2f%%\t%.2f%%\t\t\n", 100**d.Teacher, 100**last.Accuracy)
 		}
-		fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
+		if singleClassifier(last) {
+			fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
+		}
+		for _, o := range last.Outputs {
+			if !singleClassifier(last) {
+				fmt.Fprintf(tw, "%s %s (%s) with original\t100%%\t%.2f%%\t\t\n", o.Name, figureName(o), o.Kind, 100*o.Figure())
+			}
+		}
 	}
 	tw.Flush()
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
@@ -406,7 +413,15 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 			if s.Agreement.Accuracy != nil {
 				acc = fmt.Sprintf("accuracy %.2f%%", 100**s.Agreement.Accuracy)
 			}
-			fmt.Fprintf(tw, "  %s\tagreement %.2f%%\tKL %.4f\t%s\t%s\n", s.Name, 100*s.Agreement.Top1, s.Agreement.KL, acc, note)
+			if singleClassifier(s.Agreement) {
+				fmt.Fprintf(tw, "  %s\tagreement %.2f%%\tKL %.4f\t%s\t%s\n", s.Name, 100*s.Agreement.Top1, s.Agreement.KL, acc, note)
+				continue
+			}
+			var figs []string
+			for _, o := range s.Agreement.Outputs {
+				figs = append(figs, outputFigures(o))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, strings.Join(figs, "; "), acc, note)
 		}
 		tw.Flush()
 	}
