@@ -169,7 +169,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 				return Agreement{}, step, fmt.Errorf("the student's output %s does not match the teacher's %v", tg.out.Name, tg.t.Shape)
 			}
 			s := engine.NewTensor(tg.t.Shape, out.Data) // viewed as the loss wants it (rows per image)
-			loss += outputLoss(tg.grad, s, tg.t, tg.out, opt.Temperature, tout.scale[tg.i])
+			loss += outputLoss(tg.grad, s, tg.t, tg.out, opt.Temperature, valTeacher.mseScale(tg.i))
 			if j == labelOut {
 				loss += opt.LabelWeight * engine.CrossEntropyInto(ceGrad, s, labels)
 				for k := range tg.grad.Data {

@@ -31,6 +31,15 @@ func (o *Outputs) CheckLabels(set *dataset.Set) error {
 	return nil
 }
 
+// mseScale is what output i's MSE is divided by: its variance as RunOutputs measured it, 1 for
+// outputs assembled by hand.
+func (o *Outputs) mseScale(i int) float64 {
+	if i < len(o.scale) {
+		return o.scale[i]
+	}
+	return 1
+}
+
 // Per is the number of elements of output i per image.
 func (o *Outputs) Per(i int) int { return len(o.Data[i]) / max(o.N, 1) }
 
@@ -219,7 +228,7 @@ func CompareOutputs(teacher, student *Outputs, labels []int) (Agreement, error) 
 		if k.Kind == KindLogits || k.Kind == KindProbabilities || k.Kind == KindEmbedding {
 			shape = []int{teacher.N, per} // one row per image
 		}
-		oa.Divergence = outputLoss(grad, engine.NewTensor(shape, s), engine.NewTensor(shape, t), k, 1, teacher.scale[i])
+		oa.Divergence = outputLoss(grad, engine.NewTensor(shape, s), engine.NewTensor(shape, t), k, 1, teacher.mseScale(i))
 		a.KL += oa.Divergence
 		switch k.Kind {
 		case KindLogits, KindProbabilities:

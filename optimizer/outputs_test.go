@@ -80,7 +80,6 @@ func TestCompareOutputsFigures(t *testing.T) {
 			{0.9, 0.9, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1},
 			{1, 0, 0, 1},
 		},
-		scale: []float64{1, 1, 1},
 	}
 	student := &Outputs{N: 2, Kinds: teacher.Kinds, Dims: teacher.Dims,
 		Data: [][]float32{
