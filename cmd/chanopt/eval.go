@@ -17,7 +17,7 @@ func evalCommand() *cli.Command {
 		Usage:     "measure accuracy on labelled data and/or agreement with a teacher model",
 		ArgsUsage: "MODEL",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "teacher", Usage: "the original model, to measure top-1 agreement and KL"},
+			&cli.StringFlag{Name: "teacher", Usage: "the original model, to measure agreement with it by output kind (top-1 and KL for classifiers, IoU and MAE for maps, cosine for embeddings)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for sampling image folders"},
 			inputShapeFlag,

@@ -80,7 +80,7 @@ class Block(nn.Module):
 
 
 class EmbedNet(nn.Module):
-    def __init__(self, w=(16, 32, 64), dim=32, classes=10):
+    def __init__(self, w=(12, 24, 48), dim=32, classes=10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
         self.blocks = nn.Sequential(Block(w[0], w[0], 1), Block(w[0], w[1], 2), Block(w[1], w[2], 2))
