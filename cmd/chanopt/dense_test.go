@@ -70,13 +70,27 @@ func ortOutputs(t *testing.T, path string, set *dataset.Set, kinds []optimizer.O
 // thresholded at 0.5 at least 0.9 in chanopt's engine and in ONNX Runtime, and the model passes
 // onnx.checker. The report must name the output's kind and give its IoU.
 func TestShrinkDenseKeepsIoU(t *testing.T) {
+	shrinkDense(t, "unet", optimizer.Output{Name: "mask", Kind: optimizer.KindMap, Activation: "Sigmoid"}, 0.9)
+}
+
+// TestShrinkEmbeddingKeepsCosine is TestShrinkDenseKeepsIoU for the bundled embedding net: the
+// slim model's embeddings keep a mean cosine similarity of at least 0.95 with the original's.
+func TestShrinkEmbeddingKeepsCosine(t *testing.T) {
+	shrinkDense(t, "embed", optimizer.Output{Name: "embedding", Kind: optimizer.KindEmbedding}, 0.95)
+}
+
+// shrinkDense shrinks models/dense/NAME.onnx to half its MACs with the bundled calibration
+// images and checks that the report names its one output as want and that the output's agreement
+// figure (Agreement.Figure: IoU, cosine) on the bundled test images is at least least, in the
+// engine and in ONNX Runtime.
+func shrinkDense(t *testing.T, name string, want optimizer.Output, least float64) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "%v", err)
 	}
-	src := filepath.Join(testenv.ModelsDir(t), "dense", "unet.onnx")
+	src := filepath.Join(testenv.ModelsDir(t), "dense", name+".onnx")
 	data := filepath.Join(testenv.ModelsDir(t), "data")
 	dir := t.TempDir()
-	out, rep := filepath.Join(dir, "unet.slim.onnx"), filepath.Join(dir, "report.json")
+	out, rep := filepath.Join(dir, name+".slim.onnx"), filepath.Join(dir, "report.json")
 	start := time.Now()
 	// The uniform split and one epoch keep the test short; the annealer's fitness on maps is
 	// tested in the optimizer package.
@@ -91,12 +105,12 @@ func TestShrinkDenseKeepsIoU(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	if d := r.Distill; d == nil || len(d.Outputs) != 1 || d.Outputs[0].Kind != optimizer.KindMap || d.Outputs[0].Activation != "Sigmoid" {
-		t.Fatalf("the report does not name the output a Sigmoid map: %+v", r.Distill)
+	if d := r.Distill; d == nil || len(d.Outputs) != 1 || d.Outputs[0] != want {
+		t.Fatalf("the report does not name the output %+v: %+v", want, r.Distill)
 	}
 	final := r.Distill.Final()
-	if len(final.Outputs) != 1 || final.Outputs[0].IoU == nil || final.Outputs[0].MAE == nil {
-		t.Fatalf("the report's final agreement has no IoU and MAE: %+v", final)
+	if len(final.Outputs) != 1 || final.Outputs[0].Kind != want.Kind {
+		t.Fatalf("the report's final agreement has no figures for the %s: %+v", want.Kind, final)
 	}
 
 	set, err := dataset.Load(filepath.Join(data, "eval-images-idx3-ubyte.gz"), "", dataset.Options{Channels: 1, Height: 28, Width: 28})
@@ -115,11 +129,11 @@ func TestShrinkDenseKeepsIoU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := ag.Outputs[0]
-		t.Logf("%s: held-out IoU %.4f, MAE %.4f at %.3f of the MACs (report: %.4f on %d held-back calibration images), shrink %s",
-			tc.runtime, *o.IoU, *o.MAE, float64(r.After.MACs)/float64(r.Before.MACs), *final.Outputs[0].IoU, final.Images, elapsed.Round(time.Second))
-		if *o.IoU < 0.9 {
-			t.Errorf("%s: IoU of the slim model's masks with the original's %.4f, want ≥ 0.9", tc.runtime, *o.IoU)
+		t.Logf("%s: held-out %s at %.3f of the MACs (report: %s on %d held-back calibration images), shrink %s",
+			tc.runtime, outputFigures(ag.Outputs[0]), float64(r.After.MACs)/float64(r.Before.MACs), outputFigures(final.Outputs[0]),
+			final.Images, elapsed.Round(time.Second))
+		if f := ag.Figure(); f < least {
+			t.Errorf("%s: the slim model's %s agrees with the original's at %.4f, want ≥ %g", tc.runtime, want.Name, f, least)
 		}
 	}
 	testenv.CheckModels(t, out)
