@@ -27,6 +27,7 @@ type DataFitness struct {
 	// scoring part.
 	confirmRepair, confirmScore *dataset.Set
 	confirmTeacher              *Outputs
+	kinds                       map[string]OutputKind // overrides of the outputs' kinds
 }
 
 // FitnessSets are the calibration images a data-driven search uses: the cheap fitness repairs on
@@ -36,10 +37,11 @@ type FitnessSets struct {
 	Repair, Score, ConfirmRepair, ConfirmScore *dataset.Set
 }
 
-// NewDataFitness computes the teacher's outputs on the scoring sets once.
-func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (*DataFitness, error) {
+// NewDataFitness computes the teacher's outputs on the scoring sets once. kinds names the kinds
+// of outputs outright (nil: as ClassifyOutput decides).
+func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int, kinds map[string]OutputKind) (*DataFitness, error) {
 	f := &DataFitness{a: a, imp: L1Importance(a), repair: sets.Repair, score: sets.Score, hasBN: HasBatchNorm(a.Model),
-		batch: inferBatch(a.Model, batch), threads: threads}
+		batch: inferBatch(a.Model, batch), threads: threads, kinds: kinds}
 	if sets.ConfirmRepair != nil && sets.ConfirmScore != nil {
 		f.confirmRepair, f.confirmScore = sets.ConfirmRepair, sets.ConfirmScore
 	}
@@ -49,7 +51,7 @@ func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (
 	}
 	defer p.Close()
 	if f.score != nil {
-		if f.teacher, err = RunOutputs(p, a.Model, f.score, f.batch, nil); err != nil {
+		if f.teacher, err = RunOutputs(p, a.Model, f.score, f.batch, f.kinds); err != nil {
 			return nil, err
 		}
 		if err := f.teacher.CheckLabels(f.score); err != nil {
@@ -57,7 +59,7 @@ func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (
 		}
 	}
 	if f.confirmScore != nil {
-		if f.confirmTeacher, err = RunOutputs(p, a.Model, f.confirmScore, f.batch, nil); err != nil {
+		if f.confirmTeacher, err = RunOutputs(p, a.Model, f.confirmScore, f.batch, f.kinds); err != nil {
 			return nil, err
 		}
 	}
@@ -144,7 +146,7 @@ func (f *DataFitness) Confirm(w Widths) (float64, error) {
 		return 0, err
 	}
 	rep, err := distillAgainst(f.a.Model, m, corr, f.confirmRepair, f.confirmScore, f.confirmTeacher,
-		DistillOptions{Batch: f.batch, Threads: f.threads})
+		DistillOptions{Batch: f.batch, Threads: f.threads, OutputKinds: f.kinds})
 	if err != nil {
 		return 0, err
 	}
@@ -223,7 +225,7 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 		if sets.ConfirmRepair == nil {
 			return desc, nil
 		}
-		df, err := NewDataFitness(a, sets, batch, threads)
+		df, err := NewDataFitness(a, sets, batch, threads, opt.OutputKinds)
 		if err != nil {
 			return "", err
 		}
@@ -231,7 +233,7 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 		opt.Confirm = df.Confirm
 		return desc + fmt.Sprintf("; finalists judged after the full repair on %d others, scored on %d more", df.confirmRepair.N, df.confirmScore.N), nil
 	}
-	df, err := NewDataFitness(a, sets, batch, threads)
+	df, err := NewDataFitness(a, sets, batch, threads, opt.OutputKinds)
 	if err != nil {
 		return "", err
 	}

@@ -72,7 +72,7 @@ func TestDataFitnessOnMaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewDataFitness(a, FitnessImages(calib), 64, 2)
+	f, err := NewDataFitness(a, FitnessImages(calib), 64, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

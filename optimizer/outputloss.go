@@ -81,7 +81,9 @@ func RunOutputs(p *engine.Program, m *onnx.Model, set *dataset.Set, batch int, o
 		ranks[name] = len(res.Dims[i]) + 1
 		float[name] = res.Data[i] != nil
 	}
-	res.Kinds = ClassifyOutputs(m, ranks, float, override)
+	if res.Kinds, err = ClassifyOutputs(m, ranks, float, override); err != nil {
+		return nil, err
+	}
 	res.scale = make([]float64, len(res.Kinds))
 	for i, k := range res.Kinds {
 		res.scale[i] = 1

@@ -1,6 +1,10 @@
 package optimizer
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/chanopt/chanopt/onnx"
 )
 
@@ -25,6 +29,15 @@ const (
 	// compared.
 	KindOther OutputKind = "other"
 )
+
+// ParseOutputKind reads a kind a user names (logits, probabilities, map, embedding).
+func ParseOutputKind(s string) (OutputKind, error) {
+	switch k := OutputKind(s); k {
+	case KindLogits, KindProbabilities, KindMap, KindEmbedding:
+		return k, nil
+	}
+	return "", fmt.Errorf("output kind %q: want logits, probabilities, map or embedding", s)
+}
 
 // Output is one graph output and its kind.
 type Output struct {
@@ -110,8 +123,14 @@ func ClassifyOutput(g *onnx.Graph, name string, rank int, float bool) Output {
 }
 
 // ClassifyOutputs classifies every graph output of m, given the rank and floatness of each as a
-// run gives it (by name); override names kinds outright (as a user who knows better would).
-func ClassifyOutputs(m *onnx.Model, ranks map[string]int, float map[string]bool, override map[string]OutputKind) []Output {
+// run gives it (by name); override names kinds outright (as a user who knows better would) and
+// must name graph outputs only.
+func ClassifyOutputs(m *onnx.Model, ranks map[string]int, float map[string]bool, override map[string]OutputKind) ([]Output, error) {
+	for name := range override {
+		if !slices.Contains(m.Graph.Outputs, name) {
+			return nil, fmt.Errorf("an output kind is given for %q, which is not an output of the model (its outputs: %s)", name, strings.Join(m.Graph.Outputs, ", "))
+		}
+	}
 	var outs []Output
 	for _, name := range m.Graph.Outputs {
 		o := ClassifyOutput(m.Graph, name, ranks[name], float[name])
@@ -120,5 +139,5 @@ func ClassifyOutputs(m *onnx.Model, ranks map[string]int, float map[string]bool,
 		}
 		outs = append(outs, o)
 	}
-	return outs
+	return outs, nil
 }

@@ -64,9 +64,20 @@ func TestClassifyOutput(t *testing.T) {
 
 func TestClassifyOutputsOverride(t *testing.T) {
 	m := &onnx.Model{Graph: chainGraph("Conv", "Relu", "GlobalAveragePool", "Flatten")}
-	got := ClassifyOutputs(m, map[string]int{"y": 2}, map[string]bool{"y": true}, map[string]OutputKind{"y": KindLogits})
-	if len(got) != 1 || got[0].Kind != KindLogits {
-		t.Errorf("override: %+v, want logits", got)
+	got, err := ClassifyOutputs(m, map[string]int{"y": 2}, map[string]bool{"y": true}, map[string]OutputKind{"y": KindLogits})
+	if err != nil || len(got) != 1 || got[0].Kind != KindLogits {
+		t.Errorf("override: %+v %v, want logits", got, err)
+	}
+	if _, err := ClassifyOutputs(m, nil, nil, map[string]OutputKind{"z": KindLogits}); err == nil || !strings.Contains(err.Error(), `"z"`) {
+		t.Errorf("override of a name that is not an output: %v, want an error naming it", err)
+	}
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{{"logits", true}, {"map", true}, {"embedding", true}, {"probabilities", true}, {"other", false}, {"Logits", false}, {"", false}} {
+		if _, err := ParseOutputKind(tc.s); (err == nil) != tc.ok {
+			t.Errorf("ParseOutputKind(%q): %v, want ok %v", tc.s, err, tc.ok)
+		}
 	}
 }
 

@@ -149,3 +149,25 @@ func TestEvalRefusesLabelsForMaps(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and a one-line refusal naming the model", code, stderr)
 	}
 }
+
+// TestOutputKindFlag: --output-kind takes NAME=KIND with a known kind (a usage error otherwise)
+// and a name the model has as an output (a one-line error naming the model otherwise).
+func TestOutputKindFlag(t *testing.T) {
+	src := filepath.Join(testenv.ModelsDir(t), "dense", "embed.onnx")
+	calib := filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz")
+	out := filepath.Join(t.TempDir(), "out.onnx")
+	for _, tc := range []struct {
+		flag string
+		code int
+		want string
+	}{
+		{"embedding=bogus", 2, "want NAME=KIND"},
+		{"embedding", 2, "want NAME=KIND"},
+		{"emb=map", 1, `"emb", which is not an output`},
+	} {
+		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--data", calib, "--samples", "300", "--output-kind", tc.flag, "-o", out, "-q")
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("--output-kind %s: exit %d, stderr %q; want exit %d and one line with %q", tc.flag, code, stderr, tc.code, tc.want)
+		}
+	}
+}

@@ -56,6 +56,7 @@ func shrinkCommand() *cli.Command {
 		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		&cli.StringSliceFlag{Name: "output-kind", Usage: "NAME=KIND: treat graph output NAME as KIND (logits, probabilities, map, embedding), which picks its distillation loss and agreement figures, where the rules that read it from the graph get it wrong (repeatable)"},
 		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
 		inputShapeFlag,
 	}
@@ -155,6 +156,17 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	}
 	if c.IsSet("seed") {
 		opt.Seed = c.Uint64("seed")
+	}
+	for _, s := range c.StringSlice("output-kind") {
+		name, kind, ok := strings.Cut(s, "=")
+		k, err := optimizer.ParseOutputKind(kind)
+		if !ok || name == "" || err != nil {
+			return opt, usagef("--output-kind %q: want NAME=KIND with KIND one of logits, probabilities, map, embedding", s)
+		}
+		if opt.OutputKinds == nil {
+			opt.OutputKinds = map[string]optimizer.OutputKind{}
+		}
+		opt.OutputKinds[name] = k
 	}
 	if opt.LatencyBatch = c.Int("latency-batch"); opt.LatencyBatch <= 0 || opt.LatencyBatch > maxBatch {
 		return opt, usagef("--latency-batch %d: want 1 to %d", opt.LatencyBatch, maxBatch)
