@@ -71,6 +71,7 @@ lint:
 models: deps ort
 	$(PY) models/train/make_data.py
 	for m in resnet8 densenet mobilenetv2_se resnext vgg; do $(PY) models/train/train.py --model $$m || exit 1; done
+	for m in unet embed; do $(PY) models/train/train_dense.py --model $$m || exit 1; done
 	ORT_NODE_MODULES=$(ORT_DIR)/node_modules node models/train/ort_eval.mjs --check16 models/resnet8.onnx models/resnet8_bn.onnx models/densenet.onnx models/mobilenetv2_se.onnx models/resnext.onnx models/vgg.onnx
 
 # Rewrites the golden files of the packages that keep them (review the diff before committing).

@@ -87,3 +87,78 @@ func maxAbs(v []float32) float64 {
 	}
 	return m
 }
+
+// TestOutputKindLossGradients checks the losses for probabilities, maps and embeddings against
+// central differences, away from the clamps (where the loss is flat by design).
+func TestOutputKindLossGradients(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	softmaxRows := func(x *Tensor, log bool) *Tensor {
+		out := x.Clone()
+		rows, k := lossRows(x)
+		for r := 0; r < rows; r++ {
+			m, l := logSumExp(x.Data[r*k:(r+1)*k], 1)
+			for i := 0; i < k; i++ {
+				v := float64(x.Data[r*k+i]) - m - l
+				if !log {
+					v = math.Exp(v)
+				}
+				out.Data[r*k+i] = float32(v)
+			}
+		}
+		return out
+	}
+	ps := softmaxRows(randTensor(rng, -1, 1, 3, 4), false)
+	pt := softmaxRows(randTensor(rng, -2, 2, 3, 4), false)
+	ls := softmaxRows(randTensor(rng, -1, 1, 3, 4), true)
+	lt := softmaxRows(randTensor(rng, -2, 2, 3, 4), true)
+	bs := randTensor(rng, 0.2, 0.8, 2, 1, 3, 3)
+	bt := randTensor(rng, 0, 1, 2, 1, 3, 3)
+	es := randTensor(rng, -1, 1, 3, 5)
+	et := randTensor(rng, -1, 1, 3, 5)
+	for _, tc := range []struct {
+		name string
+		x    *Tensor
+		f    func(g, x *Tensor) float64
+	}{
+		{"KLDivProbs", ps, func(g, x *Tensor) float64 { return KLDivProbsInto(g, x, pt, false) }},
+		{"KLDivProbs(log)", ls, func(g, x *Tensor) float64 { return KLDivProbsInto(g, x, lt, true) }},
+		{"BernoulliKL", bs, func(g, x *Tensor) float64 { return BernoulliKLInto(g, x, bt) }},
+		{"CosineDistance", es, func(g, x *Tensor) float64 { return CosineDistanceInto(g, x, et) }},
+	} {
+		lossFD(t, tc.name, tc.x, func(x *Tensor) (float64, *Tensor) {
+			g := &Tensor{}
+			return tc.f(g, x), g
+		})
+	}
+}
+
+func TestOutputKindLossValues(t *testing.T) {
+	p := NewTensor([]int{1, 2}, []float32{0.25, 0.75})
+	q := NewTensor([]int{1, 2}, []float32{0.5, 0.5})
+	g := &Tensor{}
+	want := 0.5*math.Log(0.5/0.25) + 0.5*math.Log(0.5/0.75) // KL(q ‖ p)
+	for _, tc := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"KL(q‖p)", KLDivProbsInto(g, p, q, false), want},
+		{"KL(p‖p)", KLDivProbsInto(g, p, p, false), 0},
+		{"KL of log-probabilities", KLDivProbsInto(g, logOf(p), logOf(q), true), want},
+		{"Bernoulli KL at equality", BernoulliKLInto(g, p, p), 0},
+		{"Bernoulli KL", BernoulliKLInto(g, NewTensor([]int{1}, []float32{0.25}), NewTensor([]int{1}, []float32{0.5})), want},
+		{"cosine of parallel vectors", CosineDistanceInto(g, NewTensor([]int{1, 2}, []float32{1, 2}), NewTensor([]int{1, 2}, []float32{2, 4})), 0},
+		{"cosine of orthogonal vectors", CosineDistanceInto(g, NewTensor([]int{1, 2}, []float32{1, 0}), NewTensor([]int{1, 2}, []float32{0, 3})), 1},
+	} {
+		if math.Abs(tc.got-tc.want) > 1e-6 {
+			t.Errorf("%s = %.9g, want %.9g", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func logOf(p *Tensor) *Tensor {
+	out := p.Clone()
+	for i, v := range p.Data {
+		out.Data[i] = float32(math.Log(float64(v)))
+	}
+	return out
+}

@@ -182,3 +182,77 @@ func TestModelTable(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseModels: each model under dense/ runs in ONNX Runtime and reproduces its stored PyTorch
+// outputs on eval16.npy to 1e-4; the U-Net's masks match the foreground masks it was trained on
+// (pixel/255 > 0.25, as models/train/train_dense.py says) with IoU ≥ 0.99 on the 1k test subset,
+// and the embeddings have unit length.
+func TestDenseModels(t *testing.T) {
+	if err := ort.Available(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	dir := filepath.Join(testenv.ModelsDir(t), "data")
+	eval16, err := npy.ReadFile(filepath.Join(dir, "eval16.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := dataset.Load(filepath.Join(dir, "eval-images-idx3-ubyte.gz"), "", dataset.Options{Channels: 1, Height: 28, Width: 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range testenv.DenseModels(t) {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		s, err := ort.Open(p, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ref, err := npy.ReadFile(strings.TrimSuffix(p, ".onnx") + ".out16.npy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Run([]ort.Tensor{{Shape: []int64{16, 1, 28, 28}, Data: eval16.Float32}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, v := range ref.Float32 {
+			worst = math.Max(worst, math.Abs(float64(v-got[0].Data[i])))
+		}
+		if len(ref.Float32) != len(got[0].Data) || worst > 1e-4 {
+			t.Errorf("%s: ONNX Runtime's outputs differ from PyTorch's by %.3g (%d and %d values)", name, worst, len(got[0].Data), len(ref.Float32))
+		}
+		out := ortLogits(t, s, sub)
+		switch name {
+		case "unet":
+			var inter, union int
+			x := sub.Floats()
+			for i, v := range out {
+				a, b := v > 0.5, x[i] > 0.25
+				if a && b {
+					inter++
+				}
+				if a || b {
+					union++
+				}
+			}
+			iou := float64(inter) / float64(union)
+			t.Logf("%s: outputs within %.2g of PyTorch; mask IoU %.4f on the 1k subset", name, worst, iou)
+			if iou < 0.99 {
+				t.Errorf("%s: mask IoU %.4f on the 1k test subset, want ≥ 0.99", name, iou)
+			}
+		case "embed":
+			d := len(out) / sub.N
+			for i := 0; i < sub.N; i++ {
+				var n float64
+				for _, v := range out[i*d : (i+1)*d] {
+					n += float64(v) * float64(v)
+				}
+				if math.Abs(n-1) > 1e-3 {
+					t.Fatalf("%s: embedding %d has squared length %.4f, want 1", name, i, n)
+				}
+			}
+			t.Logf("%s: outputs within %.2g of PyTorch; unit-length embeddings", name, worst)
+		}
+	}
+}

@@ -74,6 +74,9 @@ type SearchOptions struct {
 	Progress func(done, total int, best float64)
 	// Context, if set, stops the search with its error when it is cancelled.
 	Context context.Context
+	// OutputKinds names the kind of graph outputs outright for the data fitness (see
+	// ClassifyOutput), by output name.
+	OutputKinds map[string]OutputKind
 	// Stage, if set, is told when the search moves to its next phase (temperature probes,
 	// proposals, finalists); Progress then counts within it.
 	Stage func(name, what string)

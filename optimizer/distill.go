@@ -42,6 +42,8 @@ type DistillOptions struct {
 	Progress   func(stage string, done, total int)
 	// Context, if set, stops the repair with its error when it is cancelled.
 	Context context.Context
+	// OutputKinds names the kind of graph outputs outright (by name), over ClassifyOutput's rules.
+	OutputKinds map[string]OutputKind
 }
 
 // DistillReport is the record of a distillation.
@@ -53,6 +55,8 @@ type DistillReport struct {
 	Stages   []Stage  `json:"stages"`
 	Seconds  float64  `json:"seconds"`
 	Teacher  *float64 `json:"teacher_accuracy,omitempty"`
+	// Outputs are the model's outputs and their kinds, which chose the losses and the figures.
+	Outputs []Output `json:"outputs,omitempty"`
 }
 
 // Final is the agreement of the repaired student: that of the last stage kept.
@@ -66,27 +70,35 @@ func (r *DistillReport) Final() Agreement {
 	return last
 }
 
-// evalStudent measures a student against cached teacher logits on the held-back images.
-func evalStudent(m *onnx.Model, val *dataset.Set, teacher []float32, classes int, opt DistillOptions) (Agreement, error) {
+// evalStudent measures a student against the teacher's outputs on the held-back images.
+func evalStudent(m *onnx.Model, val *dataset.Set, teacher *Outputs, opt DistillOptions) (Agreement, error) {
 	p, err := engine.Compile(m, engine.Options{Threads: opt.Threads})
 	if err != nil {
 		return Agreement{}, err
 	}
 	defer p.Close()
-	logits, c, err := Logits(p, val, inferBatch(m, opt.Batch))
+	out, err := runOutputs(p, val, inferBatch(m, opt.Batch))
 	if err != nil {
 		return Agreement{}, err
 	}
-	if c != classes {
-		return Agreement{}, fmt.Errorf("student gives %d classes, teacher %d", c, classes)
-	}
-	return Compare(teacher, logits, classes, val.Labels), nil
+	return CompareOutputs(teacher, out, val.Labels)
 }
 
-// better reports whether agreement a is at least as good as b (top-1 first, then KL).
+// teacherOutputs runs the teacher over set and classifies its outputs.
+func teacherOutputs(teacher *onnx.Model, set *dataset.Set, batch, threads int, override map[string]OutputKind) (*Outputs, error) {
+	tp, err := engine.Compile(teacher, engine.Options{Threads: threads})
+	if err != nil {
+		return nil, err
+	}
+	defer tp.Close()
+	return RunOutputs(tp, teacher, set, inferBatch(teacher, batch), override)
+}
+
+// better reports whether agreement a is at least as good as b (the agreement figure first: top-1
+// for classifiers, IoU for maps, cosine for embeddings; then the divergence).
 func better(a, b Agreement) bool {
-	if a.Top1 != b.Top1 {
-		return a.Top1 > b.Top1
+	if fa, fb := a.Figure(), b.Figure(); fa != fb {
+		return fa > fb
 	}
 	return a.KL <= b.KL
 }
@@ -98,29 +110,31 @@ func Distill(teacher, student *onnx.Model, corr map[string]rewrite.Correspondenc
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
-	tp, err := engine.Compile(teacher, engine.Options{Threads: opt.Threads})
+	tout, err := teacherOutputs(teacher, val, opt.Batch, opt.Threads, opt.OutputKinds)
 	if err != nil {
 		return nil, err
 	}
-	tlog, classes, err := Logits(tp, val, inferBatch(teacher, opt.Batch))
-	tp.Close()
-	if err != nil {
-		return nil, err
-	}
-	return distillAgainst(teacher, student, corr, calib, val, tlog, classes, opt)
+	return distillAgainst(teacher, student, corr, calib, val, tout, opt)
 }
 
-// distillAgainst is Distill with the teacher's logits on val already computed (the search's
+// distillAgainst is Distill with the teacher's outputs on val already computed (the search's
 // finalists are all judged on the same images).
-func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, calib, val *dataset.Set, tlog []float32, classes int, opt DistillOptions) (*DistillReport, error) {
+func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, calib, val *dataset.Set, tout *Outputs, opt DistillOptions) (*DistillReport, error) {
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
 	start := time.Now()
 	rep := &DistillReport{Mode: "data", Samples: calib.N, HeldBack: val.N}
-	self := Compare(tlog, tlog, classes, val.Labels)
+	rep.Outputs = tout.Kinds
+	if err := tout.CheckLabels(val); err != nil {
+		return nil, err
+	}
+	self, err := CompareOutputs(tout, tout, val.Labels)
+	if err != nil {
+		return nil, err
+	}
 	rep.Teacher = self.Accuracy
-	cur, err := evalStudent(student, val, tlog, classes, opt)
+	cur, err := evalStudent(student, val, tout, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +156,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 		if layers == 0 {
 			return nil
 		}
-		ag, err := evalStudent(trial, val, tlog, classes, opt)
+		ag, err := evalStudent(trial, val, tout, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -211,7 +225,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	}
 	if opt.Epochs > 0 {
 		t0 := time.Now()
-		ag, steps, err := FineTune(teacher, student, calib, val, tlog, classes, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
+		ag, steps, err := FineTune(teacher, student, calib, val, tout, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
 			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5, Context: opt.Context,
 			Progress: func(s, total int, loss float64) {
 				if opt.Progress != nil {
@@ -222,7 +236,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 			return nil, fmt.Errorf("fine-tune: %w", err)
 		}
 		rep.Stages = append(rep.Stages, Stage{Name: "fine-tune", Layers: steps, Agreement: ag, Seconds: time.Since(t0).Seconds(),
-			Kept: better(ag, cur) && ag != cur})
+			Kept: better(ag, cur) && (ag.Figure() != cur.Figure() || ag.KL != cur.KL)})
 		rep.Epochs = opt.Epochs
 	}
 	rep.Seconds = time.Since(start).Seconds()

@@ -37,13 +37,33 @@ func Logits(p *engine.Program, set *dataset.Set, batch int) ([]float32, int, err
 	return out, classes, nil
 }
 
-// Agreement compares a student's logits with its teacher's (and with labels when given).
+// Agreement compares a student's outputs with its teacher's (and with labels when given). For a
+// classifier with one output, Top1 and KL are its top-1 agreement and KL; Outputs holds each
+// output's kind and the figures that fit it.
 type Agreement struct {
-	Top1     float64  `json:"top1_agreement"`     // share of images where both pick the same class
-	KL       float64  `json:"kl"`                 // mean KL(teacher ‖ student) of the softmax outputs
-	Accuracy *float64 `json:"accuracy,omitempty"` // student accuracy, when labels are given
-	Teacher  *float64 `json:"teacher_accuracy,omitempty"`
-	Images   int      `json:"images"`
+	// Top1 is the share of images where both pick the same class, averaged over the classifier
+	// outputs (left out when there are none).
+	Top1 float64 `json:"top1_agreement,omitempty"`
+	// KL is the mean KL(teacher ‖ student) of a classifier's softmax outputs; with other kinds, the
+	// sum over outputs of their divergences (see OutputAgreement).
+	KL       float64           `json:"kl"`
+	Accuracy *float64          `json:"accuracy,omitempty"` // student accuracy, when labels are given
+	Teacher  *float64          `json:"teacher_accuracy,omitempty"`
+	Images   int               `json:"images"`
+	Outputs  []OutputAgreement `json:"outputs,omitempty"`
+}
+
+// Figure is the agreement in one number, 1 when perfect: the mean over outputs of their main
+// figure (top-1 agreement, IoU, cosine similarity), Top1 when the outputs were not recorded.
+func (a Agreement) Figure() float64 {
+	if len(a.Outputs) == 0 {
+		return a.Top1
+	}
+	var s float64
+	for _, o := range a.Outputs {
+		s += o.Figure()
+	}
+	return s / float64(len(a.Outputs))
 }
 
 // Compare computes agreement between teacher and student logits (N × classes each).

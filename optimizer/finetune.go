@@ -29,12 +29,15 @@ type FineTuneOptions struct {
 	Context context.Context
 }
 
-// FineTune trains the student to match the teacher's softened outputs (KL at temperature T, plus
-// cross-entropy when labels are given) with Adam and a cosine schedule, checking the agreement on
-// the held-back images regularly and keeping the best weights seen (early stopping). BN keeps its
-// running statistics during training; each check also tries them recalibrated. It returns the held-back
-// agreement of the kept weights and the number of steps taken.
-func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher []float32, classes int, opt FineTuneOptions) (Agreement, int, error) {
+// FineTune trains the student to match the teacher's outputs with Adam and a cosine schedule,
+// each output by the loss that fits its kind (KL at temperature T on logits, KL on probabilities,
+// per-pixel Bernoulli KL or relative MSE on maps, cosine distance on embeddings; summed over
+// outputs), plus cross-entropy on the first logits output when labels are given. It checks the
+// agreement on the held-back images regularly and keeps the best weights seen (early stopping).
+// BN keeps its running statistics during training; each check also tries them recalibrated. It
+// returns the held-back agreement of the kept weights and the number of steps taken. valTeacher
+// are the teacher's outputs on val, whose kinds the calibration outputs take.
+func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher *Outputs, opt FineTuneOptions) (Agreement, int, error) {
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
@@ -48,18 +51,19 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	if opt.Epochs <= 0 {
 		opt.Epochs = 1
 	}
-	// The teacher's logits on every calibration image, once.
-	tp, err := engine.Compile(teacher, engine.Options{Threads: opt.Threads})
+	kinds := map[string]OutputKind{}
+	for _, k := range valTeacher.Kinds {
+		kinds[k.Name] = k.Kind
+	}
+	// The teacher's outputs on every calibration image, once.
+	tout, err := teacherOutputs(teacher, calib, 256, opt.Threads, kinds)
 	if err != nil {
 		return Agreement{}, 0, err
 	}
-	tlog, k, err := Logits(tp, calib, inferBatch(teacher, 256))
-	tp.Close()
-	if err != nil {
-		return Agreement{}, 0, err
-	}
-	if k != classes {
-		return Agreement{}, 0, fmt.Errorf("teacher gives %d classes on calibration images, %d on held-back ones", k, classes)
+	for i := range tout.Dims {
+		if tout.Per(i) != valTeacher.Per(i) {
+			return Agreement{}, 0, fmt.Errorf("the teacher's output %s is %v per calibration image, %v per held-back one", tout.Kinds[i].Name, tout.Dims[i], valTeacher.Dims[i])
+		}
 	}
 	tr, err := engine.NewTrainer(student, engine.TrainOptions{Threads: opt.Threads, SkipInputGrad: true})
 	if err != nil {
@@ -81,13 +85,40 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	order := rng.Perm(calib.N)
 	pos := 0
 	x := engine.NewTensor([]int{opt.Batch, calib.C, calib.H, calib.W}, make([]float32, opt.Batch*per))
-	tb := engine.NewTensor([]int{opt.Batch, classes}, make([]float32, opt.Batch*classes))
+	// One teacher batch and one gradient per distilled output.
+	type target struct {
+		out  Output
+		i    int
+		t    *engine.Tensor
+		grad *engine.Tensor
+	}
+	var targets []target
+	for i, k := range tout.Kinds {
+		if k.Kind == KindOther {
+			continue
+		}
+		n := tout.Per(i)
+		shape := append([]int{opt.Batch}, tout.Dims[i]...)
+		if k.Kind != KindMap {
+			shape = []int{opt.Batch, n}
+		}
+		targets = append(targets, target{out: k, i: i, t: engine.NewTensor(shape, make([]float32, opt.Batch*n)), grad: &engine.Tensor{}})
+	}
+	labelOut := -1 // the output the labels train: the first logits
+	if calib.Labels != nil && opt.LabelWeight > 0 {
+		for j, tg := range targets {
+			if tg.out.Kind == KindLogits {
+				labelOut = j
+				break
+			}
+		}
+	}
 	labels := make([]int, opt.Batch)
-	grad := &engine.Tensor{}
+	grads := map[string]*engine.Tensor{}
 	ceGrad := &engine.Tensor{}
 
 	check := func(m *onnx.Model) (Agreement, error) {
-		return evalStudent(m, val, valTeacher, classes, DistillOptions{Batch: 256, Threads: opt.Threads})
+		return evalStudent(m, val, valTeacher, DistillOptions{Batch: 256, Threads: opt.Threads})
 	}
 	best, err := check(student)
 	if err != nil {
@@ -118,24 +149,36 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			i := order[pos]
 			pos++
 			calib.Image(i, x.Data[b*per:(b+1)*per])
-			copy(tb.Data[b*classes:(b+1)*classes], tlog[i*classes:(i+1)*classes])
+			for _, tg := range targets {
+				n := tout.Per(tg.i)
+				copy(tg.t.Data[b*n:(b+1)*n], tout.Data[tg.i][i*n:(i+1)*n])
+			}
 			if calib.Labels != nil {
 				labels[b] = calib.Labels[i]
 			}
 		}
 		tr.ZeroGrad()
-		out, err := tr.Forward(x)
+		outs, err := tr.ForwardKeep(x)
 		if err != nil {
 			return Agreement{}, step, err
 		}
-		loss := engine.KLDivInto(grad, out, tb, opt.Temperature)
-		if calib.Labels != nil && opt.LabelWeight > 0 {
-			loss += opt.LabelWeight * engine.CrossEntropyInto(ceGrad, out, labels)
-			for j := range grad.Data {
-				grad.Data[j] += float32(opt.LabelWeight) * ceGrad.Data[j]
+		loss := 0.0
+		for j, tg := range targets {
+			out := outs[tg.out.Name]
+			if out == nil || out.Len() != tg.t.Len() {
+				return Agreement{}, step, fmt.Errorf("the student's output %s does not match the teacher's %v", tg.out.Name, tg.t.Shape)
 			}
+			s := engine.NewTensor(tg.t.Shape, out.Data) // viewed as the loss wants it (rows per image)
+			loss += outputLoss(tg.grad, s, tg.t, tg.out, opt.Temperature, valTeacher.mseScale(tg.i))
+			if j == labelOut {
+				loss += opt.LabelWeight * engine.CrossEntropyInto(ceGrad, s, labels)
+				for k := range tg.grad.Data {
+					tg.grad.Data[k] += float32(opt.LabelWeight) * ceGrad.Data[k]
+				}
+			}
+			grads[tg.out.Name] = engine.NewTensor(out.Shape, tg.grad.Data)
 		}
-		if err := tr.Backward(grad); err != nil {
+		if err := tr.BackwardFrom(grads); err != nil {
 			return Agreement{}, step, err
 		}
 		engine.ClipGradNorm(params, 5)

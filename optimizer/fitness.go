@@ -12,22 +12,22 @@ import (
 
 // DataFitness judges a candidate on calibration images: the slim model is sliced, repaired cheaply
 // as the final model will be (a small least-squares refit, then BN recalibration where it helps)
-// on a few images, and scored by minus the mean KL(teacher ‖ student) of its outputs on many
-// others. Scoring on the images the refit saw would favour candidates whose refit merely memorises
+// on a few images, and scored by minus the divergence of its outputs from the teacher's on many
+// others (KL for classifiers; the loss that fits each output's kind otherwise, see CompareOutputs). Scoring on the images the refit saw would favour candidates whose refit merely memorises
 // them.
 type DataFitness struct {
 	a             *rewrite.Analysis
 	imp           map[rewrite.GroupID][]float64
 	repair, score *dataset.Set
-	logits        []float32 // the teacher's, on score
-	classes       int
+	teacher       *Outputs // the teacher's, on score
 	hasBN         bool
 	batch         int
 	threads       int
-	// The finalists' judge: images neither half above holds, and the teacher's logits on the
+	// The finalists' judge: images neither half above holds, and the teacher's outputs on the
 	// scoring part.
 	confirmRepair, confirmScore *dataset.Set
-	confirmLogits               []float32
+	confirmTeacher              *Outputs
+	kinds                       map[string]OutputKind // overrides of the outputs' kinds
 }
 
 // FitnessSets are the calibration images a data-driven search uses: the cheap fitness repairs on
@@ -37,10 +37,11 @@ type FitnessSets struct {
 	Repair, Score, ConfirmRepair, ConfirmScore *dataset.Set
 }
 
-// NewDataFitness computes the teacher's logits on the scoring sets once.
-func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (*DataFitness, error) {
+// NewDataFitness computes the teacher's outputs on the scoring sets once. kinds names the kinds
+// of outputs outright (nil: as ClassifyOutput decides).
+func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int, kinds map[string]OutputKind) (*DataFitness, error) {
 	f := &DataFitness{a: a, imp: L1Importance(a), repair: sets.Repair, score: sets.Score, hasBN: HasBatchNorm(a.Model),
-		batch: inferBatch(a.Model, batch), threads: threads}
+		batch: inferBatch(a.Model, batch), threads: threads, kinds: kinds}
 	if sets.ConfirmRepair != nil && sets.ConfirmScore != nil {
 		f.confirmRepair, f.confirmScore = sets.ConfirmRepair, sets.ConfirmScore
 	}
@@ -50,16 +51,17 @@ func NewDataFitness(a *rewrite.Analysis, sets FitnessSets, batch, threads int) (
 	}
 	defer p.Close()
 	if f.score != nil {
-		if f.logits, f.classes, err = Logits(p, f.score, batch); err != nil {
+		if f.teacher, err = RunOutputs(p, a.Model, f.score, f.batch, f.kinds); err != nil {
+			return nil, err
+		}
+		if err := f.teacher.CheckLabels(f.score); err != nil {
 			return nil, err
 		}
 	}
 	if f.confirmScore != nil {
-		var classes int
-		if f.confirmLogits, classes, err = Logits(p, f.confirmScore, batch); err != nil {
+		if f.confirmTeacher, err = RunOutputs(p, a.Model, f.confirmScore, f.batch, f.kinds); err != nil {
 			return nil, err
 		}
-		f.classes = max(f.classes, classes)
 	}
 	return f, nil
 }
@@ -82,18 +84,20 @@ func (f *DataFitness) Student(w Widths) (*onnx.Model, rewrite.Keep, error) {
 	return m, keep, nil
 }
 
-// kl is the mean KL(teacher ‖ m) on the scoring images.
+// kl is the divergence of m's outputs from the teacher's on the scoring images: the mean
+// KL(teacher ‖ m) for a classifier.
 func (f *DataFitness) kl(m *onnx.Model) (float64, error) {
 	p, err := engine.Compile(m, engine.Options{Threads: f.threads})
 	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
-	logits, _, err := Logits(p, f.score, f.batch)
+	out, err := runOutputs(p, f.score, f.batch)
 	if err != nil {
 		return 0, err
 	}
-	return Compare(f.logits, logits, f.classes, nil).KL, nil
+	ag, err := CompareOutputs(f.teacher, out, nil)
+	return ag.KL, err
 }
 
 // Score is the annealer's fitness: −KL(teacher ‖ repaired student). Where BN is kept, the refit
@@ -141,8 +145,8 @@ func (f *DataFitness) Confirm(w Widths) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rep, err := distillAgainst(f.a.Model, m, corr, f.confirmRepair, f.confirmScore, f.confirmLogits, f.classes,
-		DistillOptions{Batch: f.batch, Threads: f.threads})
+	rep, err := distillAgainst(f.a.Model, m, corr, f.confirmRepair, f.confirmScore, f.confirmTeacher,
+		DistillOptions{Batch: f.batch, Threads: f.threads, OutputKinds: f.kinds})
 	if err != nil {
 		return 0, err
 	}
@@ -221,7 +225,7 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 		if sets.ConfirmRepair == nil {
 			return desc, nil
 		}
-		df, err := NewDataFitness(a, sets, batch, threads)
+		df, err := NewDataFitness(a, sets, batch, threads, opt.OutputKinds)
 		if err != nil {
 			return "", err
 		}
@@ -229,7 +233,7 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 		opt.Confirm = df.Confirm
 		return desc + fmt.Sprintf("; finalists judged after the full repair on %d others, scored on %d more", df.confirmRepair.N, df.confirmScore.N), nil
 	}
-	df, err := NewDataFitness(a, sets, batch, threads)
+	df, err := NewDataFitness(a, sets, batch, threads, opt.OutputKinds)
 	if err != nil {
 		return "", err
 	}

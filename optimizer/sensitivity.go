@@ -13,7 +13,7 @@ import (
 // half its width (keeping its most important channels, with BN recalibration where BN is kept).
 type Sensitivity struct {
 	ID   rewrite.GroupID `json:"id"`
-	Drop float64         `json:"drop"` // 1 − top-1 agreement with the original
+	Drop float64         `json:"drop"` // 1 − agreement with the original (top-1, IoU or cosine: Agreement.Figure)
 	KL   float64         `json:"kl"`
 }
 
@@ -23,7 +23,7 @@ func Sensitivities(a *rewrite.Analysis, set *dataset.Set, batch, threads int, pr
 	if err != nil {
 		return nil, err
 	}
-	teacher, classes, err := Logits(p, set, batch)
+	teacher, err := RunOutputs(p, a.Model, set, batch, nil)
 	p.Close()
 	if err != nil {
 		return nil, err
@@ -48,13 +48,16 @@ func Sensitivities(a *rewrite.Analysis, set *dataset.Set, batch, threads int, pr
 		if err != nil {
 			return nil, err
 		}
-		logits, _, err := Logits(sp, set, batch)
+		student, err := runOutputs(sp, set, batch)
 		sp.Close()
 		if err != nil {
 			return nil, err
 		}
-		ag := Compare(teacher, logits, classes, nil)
-		out = append(out, Sensitivity{ID: g.ID, Drop: 1 - ag.Top1, KL: ag.KL})
+		ag, err := CompareOutputs(teacher, student, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Sensitivity{ID: g.ID, Drop: 1 - ag.Figure(), KL: ag.KL})
 		if progress != nil {
 			progress(i+1, len(groups))
 		}

@@ -90,6 +90,9 @@ type Options struct {
 
 	// Progress hears what Shrink does (nil: nothing is reported).
 	Progress Progress
+	// OutputKinds names the kind of graph outputs outright, by name, where ClassifyOutput's
+	// rules would read them wrong (nil: its rules decide).
+	OutputKinds map[string]OutputKind
 }
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
@@ -326,6 +329,11 @@ func (opt Options) Validate() error {
 	case RepairDistill, RepairCompensate, RepairNone:
 	default:
 		return optionsErrorf("repair %q: want distill, compensate or none", opt.Repair)
+	}
+	for name, k := range opt.OutputKinds {
+		if _, err := ParseOutputKind(string(k)); err != nil {
+			return optionsErrorf("output %s: %v", name, err)
+		}
 	}
 	for _, f := range []struct {
 		name   string
@@ -770,7 +778,7 @@ func newSearcher(ctx context.Context, p *prepared, opt Options) (*searcher, erro
 		return nil, err
 	}
 	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: p.shapes, Seed: opt.Seed,
-		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx}
+		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx, OutputKinds: opt.OutputKinds}
 	s.fitness = "weights"
 	switch {
 	case calib != nil:
@@ -891,7 +899,7 @@ func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]
 		calib.N, opt.Epochs, opt.DistillTime))
 	stage := ""
 	return Distill(teacher, student, corr, calib, val, DistillOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
-		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx,
+		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx, OutputKinds: opt.OutputKinds,
 		Progress: func(s string, d, t int) {
 			if s != stage {
 				stage = s

@@ -87,13 +87,20 @@ func Synthesize(teacher *onnx.Model, c, h, w int, opt SynthesizeOptions) (*datas
 			out := vals[g.Outputs[0]]
 			if classes == 0 {
 				classes = len(out.Data) / n
+				// Only class logits have classes to be confident about; other outputs (maps,
+				// embeddings) leave the images to the BN statistics alone.
+				if ClassifyOutput(g, g.Outputs[0], len(out.Shape), true).Kind != KindLogits {
+					classes = -1
+				}
 				for i := range labels {
-					labels[i] = (start + i) % classes
+					labels[i] = (start + i) % max(classes, 1)
 				}
 			}
 			grads := map[string]*engine.Tensor{}
-			_, ce := engine.CrossEntropy(out, labels)
-			grads[g.Outputs[0]] = ce
+			if classes > 0 {
+				_, ce := engine.CrossEntropy(out, labels)
+				grads[g.Outputs[0]] = ce
+			}
 			for _, b := range bns {
 				grads[b.in] = bnMatchGrad(vals[b.in], b.mean, b.vr)
 			}

@@ -17,7 +17,7 @@ func evalCommand() *cli.Command {
 		Usage:     "measure accuracy on labelled data and/or agreement with a teacher model",
 		ArgsUsage: "MODEL",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "teacher", Usage: "the original model, to measure top-1 agreement and KL"},
+			&cli.StringFlag{Name: "teacher", Usage: "the original model, to measure agreement with it by output kind (top-1 and KL for classifiers, IoU and MAE for maps, cosine for embeddings)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed for sampling image folders"},
 			inputShapeFlag,
@@ -66,30 +66,36 @@ func evalAction(c *cli.Context) error {
 	if err := checkLabels(c, m, shapes, set); err != nil {
 		return err
 	}
-	logitsOf := func(mm *onnx.Model, p string) ([]float32, int, error) {
+	outputsOf := func(mm *onnx.Model, p string) (*optimizer.Outputs, error) {
 		// A model with its batch fixed at 1 runs through a copy with a symbolic batch.
 		mm, _, err := relaxBatch(p, mm)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		prog, err := engine.Compile(mm, engine.Options{Threads: c.Int("threads")})
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", p, err)
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		defer prog.Close()
-		l, k, err := optimizer.Logits(prog, set, c.Int("batch"))
+		out, err := optimizer.RunOutputs(prog, mm, set, c.Int("batch"), nil)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", p, err)
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		return l, k, nil
+		return out, nil
 	}
-	logits, classes, err := logitsOf(m, path)
+	out, err := outputsOf(m, path)
 	if err != nil {
 		return err
 	}
+	if err := out.CheckLabels(set); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	rep := evalReport{Model: path, Images: set.N}
 	if set.Labels != nil {
-		a := optimizer.Compare(logits, logits, classes, set.Labels)
+		a, err := optimizer.CompareOutputs(out, out, set.Labels)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		rep.Accuracy = a.Accuracy
 	}
 	if t := c.String("teacher"); t != "" {
@@ -97,14 +103,14 @@ func evalAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		tl, tk, err := logitsOf(tm, t)
+		tout, err := outputsOf(tm, t)
 		if err != nil {
 			return err
 		}
-		if tk != classes {
-			return fmt.Errorf("%s: gives %d classes, %s gives %d", t, tk, path, classes)
+		a, err := optimizer.CompareOutputs(tout, out, set.Labels)
+		if err != nil {
+			return fmt.Errorf("%s against %s: %w", path, t, err)
 		}
-		a := optimizer.Compare(tl, logits, classes, set.Labels)
 		rep.Teacher, rep.Agree = t, &a
 	}
 	if c.Bool("json") {
@@ -121,7 +127,13 @@ func evalAction(c *cli.Context) error {
 		if rep.Agree.Teacher != nil {
 			fmt.Fprintf(tw, "teacher accuracy\t%.2f%%\n", 100**rep.Agree.Teacher)
 		}
-		fmt.Fprintf(tw, "top-1 agreement\t%.2f%%\nKL(teacher‖model)\t%.5f\n", 100*rep.Agree.Top1, rep.Agree.KL)
+		if singleClassifier(*rep.Agree) {
+			fmt.Fprintf(tw, "top-1 agreement\t%.2f%%\nKL(teacher‖model)\t%.5f\n", 100*rep.Agree.Top1, rep.Agree.KL)
+		} else {
+			for _, o := range rep.Agree.Outputs {
+				fmt.Fprintf(tw, "output %s\n", outputFigures(o))
+			}
+		}
 	}
 	return tw.Flush()
 }

@@ -26,9 +26,10 @@ func relModel(t *testing.T, p string) string {
 	return rel
 }
 
-// TestGroupsGolden keeps `chanopt groups --json` of every bundled model under testdata/groups.
+// TestGroupsGolden keeps `chanopt groups --json` of every bundled model (classifiers and dense
+// outputs) under testdata/groups.
 func TestGroupsGolden(t *testing.T) {
-	for _, p := range testenv.BundledModels(t) {
+	for _, p := range append(testenv.BundledModels(t), testenv.DenseModels(t)...) {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		code, out, stderr := runCLI("groups", p, "--json")
 		if code != 0 {
@@ -133,11 +134,11 @@ func mustMACs(t *testing.T, m *onnx.Model, shapes map[string]onnx.Shape) int64 {
 	return c.MACs
 }
 
-// TestShrinkReportGolden keeps the `shrink --report` of every bundled model at a fixed seed and
-// budget (weight-only search, no repair) under testdata/shrink.
+// TestShrinkReportGolden keeps the `shrink --report` of every bundled model (classifiers and
+// dense outputs) at a fixed seed and budget (weight-only search, no repair) under testdata/shrink.
 func TestShrinkReportGolden(t *testing.T) {
 	dir := t.TempDir()
-	for _, p := range testenv.BundledModels(t) {
+	for _, p := range append(testenv.BundledModels(t), testenv.DenseModels(t)...) {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
 		rep := filepath.Join(dir, name+".json")
 		code, _, stderr := runCLI("shrink", p, "--macs", "0.5", "--no-distill", "--seed", "7", "--iterations", "1000",

@@ -59,6 +59,7 @@ func shrinkCommand() *cli.Command {
 		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file (with no budget: OUT with .report.json by default)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		&cli.StringSliceFlag{Name: "output-kind", Usage: "NAME=KIND: treat graph output NAME as KIND (logits, probabilities, map, embedding), which picks its distillation loss and agreement figures, where the rules that read it from the graph get it wrong (repeatable)"},
 		&cli.BoolFlag{Name: "sync", Usage: "fsync the model and report before renaming them into place, so they survive a crash or power loss (output is atomic either way)"},
 		inputShapeFlag,
 	}
@@ -180,6 +181,17 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	}
 	if c.IsSet("seed") {
 		opt.Seed = c.Uint64("seed")
+	}
+	for _, s := range c.StringSlice("output-kind") {
+		name, kind, ok := strings.Cut(s, "=")
+		k, err := optimizer.ParseOutputKind(kind)
+		if !ok || name == "" || err != nil {
+			return opt, usagef("--output-kind %q: want NAME=KIND with KIND one of logits, probabilities, map, embedding", s)
+		}
+		if opt.OutputKinds == nil {
+			opt.OutputKinds = map[string]optimizer.OutputKind{}
+		}
+		opt.OutputKinds[name] = k
 	}
 	if opt.LatencyBatch = c.Int("latency-batch"); opt.LatencyBatch <= 0 || opt.LatencyBatch > maxBatch {
 		return opt, usagef("--latency-batch %d: want 1 to %d", opt.LatencyBatch, maxBatch)
@@ -427,7 +439,14 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		if d.Teacher != nil && last.Accuracy != nil {
 			fmt.Fprintf(tw, "accuracy (held back)\t%.2f%%\t%.2f%%\t\t\n", 100**d.Teacher, 100**last.Accuracy)
 		}
-		fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
+		if singleClassifier(last) {
+			fmt.Fprintf(tw, "agreement with original\t100%%\t%.2f%%\t\t\n", 100*last.Top1)
+		}
+		for _, o := range last.Outputs {
+			if !singleClassifier(last) {
+				fmt.Fprintf(tw, "%s %s (%s) with original\t100%%\t%.2f%%\t\t\n", o.Name, figureName(o), o.Kind, 100*o.Figure())
+			}
+		}
 	}
 	tw.Flush()
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
@@ -442,7 +461,15 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 			if s.Agreement.Accuracy != nil {
 				acc = fmt.Sprintf("accuracy %.2f%%", 100**s.Agreement.Accuracy)
 			}
-			fmt.Fprintf(tw, "  %s\tagreement %.2f%%\tKL %.4f\t%s\t%s\n", s.Name, 100*s.Agreement.Top1, s.Agreement.KL, acc, note)
+			if singleClassifier(s.Agreement) {
+				fmt.Fprintf(tw, "  %s\tagreement %.2f%%\tKL %.4f\t%s\t%s\n", s.Name, 100*s.Agreement.Top1, s.Agreement.KL, acc, note)
+				continue
+			}
+			var figs []string
+			for _, o := range s.Agreement.Outputs {
+				figs = append(figs, outputFigures(o))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, strings.Join(figs, "; "), acc, note)
 		}
 		tw.Flush()
 	}

@@ -98,6 +98,17 @@ func BundledModels(t testing.TB) []string {
 	return paths
 }
 
+// DenseModels lists the bundled models whose outputs are not class logits (models/dense: dense
+// maps, embeddings), kept apart from the classifiers that BundledModels lists.
+func DenseModels(t testing.TB) []string {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(ModelsDir(t), "dense", "*.onnx"))
+	if len(paths) == 0 {
+		t.Fatalf("no dense-output models under %s", filepath.Join(ModelsDir(t), "dense"))
+	}
+	return paths
+}
+
 // ZooDir is the folder `make zoo` writes torchvision exports to.
 func ZooDir() string {
 	if d := os.Getenv("CHANOPT_ZOO"); d != "" {

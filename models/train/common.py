@@ -145,8 +145,9 @@ def train(model, epochs, lr=3e-3, weight_decay=5e-4, batch=128, seed=0, warmup=2
     return acc, secs
 
 
-def export(model, path, keep_bn=False):
-    """Export in eval mode, opset 13, dynamic batch. keep_bn keeps BatchNormalization nodes.
+def export(model, path, keep_bn=False, output="logits"):
+    """Export in eval mode, opset 13, dynamic batch. keep_bn keeps BatchNormalization nodes;
+    output names the graph output (the classifiers' is "logits").
 
     torch 1.13 folds BN into the preceding Conv only for training=TrainingMode.EVAL (the
     default for an eval-mode model). training=PRESERVE on an eval-mode model exports inference-mode
@@ -165,8 +166,8 @@ def export(model, path, keep_bn=False):
             tmp,
             opset_version=OPSET,
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+            output_names=[output],
+            dynamic_axes={"input": {0: "N"}, output: {0: "N"}},
             training=mode,
             do_constant_folding=True,
         )
