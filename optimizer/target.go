@@ -62,8 +62,9 @@ type TargetTrial struct {
 }
 
 // heldBackFigure is the figure the drop is measured in, from the repair's report: accuracy when
-// the held-back images have labels, else top-1 agreement with the original (100% for the
-// original itself), both in percent. ok is false when the repair measured nothing. This is the
+// the held-back images have labels, else agreement with the original in the figure of each
+// output's kind (top-1 agreement, a map's IoU, an embedding's cosine: Agreement.Figure; 100% for
+// the original itself), both in percent. ok is false when the repair measured nothing. This is the
 // one place the accuracy-first search reads the repair's figures: other output kinds plug in here.
 func heldBackFigure(rep *Report) (figure, reference float64, name string, ok bool) {
 	d := rep.Distill
@@ -74,7 +75,7 @@ func heldBackFigure(rep *Report) (figure, reference float64, name string, ok boo
 	if last.Accuracy != nil && d.Teacher != nil {
 		return 100 * *last.Accuracy, 100 * *d.Teacher, "accuracy", true
 	}
-	return 100 * last.Top1, 100, "agreement", true
+	return 100 * last.Figure(), 100, "agreement", true
 }
 
 // DropError says a slim model lost more than Options.MaxDrop on the held-back images; Shrink then
