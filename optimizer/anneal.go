@@ -139,6 +139,7 @@ type annealer struct {
 	evals      int
 	fitness    Fitness
 	base       int64 // the original's measured cost, once computed
+	iters      int   // proposals planned
 }
 
 // cost predicts the budgeted cost of a candidate.
@@ -259,6 +260,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 
+	s.iters = iters
 	cur, err := s.uniformStart()
 	if err != nil {
 		return nil, err
@@ -272,7 +274,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	best, bestF := cur.clone(), curF
 	t0 := 1.0
 	if !opt.Random {
-		s.stage("probes", fmt.Sprintf("up to %d proposals scored to set the starting temperature", probes))
+		s.stage("probes", fmt.Sprintf("up to %d proposals scored to set the starting temperature", max(2, min(probes, iters/4))))
 		if t0, err = s.initialTemperature(cur, curF, began); err != nil {
 			return nil, err
 		}
@@ -669,8 +671,11 @@ func (s *annealer) stage(name, what string) {
 // eighth of it (at least two are scored): at 224×224 each may cost many seconds, and a quarter
 // left inception_lrelu's 2-minute search three proposals after its dozen probes.
 func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time) (float64, error) {
+	// At most a quarter of the proposals: a short search should not spend more evaluations
+	// setting its temperature than searching.
+	want := max(2, min(probes, s.iters/4))
 	var ds []float64
-	for i := 0; i < 2*probes && len(ds) < probes; i++ {
+	for i := 0; i < 2*want && len(ds) < want; i++ {
 		if s.opt.Context != nil && s.opt.Context.Err() != nil {
 			return 0, s.opt.Context.Err()
 		}
@@ -689,7 +694,7 @@ func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time)
 			ds = append(ds, d)
 		}
 		if s.opt.Progress != nil {
-			s.opt.Progress(len(ds), probes, 0)
+			s.opt.Progress(len(ds), want, 0)
 		}
 	}
 	if len(ds) == 0 {

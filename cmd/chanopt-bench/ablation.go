@@ -38,6 +38,7 @@ type ablationConfig struct {
 //	CHANOPT_ABLATION_GUIDES  comma-separated variants: uniform and guide names (default all)
 //	CHANOPT_ABLATION_ITERS   proposals per search (default 150, the CLI's with data)
 //	CHANOPT_ABLATION_SAMPLES training images given to Shrink (default 6000)
+//	CHANOPT_ABLATION_HOLDBACK the share of them held back to judge agreement (default 0.25)
 //	CHANOPT_ABLATION_EPOCHS  KD fine-tuning epochs (default 1; 0: statistics and refit only)
 //	CHANOPT_ABLATION_TUNE    cap on each fine-tuning, a Go duration (default none)
 func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
@@ -97,6 +98,13 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 			}
 			*f.dst = n
 		}
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_HOLDBACK"); v != "" {
+		h, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(h > 0 && h < 1) {
+			return c, fmt.Errorf("CHANOPT_ABLATION_HOLDBACK=%q: want a share between 0 and 1", v)
+		}
+		c.holdBack = h
 	}
 	if v := os.Getenv("CHANOPT_ABLATION_EPOCHS"); v != "" {
 		e, err := strconv.ParseFloat(v, 64)
