@@ -203,6 +203,9 @@ func benchAblation(env *benchEnv) error {
 				evals := ""
 				if st := res.Report.SearchStats; st != nil {
 					evals = fmt.Sprintf(", %d evaluations", st.Evaluations)
+					if f := st.Finalists; f != nil && f.ChoseStart {
+						evals += ", the finalists' judge kept the filled uniform start"
+					}
 				}
 				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed, 100*ag.Top1, 100*acc,
 					float64(res.Report.After.MACs)/float64(res.Report.Before.MACs), time.Since(t0).Round(time.Second), evals)
