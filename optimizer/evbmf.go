@@ -22,7 +22,7 @@ import (
 // and keeps another K on 16 (TestEVBMFTallDeparture). On wide matrices K is theirs
 // (TestEVBMFWideMatchesAuthors, against testdata/evbmf_authors.py with scipy). Like theirs, the
 // σ² search is local: on 15 of those 117 wide sides the free energy has a lower minimum elsewhere in
-// the interval, whose K differs (mostly by one). With the singular values s₁ ≥ … ≥ s_L of Y, α = L/M and
+// the interval, whose K differs (by one or two). With the singular values s₁ ≥ … ≥ s_L of Y, α = L/M and
 // τ̄ = 2.5129·√α:
 //
 //   - the noise variance σ² minimises the EVB free energy, which after optimising every other
