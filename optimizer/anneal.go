@@ -86,8 +86,13 @@ type SearchOptions struct {
 	// the next one would overrun it (the start and one candidate are always judged).
 	// DataFitness.Confirm is one.
 	Confirm Fitness
-	// Finalists is how many searched candidates Confirm may see besides the start (0: 8).
+	// Finalists is how many searched candidates Confirm may see besides the start (0: 3; the
+	// time a data search plans for its finalists covers that many, see UseData).
 	Finalists int
+	// Guide biases the proposals (zero: GuideRank). Sensitivity holds the measured drops
+	// GuideSensitivity orders groups by (Sensitivities; other guides ignore it).
+	Guide       Guide
+	Sensitivity map[rewrite.GroupID]float64
 	// Random makes the search a baseline: every proposal is accepted, unguided, without judging
 	// candidates, so the result is a random allocation under the same budget.
 	Random bool
@@ -100,7 +105,12 @@ type SearchResult struct {
 	Iterations, Accepts int
 	Evaluations         int    // fitness evaluations (cache misses)
 	Stopped             string // "iterations" or "time limit"
-	Target, Base        float64
+	// Cooled is how far the temperature fell over the proposals, 1 − T_last/T0: 1 when the
+	// schedule ran to its end. Under a time limit the schedule runs on whichever of the
+	// proposals or the time is spent first, so a search stopped by time still cools; Cooled is
+	// lower only when the search stopped otherwise (cancelled, or no proposal ran).
+	Cooled       float64
+	Target, Base float64
 	// Confirmation is set when SearchOptions.Confirm judged the finalists.
 	Confirmation *Confirmation
 }
@@ -116,20 +126,23 @@ type Confirmation struct {
 
 // annealer holds the search state.
 type annealer struct {
-	a       *rewrite.Analysis
-	opt     SearchOptions
-	groups  []*rewrite.Group // prunable, by ID
-	unit    map[rewrite.GroupID]int
-	wc      *rewrite.WidthCost
-	target  float64
-	ret     map[rewrite.GroupID][]float64
-	score   map[rewrite.GroupID]float64 // rank-like: low = redundant
-	rng     *rand.Rand
-	cache   map[string]float64
-	seen    map[string]Widths // the candidates behind cache's keys
-	evals   int
-	fitness Fitness
-	base    int64 // the original's measured cost, once computed
+	a      *rewrite.Analysis
+	opt    SearchOptions
+	groups []*rewrite.Group // prunable, by ID
+	unit   map[rewrite.GroupID]int
+	wc     *rewrite.WidthCost
+	target float64
+	ret    map[rewrite.GroupID][]float64
+	// redundancy is the guide's donor bias per group, 1 for the group it shrinks first (nil:
+	// unguided).
+	redundancy map[rewrite.GroupID]float64
+	rng        *rand.Rand
+	cache      map[string]float64
+	seen       map[string]Widths // the candidates behind cache's keys
+	evals      int
+	fitness    Fitness
+	base       int64 // the original's measured cost, once computed
+	iters      int   // proposals planned
 }
 
 // cost predicts the budgeted cost of a candidate.
@@ -228,13 +241,14 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 	s.ret = Retention(a, layers)
-	scores := GroupScores(a, layers)
-	s.score = map[rewrite.GroupID]float64{}
-	for _, g := range s.groups {
-		if sc, ok := scores[g.ID]; ok && sc.Sides > 0 {
-			s.score[g.ID] = sc.Rank
-		} else {
-			s.score[g.ID] = halfEnergyRank(s.ret[g.ID])
+	guide := opt.Guide
+	if guide == "" {
+		guide = GuideRank
+	}
+	if !opt.Random {
+		var err error
+		if s.redundancy, err = guideRedundancy(guide, a, s.groups, layers, s.ret, opt.Sensitivity); err != nil {
+			return nil, err
 		}
 	}
 	s.fitness = opt.Fitness
@@ -249,6 +263,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 
+	s.iters = iters
 	cur, err := s.uniformStart()
 	if err != nil {
 		return nil, err
@@ -262,7 +277,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	best, bestF := cur.clone(), curF
 	t0 := 1.0
 	if !opt.Random {
-		s.stage("probes", fmt.Sprintf("up to %d proposals scored to set the starting temperature", probes))
+		s.stage("probes", fmt.Sprintf("up to %d proposals scored to set the starting temperature", max(2, min(probes, iters/4))))
 		if t0, err = s.initialTemperature(cur, curF, began); err != nil {
 			return nil, err
 		}
@@ -273,6 +288,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	if opt.Confirm != nil {
 		limit /= 2 // the rest is for the finalists
 	}
+	proposing := time.Now()
 	for it := 0; it < iters; it++ {
 		if opt.Context != nil && opt.Context.Err() != nil {
 			return nil, opt.Context.Err()
@@ -282,9 +298,20 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 			break
 		}
 		res.Iterations++
-		// CONetV2 lowers its temperature linearly, T = T0·(N−t)/N; the floor keeps the last
-		// proposals from dividing by zero while making them plain hill-climbing.
-		temp := t0*float64(iters-it)/float64(iters) + 1e-12
+		// CONetV2 lowers its temperature linearly, T = T0·(N−t)/N. Under a time limit t/N is
+		// the larger of the share of proposals made and the share of the proposals' time spent,
+		// so that a search the clock stops has cooled too (on inception_lrelu a 2-minute search
+		// managed a few proposals of 150, all near T0: a random walk judged by KL). The floor
+		// keeps the last proposals from dividing by zero while making them plain hill-climbing.
+		done := float64(it) / float64(iters)
+		if limit > 0 {
+			if left := limit - proposing.Sub(began); left > 0 {
+				done = max(done, float64(time.Since(proposing))/float64(left))
+			}
+		}
+		done = min(done, 1)
+		res.Cooled = done
+		temp := t0*(1-done) + 1e-12
 		cand := s.propose(cur)
 		if cand == nil {
 			continue
@@ -308,6 +335,9 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		if opt.Progress != nil {
 			opt.Progress(it+1, iters, bestF)
 		}
+	}
+	if res.Stopped == "iterations" && res.Iterations > 0 {
+		res.Cooled = 1
 	}
 	s.fill(best)
 	if f, err := s.fit(best); err == nil && f >= bestF {
@@ -368,7 +398,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 func (s *annealer) confirm(start Widths, began time.Time) (Widths, *Confirmation, error) {
 	k := s.opt.Finalists
 	if k <= 0 {
-		k = 8
+		k = searchFinalists
 	}
 	keys := make([]string, 0, len(s.cache))
 	for key := range s.cache {
@@ -570,10 +600,11 @@ func (s *annealer) pick(cands []*rewrite.Group, weight func(*rewrite.Group) floa
 }
 
 // propose moves channels from a donor group to a receiver. Guided draws (70%) take donors in
-// proportion to their redundancy (1 − rank) and receivers in proportion to their rank, as CONet
-// shrinks low-rank layers and grows the others; the rest are uniform, the random push of CONetV2.
+// proportion to their redundancy under the guide (by default low rank first, as CONet shrinks
+// low-rank layers and grows the others) and receivers in proportion to the rest; the others are
+// uniform, the random push of CONetV2.
 func (s *annealer) propose(cur Widths) Widths {
-	guided := !s.opt.Random && s.rng.Float64() < 0.7
+	guided := !s.opt.Random && s.rng.Float64() < 0.7 && s.redundancy != nil
 	var donors, receivers []*rewrite.Group
 	for _, g := range s.groups {
 		if cur[g.ID] > s.unit[g.ID] {
@@ -586,8 +617,8 @@ func (s *annealer) propose(cur Widths) Widths {
 	uniform := func(*rewrite.Group) float64 { return 1 }
 	wDonor, wRecv := uniform, uniform
 	if guided {
-		wDonor = func(g *rewrite.Group) float64 { return 1 - s.score[g.ID] + 0.05 }
-		wRecv = func(g *rewrite.Group) float64 { return s.score[g.ID] + 0.05 }
+		wDonor = func(g *rewrite.Group) float64 { return s.redundancy[g.ID] + 0.05 }
+		wRecv = func(g *rewrite.Group) float64 { return 1 - s.redundancy[g.ID] + 0.05 }
 	}
 	d := s.pick(donors, wDonor)
 	if d == nil {
@@ -640,14 +671,18 @@ func (s *annealer) stage(name, what string) {
 
 // initialTemperature sets T0 to the median fitness change of a few proposals, so that early on a
 // typical worse move is accepted with probability 1/e. Under a time limit the probes stop after an
-// quarter of it (at least two are scored): at 224×224 each may cost many seconds.
+// eighth of it (at least two are scored): at 224×224 each may cost many seconds, and a quarter
+// left inception_lrelu's 2-minute search three proposals after its dozen probes.
 func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time) (float64, error) {
+	// At most a quarter of the proposals: a short search should not spend more evaluations
+	// setting its temperature than searching.
+	want := max(2, min(probes, s.iters/4))
 	var ds []float64
-	for i := 0; i < 2*probes && len(ds) < probes; i++ {
+	for i := 0; i < 2*want && len(ds) < want; i++ {
 		if s.opt.Context != nil && s.opt.Context.Err() != nil {
 			return 0, s.opt.Context.Err()
 		}
-		if len(ds) >= 2 && s.opt.TimeLimit > 0 && time.Since(began) > s.opt.TimeLimit/4 {
+		if len(ds) >= 2 && s.opt.TimeLimit > 0 && time.Since(began) > s.opt.TimeLimit/8 {
 			break
 		}
 		c := s.propose(cur)
@@ -662,7 +697,7 @@ func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time)
 			ds = append(ds, d)
 		}
 		if s.opt.Progress != nil {
-			s.opt.Progress(len(ds), probes, 0)
+			s.opt.Progress(len(ds), want, 0)
 		}
 	}
 	if len(ds) == 0 {

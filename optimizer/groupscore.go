@@ -14,6 +14,18 @@ type GroupScore struct {
 
 // GroupScores averages layer metrics over each group's producers and consumers.
 func GroupScores(a *rewrite.Analysis, layers []LayerMetrics) map[rewrite.GroupID]GroupScore {
+	return groupScores(a, layers, sidesAveraged)
+}
+
+// sideWeighting says how the layer sides touching a group count in its score.
+type sideWeighting int
+
+const (
+	sidesAveraged        sideWeighting = iota // every side alike (CONet's mean)
+	sidesWeightedByReach                      // each side by ReachIn / ReachOut
+)
+
+func groupScores(a *rewrite.Analysis, layers []LayerMetrics, weighting sideWeighting) map[rewrite.GroupID]GroupScore {
 	byName := map[string]LayerMetrics{}
 	for _, l := range layers {
 		byName[l.Name] = l
@@ -21,26 +33,33 @@ func GroupScores(a *rewrite.Analysis, layers []LayerMetrics) map[rewrite.GroupID
 	out := map[rewrite.GroupID]GroupScore{}
 	for _, g := range a.Groups {
 		s := GroupScore{ID: g.ID}
-		add := func(rank, kg, mc, qc float64) {
-			s.Rank += rank
-			s.KG += kg
-			s.MC += mc
-			s.QC += qc
+		total := 0.0
+		add := func(rank, kg, mc, qc, reach float64) {
+			w := 1.0
+			if weighting == sidesWeightedByReach {
+				w = reach
+			}
+			s.Rank += w * rank
+			s.KG += w * kg
+			s.MC += w * mc
+			s.QC += w * qc
 			s.Sides++
+			total += w
 		}
 		for _, p := range g.Producers {
 			if l, ok := byName[p]; ok && l.HasOut {
-				add(l.RankOut, l.KGOut, l.MCOut, l.QCOut)
+				add(l.RankOut, l.KGOut, l.MCOut, l.QCOut, l.ReachOut)
 			}
 		}
 		for _, c := range g.Consumers {
 			if l, ok := byName[c]; ok && l.HasIn {
-				add(l.RankIn, l.KGIn, l.MCIn, l.QCIn)
+				add(l.RankIn, l.KGIn, l.MCIn, l.QCIn, l.ReachIn)
 			}
 		}
-		if s.Sides > 0 {
-			n := float64(s.Sides)
-			s.Rank, s.KG, s.MC, s.QC = s.Rank/n, s.KG/n, s.MC/n, s.QC/n
+		if total > 0 {
+			s.Rank, s.KG, s.MC, s.QC = s.Rank/total, s.KG/total, s.MC/total, s.QC/total
+		} else {
+			s.Sides = 0
 		}
 		out[g.ID] = s
 	}

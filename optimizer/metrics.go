@@ -52,6 +52,11 @@ type LayerMetrics struct {
 	// SingularOut holds the raw singular values of the output-side unfolding, descending (for the
 	// search's retention curves); nil when that side is absent.
 	SingularOut []float64 `json:"-"`
+	// ReachIn and ReachOut are the largest rank each side's unfolding allows, min(1, columns/rows):
+	// below 1 where the matrix is wider in channels than in what each channel mixes (a depthwise
+	// conv's output side, C × k; a Gemm's input side after a Flatten, C·h·w × N_out), so that
+	// side's rank says little about the channels.
+	ReachIn, ReachOut float64 `json:"-"`
 
 	RankIn, RankOut float64
 	KGIn, KGOut     float64
@@ -235,6 +240,10 @@ func weightJob(w []float32, dims []int64, group int, lay layout) (*layerJob, err
 		}
 	}
 	lm.HasOut, lm.HasIn = outRows > 1 && numel > 0, inRows > 1 && numel > 0
+	if numel > 0 {
+		lm.ReachOut = min(1, float64(numel)/float64(outRows)/float64(outRows))
+		lm.ReachIn = min(1, float64(numel)/float64(inRows)/float64(inRows))
+	}
 	side := func(axis int, rows int) *sideJob {
 		return &sideJob{w: w, dims: dims, axis: axis, rows: rows, cols: int(numel) / rows}
 	}

@@ -70,7 +70,10 @@ type Options struct {
 	// fast as the fastest (or as fast as a MACs budget asked) the best-judged is kept.
 	RoundTo    int
 	Seed       uint64
-	Iterations int           // proposals of the annealer (0: 4000 without data, 150 with)
+	Iterations int // proposals of the annealer (0: 4000 without data, 150 with)
+	// Guide biases the annealer's proposals (zero: GuideRank); GuideSensitivity needs Data and
+	// measures each group's sensitivity on up to 256 calibration images first.
+	Guide      Guide
 	SearchTime time.Duration // cap on the search (0: its share of Time)
 
 	Repair      Repair
@@ -205,6 +208,13 @@ type SearchStats struct {
 	Iterations  int           `json:"iterations"`
 	Seed        uint64        `json:"seed"`
 	StoppedBy   string        `json:"stopped_by"`
+	// Guide is what biased the proposals (Options.Guide).
+	Guide Guide `json:"guide"`
+	// Cooled is how far the annealing temperature fell, 1 − T_last/T0 (SearchResult.Cooled), and
+	// ScheduleCompleted says it reached its end (Cooled ≥ 0.9: the last proposals were judged
+	// at a tenth of the starting temperature or less).
+	Cooled            float64 `json:"cooled"`
+	ScheduleCompleted bool    `json:"schedule_completed"`
 }
 
 // CostReport is a model's cost; LatencyMS is filled by callers that measure it.
@@ -321,6 +331,12 @@ func (opt Options) Validate() error {
 	case SearchAnneal, SearchUniform:
 	default:
 		return optionsErrorf("search %q: want anneal or uniform", opt.Search)
+	}
+	if _, err := ParseGuide(string(opt.Guide)); err != nil {
+		return &OptionsError{err.Error()}
+	}
+	if opt.Guide == GuideSensitivity && opt.Data == nil {
+		return optionsErrorf("the sensitivity guide measures each group on calibration data: give data")
 	}
 	if opt.Search == SearchUniform && opt.Budget.Kind == Latency {
 		return optionsErrorf("a latency budget needs the anneal search")
@@ -778,7 +794,19 @@ func newSearcher(ctx context.Context, p *prepared, opt Options) (*searcher, erro
 		return nil, err
 	}
 	s.sopt = SearchOptions{Budget: opt.Budget, Inputs: p.shapes, Seed: opt.Seed,
-		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx, OutputKinds: opt.OutputKinds}
+		Iterations: opt.Iterations, TimeLimit: opt.SearchTime, Layers: layers, Context: ctx, Guide: opt.Guide, OutputKinds: opt.OutputKinds}
+	if opt.Guide == GuideSensitivity && calib != nil {
+		prog := opt.progress()
+		prog.Stage("sensitivity", "each group halved alone, measured on calibration images, to guide the search")
+		sens, err := Sensitivities(a, calib.Head(min(calib.N, 256)), opt.Batch, opt.Threads, func(d, t int) { prog.Step(d, t, 0) })
+		if err != nil {
+			return nil, err
+		}
+		s.sopt.Sensitivity = map[rewrite.GroupID]float64{}
+		for _, d := range sens {
+			s.sopt.Sensitivity[d.ID] = d.Drop
+		}
+	}
 	s.fitness = "weights"
 	switch {
 	case calib != nil:
@@ -828,7 +856,8 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 		return nil, err
 	}
 	rep.SearchStats = &SearchStats{Iterations: sr.Iterations, Accepted: sr.Accepts, Evaluations: sr.Evaluations,
-		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation}
+		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation,
+		Guide: cmp.Or(opt.Guide, GuideRank), Cooled: sr.Cooled, ScheduleCompleted: sr.Cooled >= 0.9}
 	return &sr.Slim, nil
 }
 

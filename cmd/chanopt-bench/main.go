@@ -32,6 +32,7 @@ var sections = []section{
 	{"train", benchTrain},
 	{"analyze", benchAnalyze},
 	{"search", benchSearch},
+	{"ablation", benchAblation},
 	{"distill", benchDistill},
 	{"datafree", benchDataFree},
 	{"defaultcut", benchDefaultCut},

@@ -56,6 +56,8 @@ func shrinkCommand() *cli.Command {
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
+		// For reproducing the guidance ablation (models/README.md); not a knob users need.
+		&cli.StringFlag{Name: "guide", Hidden: true, Usage: "what biases the annealer's proposals: rank, rank-weighted, qc, mc, sensitivity, reversed or none"},
 		&cli.DurationFlag{Name: "search-time", Usage: "stop the search after this long (default: a fifth of --time; a search stopped by time may differ between machines)"},
 		&cli.StringFlag{Name: "report", Usage: "write the JSON report to this file (with no budget: OUT with .report.json by default)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
@@ -159,6 +161,13 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	}
 	if c.IsSet("search") {
 		opt.Search = optimizer.SearchKind(c.String("search"))
+	}
+	if c.IsSet("guide") {
+		g, err := optimizer.ParseGuide(c.String("guide"))
+		if err != nil {
+			return opt, usagef("shrink: --%v", err)
+		}
+		opt.Guide = g
 	}
 	if c.Bool("no-distill") {
 		opt.Repair = optimizer.RepairCompensate

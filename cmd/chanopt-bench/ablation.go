@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chanopt/chanopt/dataset"
+	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/optimizer"
+)
+
+// ablationConfig is what one ablation run does; ablationFromEnv reads it from the environment so
+// that a reduced run (fewer seeds, models, proposals or fine-tuning) is one variable away.
+type ablationConfig struct {
+	models     []string // paths
+	seeds      []uint64
+	variants   []string // "uniform" or a guide's name
+	iterations int      // proposals per search, fixed (no time limit): every guide does the same work
+	samples    int      // Fashion-MNIST training images handed to Shrink
+	holdBack   float64
+	epochs     float64       // KD fine-tuning epochs after the statistics repair and refit
+	tune       time.Duration // cap on the fine-tuning (0: none)
+}
+
+// ablationFromEnv reads
+//
+//	CHANOPT_ABLATION_MODELS  comma-separated names: bundled (models/NAME.onnx) or unseen
+//	                         ($CHANOPT_UNSEEN/NAME.onnx, default ~/.cache/chanopt/unseen, made by
+//	                         models/train/unseen.py); default all six bundled and the three unseen
+//	CHANOPT_ABLATION_SEEDS   comma-separated seeds (default 1,2,3)
+//	CHANOPT_ABLATION_GUIDES  comma-separated variants: uniform and guide names (default all)
+//	CHANOPT_ABLATION_ITERS   proposals per search (default 150, the CLI's with data)
+//	CHANOPT_ABLATION_SAMPLES training images given to Shrink (default 6000)
+//	CHANOPT_ABLATION_HOLDBACK the share of them held back to judge agreement (default 0.25)
+//	CHANOPT_ABLATION_EPOCHS  KD fine-tuning epochs (default 1; 0: statistics and refit only)
+//	CHANOPT_ABLATION_TUNE    cap on each fine-tuning, a Go duration (default none)
+func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
+	c := ablationConfig{seeds: []uint64{1, 2, 3}, iterations: 150, samples: 6000, holdBack: 0.25, epochs: 1}
+	c.variants = []string{"uniform"}
+	for _, g := range optimizer.Guides {
+		c.variants = append(c.variants, string(g))
+	}
+	unseen := os.Getenv("CHANOPT_UNSEEN")
+	if unseen == "" {
+		home, _ := os.UserHomeDir()
+		unseen = filepath.Join(home, ".cache", "chanopt", "unseen")
+	}
+	names := []string{"densenet", "mobilenetv2_se", "resnet8", "resnet8_bn", "resnext", "vgg", "dwres_silu", "inception_lrelu", "wide_prelu_bn"}
+	if v := os.Getenv("CHANOPT_ABLATION_MODELS"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	for _, n := range names {
+		p := filepath.Join(env.models, n+".onnx")
+		if _, err := os.Stat(p); err != nil {
+			p = filepath.Join(unseen, n+".onnx")
+			if _, err := os.Stat(p); err != nil {
+				return c, fmt.Errorf("model %s: neither in %s nor in %s (make the unseen ones with /usr/bin/python3 models/train/unseen.py)", n, env.models, unseen)
+			}
+		}
+		c.models = append(c.models, p)
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_SEEDS"); v != "" {
+		c.seeds = nil
+		for _, f := range strings.Split(v, ",") {
+			s, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return c, fmt.Errorf("CHANOPT_ABLATION_SEEDS: %w", err)
+			}
+			c.seeds = append(c.seeds, s)
+		}
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_GUIDES"); v != "" {
+		c.variants = strings.Split(v, ",")
+		for _, g := range c.variants {
+			if g == "uniform" {
+				continue
+			}
+			if _, err := optimizer.ParseGuide(g); err != nil {
+				return c, fmt.Errorf("CHANOPT_ABLATION_GUIDES: %w", err)
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"CHANOPT_ABLATION_ITERS", &c.iterations}, {"CHANOPT_ABLATION_SAMPLES", &c.samples}} {
+		if v := os.Getenv(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("%s=%q: want a positive count", f.name, v)
+			}
+			*f.dst = n
+		}
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_HOLDBACK"); v != "" {
+		h, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(h > 0 && h < 1) {
+			return c, fmt.Errorf("CHANOPT_ABLATION_HOLDBACK=%q: want a share between 0 and 1", v)
+		}
+		c.holdBack = h
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_EPOCHS"); v != "" {
+		e, err := strconv.ParseFloat(v, 64)
+		if err != nil || e < 0 {
+			return c, fmt.Errorf("CHANOPT_ABLATION_EPOCHS=%q: want epochs, 0 or more", v)
+		}
+		c.epochs = e
+	}
+	if v := os.Getenv("CHANOPT_ABLATION_TUNE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("CHANOPT_ABLATION_TUNE: %w", err)
+		}
+		c.tune = d
+	}
+	return c, nil
+}
+
+// benchAblation: does the metric guidance earn its place? Each model is shrunk to half its MACs by
+// optimizer.Shrink with every guide of the annealer's proposals (rank, rank with degenerate sides
+// weighted, QC, MC, measured sensitivity, reversed rank, none) and by the uniform split, at the
+// same fixed number of proposals (no time limit), with the same repair, over several seeds (the
+// seed draws the held-back split, the search and the fine-tuning). It prints held-back agreement
+// with the original and Fashion-MNIST test accuracy, mean ± sd over seeds, as markdown.
+func benchAblation(env *benchEnv) error {
+	c, err := ablationFromEnv(env)
+	if err != nil {
+		return err
+	}
+	all, err := dataset.Load(fashionTrain, "", dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: c.samples})
+	if err != nil {
+		return err
+	}
+	test, err := dataset.Load(fashionTest, fashionTestLabels, dataset.Options{Channels: 1, Height: 28, Width: 28})
+	if err != nil {
+		return err
+	}
+	tune := "no cap"
+	if c.tune > 0 {
+		tune = "at most " + c.tune.String()
+	}
+	fmt.Printf("   --macs 0.5, widths on multiples of 1; %d training images (%.0f%% held back); %d proposals per search (fixed, no time limit); repair: statistics, refit, %g epochs of KD (%s); seeds %v; load average %s\n",
+		all.N, 100*c.holdBack, c.iterations, c.epochs, tune, c.seeds, loadAverage())
+	type cell struct{ agree, acc []float64 }
+	results := map[string]map[string]*cell{}
+	var names []string
+	models := map[string]*onnx.Model{}
+	for _, p := range c.models {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		m, err := onnx.Load(p)
+		if err != nil {
+			return err
+		}
+		base, err := testAccuracy(m, test)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Printf("   %s: original test accuracy %.2f%%\n", name, 100*base)
+		names = append(names, name)
+		models[name] = m
+		results[name] = map[string]*cell{}
+		for _, v := range c.variants {
+			results[name][v] = &cell{}
+		}
+	}
+	began := time.Now()
+	// Seeds outermost: a run stopped early still has every model and variant at the first seeds.
+	for _, seed := range c.seeds {
+		for _, name := range names {
+			m := models[name]
+			for _, v := range c.variants {
+				cl := results[name][v]
+				opt := optimizer.DefaultOptions()
+				opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+				opt.Data, opt.HoldBack, opt.Seed = all, c.holdBack, seed
+				opt.Time, opt.RoundTo, opt.Iterations = 0, 1, c.iterations
+				opt.Epochs, opt.DistillTime = c.epochs, c.tune
+				opt.Runtime = optimizer.EngineRuntime{}
+				if v == "uniform" {
+					opt.Search = optimizer.SearchUniform
+				} else {
+					opt.Guide = optimizer.Guide(v)
+				}
+				t0 := time.Now()
+				res, err := optimizer.Shrink(context.Background(), m, opt)
+				if err != nil {
+					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
+				}
+				acc, err := testAccuracy(res.Model, test)
+				if err != nil {
+					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
+				}
+				ag := res.Report.Distill.Final()
+				cl.agree = append(cl.agree, 100*ag.Top1)
+				cl.acc = append(cl.acc, 100*acc)
+				evals := ""
+				if st := res.Report.SearchStats; st != nil {
+					evals = fmt.Sprintf(", %d evaluations", st.Evaluations)
+					if f := st.Finalists; f != nil && f.ChoseStart {
+						evals += ", the finalists' judge kept the filled uniform start"
+					}
+				}
+				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed, 100*ag.Top1, 100*acc,
+					float64(res.Report.After.MACs)/float64(res.Report.Before.MACs), time.Since(t0).Round(time.Second), evals)
+			}
+		}
+	}
+	fmt.Printf("   all runs: %s\n\n", time.Since(began).Round(time.Second))
+	for _, what := range []string{"held-back agreement with the original", "Fashion-MNIST test accuracy"} {
+		fmt.Printf("   %s, %%, mean ± sd over %d seeds:\n\n", what, len(c.seeds))
+		fmt.Printf("   | model | %s |\n   |---|%s\n", strings.Join(c.variants, " | "), strings.Repeat("---|", len(c.variants)))
+		for _, n := range names {
+			var cols []string
+			for _, v := range c.variants {
+				xs := results[n][v].agree
+				if what != "held-back agreement with the original" {
+					xs = results[n][v].acc
+				}
+				mu, sd := meanSD(xs)
+				cols = append(cols, fmt.Sprintf("%.2f ± %.2f", mu, sd))
+			}
+			fmt.Printf("   | %s | %s |\n", n, strings.Join(cols, " | "))
+		}
+		fmt.Println()
+	}
+	// Against the uniform split: on how many models does each guide's mean agreement beat it by
+	// more than the larger of the two seed spreads?
+	for _, v := range c.variants {
+		if v == "uniform" || results[names[0]]["uniform"] == nil {
+			continue
+		}
+		wins := 0
+		for _, n := range names {
+			mu, su := meanSD(results[n]["uniform"].agree)
+			mg, sg := meanSD(results[n][v].agree)
+			if mg-mu > max(su, sg) {
+				wins++
+			}
+		}
+		fmt.Printf("   %s beats the uniform split's agreement by more than the seed spread on %d of %d models\n", v, wins, len(names))
+	}
+	return nil
+}
+
+// testAccuracy is m's top-1 accuracy on a labelled set, in chanopt's engine.
+func testAccuracy(m *onnx.Model, set *dataset.Set) (float64, error) {
+	p, err := engine.Compile(m, engine.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	logits, classes, err := optimizer.Logits(p, set, 500)
+	if err != nil {
+		return 0, err
+	}
+	a := optimizer.Compare(logits, logits, classes, set.Labels)
+	return *a.Accuracy, nil
+}
+
+// meanSD is the mean and the sample standard deviation (0 for one value).
+func meanSD(xs []float64) (mean, sd float64) {
+	if len(xs) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)-1))
+}
