@@ -13,7 +13,7 @@ GOBIN ?= $(shell $(GO) env GOPATH)/bin
 BIN := bin/chanopt
 TEST_ENV := CHANOPT_ORT_LIB=$(ORT_LIB) CHANOPT_ZOO=$(ZOO) CHANOPT_FOREIGN=$(FOREIGN) CHANOPT_PYTHON=$(PY) CHANOPT_ENGINE_MODELS="$(ZOO)/*.onnx"
 
-.PHONY: build test demo bench fuzz proto ort lint deps zoo photos models golden clean
+.PHONY: build test demo bench fuzz proto ort lint deps zoo photos large-test models models-large golden clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chanopt
@@ -35,6 +35,12 @@ zoo: deps
 photos: deps
 	$(PY) models/zoo/make_photos.py $(PHOTOS) 1000
 
+# The labelled held-out set of the trained real-size model (models/large/resnet18q.onnx): 2,000
+# Fashion-MNIST test images rendered as `make photos` renders its JPEGs, at 112×112, uint8 .npy.
+LARGE_TEST := $(CACHE)/large-test
+large-test: deps
+	test -f $(LARGE_TEST)/labels.npy || $(PY) models/train/train_large.py --test-dir $(LARGE_TEST) --test-set-only
+
 test: deps ort zoo lint
 	$(TEST_ENV) $(GO) test -tags ort -timeout 25m ./...
 
@@ -46,8 +52,8 @@ demo: deps build
 	$(BIN) eval demo-out/resnet8.slim.onnx --data models/data/eval-images-idx3-ubyte.gz \
 	  --labels models/data/eval-labels-idx1-ubyte.gz --teacher models/resnet8.onnx
 
-bench: deps ort zoo photos build
-	$(TEST_ENV) CHANOPT_PHOTOS=$(PHOTOS) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
+bench: deps ort zoo photos large-test build
+	$(TEST_ENV) CHANOPT_PHOTOS=$(PHOTOS) CHANOPT_LARGE_TEST=$(LARGE_TEST) $(GO) run -tags ort ./cmd/chanopt-bench $(if $(ONLY),-only $(ONLY))
 
 # Every fuzz target of the repository (func FuzzX in a _test.go file), FUZZTIME each.
 FUZZTIME ?= 60s
@@ -73,6 +79,12 @@ models: deps ort
 	for m in resnet8 densenet mobilenetv2_se resnext vgg; do $(PY) models/train/train.py --model $$m || exit 1; done
 	for m in unet embed; do $(PY) models/train/train_dense.py --model $$m || exit 1; done
 	ORT_NODE_MODULES=$(ORT_DIR)/node_modules node models/train/ort_eval.mjs --check16 models/resnet8.onnx models/resnet8_bn.onnx models/densenet.onnx models/mobilenetv2_se.onnx models/resnext.onnx models/vgg.onnx
+
+# The real-size trained model (about 25 minutes of training on 2 cores, not part of `models`):
+# ResNet-18 layout at 3×112×112, written to models/large/ with its held-out set in the cache.
+models-large: deps ort
+	$(PY) models/train/train_large.py --test-dir $(LARGE_TEST)
+	ORT_NODE_MODULES=$(ORT_DIR)/node_modules node models/zoo/ort_check.mjs models/large resnet18q
 
 # Rewrites the golden files of the packages that keep them (review the diff before committing).
 golden: deps ort zoo

@@ -256,3 +256,94 @@ func TestDenseModels(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeModels: the real-size models under models/large/ (not among the bundled 28×28 models,
+// which the globs over models/*.onnx pick up) match their rows in models/README.md's real-size
+// table (params, MACs at batch 1, bytes), take a 3×112×112 input, stay under the 2 MB limit, and,
+// when ONNX Runtime is available, reproduce PyTorch's logits on large/input.npy to 1e-4.
+func TestLargeModels(t *testing.T) {
+	dir := filepath.Join(testenv.ModelsDir(t), "large")
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.onnx"))
+	if len(paths) == 0 {
+		t.Fatalf("no models under %s", dir)
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// model | structure | params | MACs | file | accuracy | train time
+	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|.*\\| ([0-9,]+) \\| ([0-9,]+) \\| ([0-9,]+) B \\| [0-9.]+% \\|")
+	num := func(s string) int64 {
+		v, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
+		return v
+	}
+	rows := map[string][3]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			rows[m[1]] = [3]int64{num(m[2]), num(m[3]), num(m[4])}
+		}
+	}
+	if len(rows) != len(paths) {
+		t.Errorf("the real-size table has %d rows, models/large has %d models", len(rows), len(paths))
+	}
+	input, err := npy.ReadFile(filepath.Join(dir, "input.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ortMissing := ort.Available()
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() >= 2<<20 {
+			t.Errorf("%s: %d bytes, over the 2 MB limit for committed files", name, info.Size())
+		}
+		m, err := onnx.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes, err := onnx.BatchOne(m.Graph, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := shapes[m.Graph.Inputs[0]].String(); got != "[1x3x112x112]" {
+			t.Errorf("%s: input %s at batch 1, want [1x3x112x112]", name, got)
+		}
+		c, err := onnx.CostAt(m, shapes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := [3]int64{c.Params, c.MACs, info.Size()}, rows[name]; got != want {
+			t.Errorf("%s: params, MACs and bytes are %v, the real-size table says %v", name, got, want)
+		}
+		if ortMissing != nil {
+			continue
+		}
+		ref, err := npy.ReadFile(filepath.Join(dir, name+".logits.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ort.Open(p, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Run([]ort.Tensor{{Shape: []int64{1, 3, 112, 112}, Data: input.Float32}})
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, v := range ref.Float32 {
+			worst = math.Max(worst, math.Abs(float64(v-got[0].Data[i]))/math.Max(1, math.Abs(float64(v))))
+		}
+		if len(got[0].Data) != len(ref.Float32) || worst > 1e-4 {
+			t.Errorf("%s: ONNX Runtime gives %d logits within %.3g of PyTorch's %d, want equal counts within 1e-4",
+				name, len(got[0].Data), worst, len(ref.Float32))
+		}
+	}
+	if ortMissing != nil {
+		testenv.Missing(t, "%v", ortMissing)
+	}
+}

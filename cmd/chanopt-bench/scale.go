@@ -18,10 +18,21 @@ import (
 // from `make zoo`; random weights, so the figures are of time and memory, not accuracy).
 var scaleModels = []string{"resnet18", "resnet50", "mobilenet_v2"}
 
+// trainedScaleModel is the real-size network with trained weights (`make models-large`): the
+// ResNet-18 layout at 3×112×112, for the accuracy the zoo's random weights cannot show. Under
+// models/large/, so the globs over models/*.onnx (the six bundled 28×28 models) do not see it.
+// CHANOPT_SCALE_MODELS (comma-separated zoo names and trainedScaleName) runs only those rows.
+const (
+	trainedScaleModel = "large/resnet18q.onnx"
+	trainedScaleName  = "resnet18q"
+)
+
 // benchScale runs `chanopt shrink MODEL --macs 0.5 --data PHOTOS` as a user would (the built
-// binary, a folder of 1,000 224×224 JPEGs from `make photos`, ImageNet mean and std, every other
-// flag at its default) and prints the wall time of each stage and in all, the peak RSS of the
-// process, and the longest interval without a line on stderr.
+// binary, a folder of 1,000 224×224 JPEGs from `make photos`, ImageNet mean and std for the zoo
+// nets, every other flag at its default) and prints the wall time of each stage and in all, the
+// peak RSS of the process, and the longest interval without a line on stderr. For the trained
+// model it also measures test accuracy before and after, and top-1 agreement with the original,
+// on the held-out set of `make large-test`.
 func benchScale(env *benchEnv) error {
 	photos := os.Getenv("CHANOPT_PHOTOS")
 	if photos == "" {
@@ -32,71 +43,155 @@ func benchScale(env *benchEnv) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%s> --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225`, defaults otherwise (--time %s)\n",
-		photos, optimizer.DefaultOptions().Time)
-	fmt.Println("   | model | total | stages (s) | peak RSS | longest silence | MACs kept | held-back agreement |")
-	fmt.Println("   |---|---|---|---|---|---|---|")
-	for _, name := range scaleModels {
-		model := filepath.Join(env.zoo, name+".onnx")
-		rep := filepath.Join(dir, name+".json")
-		cmd := exec.Command(bin, "shrink", model, "--macs", "0.5", "--data", photos,
-			"--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225",
-			"-o", filepath.Join(dir, name+".slim.onnx"), "--report", rep)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		// The longest silence is measured from the start to the first line, between lines, and
-		// from the last line to the exit.
-		last, longest := start, time.Duration(0)
-		var tail []string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			now := time.Now()
-			longest = max(longest, now.Sub(last))
-			last = now
-			tail = append(tail, sc.Text())
-			if len(tail) > 5 {
-				tail = tail[1:]
-			}
-		}
-		err = cmd.Wait()
-		total := time.Since(start)
-		longest = max(longest, time.Since(last))
-		if err != nil {
-			return fmt.Errorf("%s: %v: %s", name, err, strings.Join(tail, " | "))
-		}
-		peak := int64(0)
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			peak = ru.Maxrss * 1024 // kilobytes on Linux
-		}
-		var r struct {
-			optimizer.Report
-		}
-		b, err := os.ReadFile(rep)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &r); err != nil {
-			return err
-		}
-		var stages []string
-		for _, t := range r.Timings {
-			if t.Stage != "total" {
-				stages = append(stages, fmt.Sprintf("%s %.0f", t.Stage, t.Seconds))
-			}
-		}
-		agree := "-"
-		if d := r.Distill; d != nil && len(d.Stages) > 0 {
-			agree = fmt.Sprintf("%.2f%%", 100*d.Final().Top1)
-		}
-		fmt.Printf("   | %s | %s | %s | %.2f GiB | %.1f s | %.3f | %s |\n", name, total.Round(time.Second),
-			strings.Join(stages, ", "), float64(peak)/(1<<30), longest.Seconds(),
-			float64(r.After.MACs)/float64(r.Before.MACs), agree)
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		// The machine may be shared: wall times mean little without the load they ran under.
+		fmt.Printf("   load average at the start: %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	}
+	zoo, trained := scaleModels, true
+	if only := os.Getenv("CHANOPT_SCALE_MODELS"); only != "" {
+		zoo, trained = nil, false
+		for _, n := range strings.Split(only, ",") {
+			if n == trainedScaleName {
+				trained = true
+			} else {
+				zoo = append(zoo, n)
+			}
+		}
+	}
+	if len(zoo) > 0 {
+		fmt.Printf("   `chanopt shrink MODEL --macs 0.5 --data <%s> --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225`, defaults otherwise (--time %s)\n",
+			photos, optimizer.DefaultOptions().Time)
+		fmt.Println("   | model | total | stages (s) | peak RSS | longest silence | MACs kept | held-back agreement |")
+		fmt.Println("   |---|---|---|---|---|---|---|")
+	}
+	for _, name := range zoo {
+		run, err := shrinkAsUser(bin, dir, filepath.Join(env.zoo, name+".onnx"), photos,
+			"--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("   | %s | %s |\n", name, run.cells())
+	}
+	if len(zoo) > 0 && trained {
+		fmt.Println()
+	}
+	if !trained {
+		return nil
+	}
+	return benchScaleTrained(env, bin, dir, photos)
+}
+
+// benchScaleTrained is the trained model's row: the shrink as above (the model takes pixel/255,
+// so no mean or std), then `chanopt eval` of the slim model against the original on the labelled
+// held-out set.
+func benchScaleTrained(env *benchEnv, bin, dir, photos string) error {
+	model := filepath.Join(env.models, trainedScaleModel)
+	test := os.Getenv("CHANOPT_LARGE_TEST")
+	if test == "" {
+		home, _ := os.UserHomeDir()
+		test = filepath.Join(home, ".cache", "chanopt", "large-test")
+	}
+	images, labels := filepath.Join(test, "images.npy"), filepath.Join(test, "labels.npy")
+	if _, err := os.Stat(labels); err != nil {
+		return fmt.Errorf("%s: %w (make large-test writes the held-out set)", labels, err)
+	}
+	fmt.Printf("   trained: `chanopt shrink %s --macs 0.5 --data <%s>`, defaults otherwise; then `chanopt eval SLIM --teacher %s --data %s --labels %s`\n",
+		model, photos, model, images, labels)
+	fmt.Println("   | model | total | stages (s) | peak RSS | longest silence | MACs kept | held-back agreement | test acc. before → after | test top-1 agreement |")
+	fmt.Println("   |---|---|---|---|---|---|---|---|---|")
+	run, err := shrinkAsUser(bin, dir, model, photos)
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(bin, "eval", run.slim, "--teacher", model, "--data", images, "--labels", labels, "--json").Output()
+	if err != nil {
+		return fmt.Errorf("eval %s: %v", run.slim, err)
+	}
+	var ev struct {
+		Images   int                  `json:"images"`
+		Accuracy *float64             `json:"accuracy"`
+		Agree    *optimizer.Agreement `json:"agreement"`
+	}
+	if err := json.Unmarshal(out, &ev); err != nil {
+		return fmt.Errorf("eval %s: %v", run.slim, err)
+	}
+	if ev.Accuracy == nil || ev.Agree == nil || ev.Agree.Teacher == nil {
+		return fmt.Errorf("eval %s: no accuracy or agreement in %s", run.slim, out)
+	}
+	fmt.Printf("   | %s | %s | %.2f%% → %.2f%% (%d images) | %.2f%% |\n", trainedScaleName,
+		run.cells(), 100**ev.Agree.Teacher, 100**ev.Accuracy, ev.Images, 100*ev.Agree.Top1)
 	return nil
+}
+
+// shrinkRun is what one `chanopt shrink` as a user runs it measured.
+type shrinkRun struct {
+	total, longest time.Duration
+	peak           int64 // bytes
+	report         optimizer.Report
+	slim           string
+}
+
+// cells formats the run as the common cells of the scale tables (total to held-back agreement).
+func (r shrinkRun) cells() string {
+	var stages []string
+	for _, t := range r.report.Timings {
+		if t.Stage != "total" {
+			stages = append(stages, fmt.Sprintf("%s %.0f", t.Stage, t.Seconds))
+		}
+	}
+	agree := "-"
+	if d := r.report.Distill; d != nil && len(d.Stages) > 0 {
+		agree = fmt.Sprintf("%.2f%%", 100*d.Final().Top1)
+	}
+	return fmt.Sprintf("%s | %s | %.2f GiB | %.1f s | %.3f | %s", r.total.Round(time.Second), strings.Join(stages, ", "),
+		float64(r.peak)/(1<<30), r.longest.Seconds(), float64(r.report.After.MACs)/float64(r.report.Before.MACs), agree)
+}
+
+// shrinkAsUser runs `bin shrink model --macs 0.5 --data data extra...` writing into dir, and
+// measures its wall time, peak RSS and longest silence on stderr.
+func shrinkAsUser(bin, dir, model, data string, extra ...string) (shrinkRun, error) {
+	name := strings.TrimSuffix(filepath.Base(model), ".onnx")
+	rep := filepath.Join(dir, name+".json")
+	run := shrinkRun{slim: filepath.Join(dir, name+".slim.onnx")}
+	args := append([]string{"shrink", model, "--macs", "0.5", "--data", data}, extra...)
+	cmd := exec.Command(bin, append(args, "-o", run.slim, "--report", rep)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return run, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return run, err
+	}
+	// The longest silence is measured from the start to the first line, between lines, and
+	// from the last line to the exit.
+	last := start
+	var tail []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		now := time.Now()
+		run.longest = max(run.longest, now.Sub(last))
+		last = now
+		tail = append(tail, sc.Text())
+		if len(tail) > 5 {
+			tail = tail[1:]
+		}
+	}
+	err = cmd.Wait()
+	run.total = time.Since(start)
+	run.longest = max(run.longest, time.Since(last))
+	if err != nil {
+		return run, fmt.Errorf("%s: %v: %s", name, err, strings.Join(tail, " | "))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		run.peak = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	b, err := os.ReadFile(rep)
+	if err != nil {
+		return run, err
+	}
+	if err := json.Unmarshal(b, &run.report); err != nil {
+		return run, fmt.Errorf("%s: %v", rep, err)
+	}
+	return run, nil
 }

@@ -7,6 +7,9 @@ exercises a set of channel-coupling patterns that chanopt must handle:
                   squeeze-excite (GlobalAveragePool -> Conv -> Relu -> Conv -> Sigmoid -> Mul)
   resnext         grouped 3x3 convs (groups 8) in bottlenecks, and a Split -> two branches -> Concat block
   vgg             a plain Conv-BN-ReLU chain with MaxPools to 64 x 3 x 3, Flatten -> Gemm -> Relu -> Gemm
+
+ResNet18Layout (not in NETS: 3 x 112 x 112 inputs, trained by train_large.py into models/large/) is the
+real-size member: torchvision's ResNet-18 layout at reduced width.
 """
 
 import torch
@@ -53,6 +56,32 @@ class ResNet8(nn.Module):
 
     def forward(self, x):
         x = self.blocks(F.relu(self.stem(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ResNet18Layout(nn.Module):
+    """torchvision's ResNet-18 layout at reduced width, for 3 x 112 x 112 inputs (train_large.py).
+
+    Stem 7x7/2 conv + BN + ReLU and 3x3/2 max pool, four stages of two BasicBlocks (the first block
+    of stages 2-4 strided with a 1x1 projection shortcut), global average pool, Linear. The default
+    widths are three sixteenths of torchvision's 64-128-256-512: a quarter (16-32-64-128) holds
+    0.70M parameters, a 2.8 MB file, over the 2 MB limit of models/.
+    """
+
+    def __init__(self, widths=(12, 24, 48, 96), classes=10, in_channels=3):
+        super().__init__()
+        self.stem = conv_bn(in_channels, widths[0], k=7, stride=2)
+        stages, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            stages.append(nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2, 1)
+        x = self.stages(x)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
