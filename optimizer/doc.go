@@ -4,7 +4,9 @@
 // It owns the CONet low-rank metrics of each layer (EVBMF rank, knowledge gain KG, mapping condition
 // MC and their combination QC, see LayerMetricsOf), channel importance, budgets (MACs, parameters,
 // measured latency), the annealer that searches widths under a budget, and distillation (BN
-// recalibration, least-squares reconstruction, KD fine-tuning).
+// recalibration, least-squares reconstruction, KD fine-tuning). What a model's outputs are (class
+// logits, probabilities, dense maps, embeddings: outputs.go) decides, in one place, the loss each
+// is distilled and judged by and the agreement figures reported for it (outputloss.go).
 //
 // It works on the IR of package onnx and never parses flags or prints: the CLI does both.
 package optimizer
