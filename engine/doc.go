@@ -31,7 +31,8 @@
 // BatchNormalization in eval or train mode, activations, pools, ReduceMean/ReduceSum, softmax,
 // element-wise ops, Concat/Split, Resize and the reshapes); a node that gradients must cross
 // without a backward is an error naming it. The losses (KL on softened logits, cross-entropy, MSE)
-// are in loss.go, SGD and Adam in optim.go.
+// are in loss.go, those for probabilities, Bernoulli maps and embeddings in loss_kinds.go, SGD
+// and Adam in optim.go.
 //
 // The engine owns executing the IR. It must not read ONNX files itself (callers use onnx.Load)
 // and must not know about pruning.
