@@ -35,6 +35,7 @@ var sections = []section{
 	{"distill", benchDistill},
 	{"datafree", benchDataFree},
 	{"scale", benchScale},
+	{"speed", benchSpeed},
 	{"runtime", benchRuntime},
 }
 
