@@ -263,29 +263,39 @@ func genSeg512(w func(string, ...any)) {
 	w("\tMOVQ 32(DI), R13") // bias
 	w("\tVBROADCASTSS 40(DI), Z16")
 	w("\tVBROADCASTSS 44(DI), Z17")
-	w("\tLEAQ mask16<>(SB), R12")
 	for v := 0; v < 3; v++ {
-		w("\tMOVQ %d(DI), R9", 120+8*v) // valid columns
-		w("\tKMOVW (R12)(R9*2), K%d", v+1)
+		w("\tKMOVW %d(DI), K%d", 184+8*v, v+1) // lanes of the first row
+		w("\tKMOVW %d(DI), K%d", 208+8*v, v+4) // lanes of the second row
 	}
+	w("\tMOVQ 176(DI), BX") // -4·skip: second-row lanes land at +4(n - skip)
+	w("\tSHLQ $2, BX")
+	w("\tNEGQ BX")
 	w("\tMOVQ 144(DI), CX") // mrows
 	w("\tXORQ AX, AX")      // row offset in bytes
 	for i := 0; i < 4; i++ {
 		w("\tVBROADCASTSS %d(R13), Z15", i*4)
 		for v := 0; v < 3; v++ {
 			a := acc(i, v)
-			k := fmt.Sprintf("K%d", v+1)
+			k, k2 := fmt.Sprintf("K%d", v+1), fmt.Sprintf("K%d", v+4)
 			w("\tVADDPS Z15, %s, %s", a, a)
 			w("\tMOVQ %d(DI), R8", 96+8*v) // residual segment
 			w("\tTESTQ R8, R8")
 			w("\tJZ s5nores%d_%d", i, v)
 			w("\tVMOVUPS.Z (R8)(AX*1), %s, Z18", k)
+			w("\tMOVQ %d(DI), R9", 120+8*v)
+			w("\tLEAQ (R8)(R9*4), R8")
+			w("\tADDQ BX, R8")
+			w("\tVMOVUPS (R8)(AX*1), %s, Z18", k2)
 			w("\tVADDPS Z18, %s, %s", a, a)
 			w("s5nores%d_%d:", i, v)
 			w("\tVMAXPS Z16, %s, %s", a, a)
 			w("\tVMINPS Z17, %s, %s", a, a)
 			w("\tMOVQ %d(DI), R8", 72+8*v) // c segment
 			w("\tVMOVUPS %s, %s, (R8)(AX*1)", a, k)
+			w("\tMOVQ %d(DI), R9", 120+8*v) // n: the second row is stored at c + 4(n - skip)
+			w("\tLEAQ (R8)(R9*4), R8")
+			w("\tADDQ BX, R8")
+			w("\tVMOVUPS %s, %s, (R8)(AX*1)", a, k2)
 		}
 		if i < 3 {
 			w("\tCMPQ CX, $%d", i+1)

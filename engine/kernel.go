@@ -118,6 +118,20 @@ type segArgs struct {
 	res   [3]*float32 // 96: nil when no residual
 	n     [3]int      // 120: valid columns per segment, 0..8, or 0..16 for kernSeg16 (0: not stored)
 	mrows int         // 144
+	// A 16-column segment may hold two output rows of a narrow map: lanes [0, n) go to c and lanes
+	// [skip, skip+n2) to c + n - skip (the next output row, which follows in C).
+	n2    [3]int // 152: valid columns of the second row (0: none)
+	skip  int    // 176: lane where the second row starts
+	mask  [3]int // 184: opmask of lanes [0, n), set by setMasks
+	mask2 [3]int // 208: opmask of lanes [skip, skip+n2)
+}
+
+// setMasks fills the opmasks of the AVX-512 segment kernel from n, n2 and skip.
+func (p *segArgs) setMasks() {
+	for v := 0; v < 3; v++ {
+		p.mask[v] = 1<<p.n[v] - 1
+		p.mask2[v] = (1<<p.n2[v] - 1) << p.skip
+	}
 }
 
 // kernelSegGo is the portable segment kernel with segments of 8 columns.
@@ -145,16 +159,21 @@ func kernelSegWidthGo(p *segArgs, width int) {
 	bias := unsafe.Slice(p.bias, mr)
 	for i := 0; i < p.mrows; i++ {
 		for v := 0; v < 3; v++ {
-			if p.n[v] == 0 {
+			count := p.n[v] + p.n2[v]
+			if count == 0 {
 				continue
 			}
-			c := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.c[v]), uintptr(i*p.ldc)*4)), p.n[v])
+			c := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.c[v]), uintptr(i*p.ldc)*4)), count)
 			var r []float32
 			if p.res[v] != nil {
-				r = unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.res[v]), uintptr(i*p.ldc)*4)), p.n[v])
+				r = unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.res[v]), uintptr(i*p.ldc)*4)), count)
 			}
 			for j := range c {
-				x := acc[i][v*width+j] + bias[i]
+				lane := j
+				if j >= p.n[v] {
+					lane = p.skip + j - p.n[v]
+				}
+				x := acc[i][v*width+lane] + bias[i]
 				if r != nil {
 					x += r[j]
 				}
