@@ -36,6 +36,7 @@ func benchSpeed(env *benchEnv) error {
 		return fmt.Errorf("PyTorch: %w", err)
 	}
 	defer torch.close()
+	fmt.Println("   median wall time per run (CPU time per run, all threads, in parentheses: steadier on a shared machine)")
 	fmt.Println("   | model | batch | chanopt | ONNX Runtime | PyTorch | ORT / chanopt (target ≥ 0.8x) | PyTorch / chanopt |")
 	fmt.Println("   |---|---|---|---|---|---|---|")
 	for _, name := range speedModels {
@@ -87,22 +88,29 @@ func speedForward(env *benchEnv, torch *torchProc, name string) error {
 			return err
 		}
 		var ours, theirs, pt []time.Duration
+		var oursCPU, theirsCPU, ptCPU time.Duration // ONNX Runtime's threads are this process's
 		for r := 0; r < rounds; r++ {
+			cpu0 := processCPU()
 			if ours, err = timeRuns(ours, per, eng); err != nil {
 				return err
 			}
+			cpu1 := processCPU()
 			if theirs, err = timeRuns(theirs, per, rt); err != nil {
 				return err
 			}
-			ts, _, err := torch.ask(fmt.Sprintf("fwd %s %d %d", name, batch, per), per)
+			oursCPU, theirsCPU = oursCPU+cpu1-cpu0, theirsCPU+processCPU()-cpu1
+			ts, cpu, err := torch.ask(fmt.Sprintf("fwd %s %d %d", name, batch, per), per)
 			if err != nil {
 				return err
 			}
 			pt = append(pt, ts...)
+			ptCPU += cpu
 		}
 		o, t, q := med(ours), med(theirs), med(pt)
-		fmt.Printf("   | %s | %d | %s | %s | %s | %.2fx | %.2fx |\n", name, batch, ms(o), ms(t), ms(q),
-			t.Seconds()/o.Seconds(), q.Seconds()/o.Seconds())
+		n := time.Duration(rounds * per)
+		fmt.Printf("   | %s | %d | %s (%s) | %s (%s) | %s (%s) | %.2fx (%.2fx) | %.2fx (%.2fx) |\n", name, batch,
+			ms(o), ms(oursCPU/n), ms(t), ms(theirsCPU/n), ms(q), ms(ptCPU/n),
+			t.Seconds()/o.Seconds(), ratio(theirsCPU, oursCPU), q.Seconds()/o.Seconds(), ratio(ptCPU, oursCPU))
 	}
 	return nil
 }
@@ -163,9 +171,17 @@ func speedTrain(env *benchEnv, torch *torchProc) error {
 		theirsCPU += cpu
 	}
 	o, t := med(ours), med(theirs)
-	fmt.Printf("   training step, resnet18 (BN in train mode) batch %d, cross-entropy + Adam: chanopt %s, PyTorch %s: PyTorch / chanopt = %.2fx (target ≥ 1x; CPU time %.2fx)\n",
-		speedTrainBatch, ms(o), ms(t), t.Seconds()/o.Seconds(), theirsCPU.Seconds()/max(oursCPU.Seconds(), 1e-3))
+	fmt.Printf("   training step, resnet18 (BN in train mode) batch %d, cross-entropy + Adam: chanopt %s (CPU %s), PyTorch %s (CPU %s): PyTorch / chanopt = %.2fx (target ≥ 1x; CPU time %.2fx)\n",
+		speedTrainBatch, ms(o), ms(oursCPU/3), ms(t), ms(theirsCPU/3), t.Seconds()/o.Seconds(), ratio(theirsCPU, oursCPU))
 	return nil
+}
+
+// ratio is a/b, 0 when b is (CPU times are counted in clock ticks).
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a.Seconds() / b.Seconds()
 }
 
 // timeRuns appends the durations of n runs of f to ds.
