@@ -54,7 +54,9 @@ type convGeom struct {
 	nr, nc                 int   // used row and column phases
 	hq, wq, cs             int   // phase plane dims, channel stride in the phase buffer
 	offs                   []int32
-	chunks                 []segChunk // output pieces of ≤ 8 columns of one image and group
+	chunks                 []segChunk // output pieces of ≤ segW columns of one image and group
+	segW                   int        // columns per segment: 8, or 16 with the AVX-512 kernel
+	pairRows               bool       // each chunk holds two output rows (see geometry)
 	kc                     int        // k steps per block
 	rank                   int        // spatial rank, 1 or 2
 }
@@ -188,15 +190,30 @@ func (o *convOp) geometry(in []*Tensor) (*convGeom, error) {
 	}
 	g.cs = g.nr * g.nc * g.hq * g.wq
 	g.flat = g.wq == g.ow
+	g.segW = segWidth(g.flat, g.oh, g.ow)
+	sw := g.segW
 	g.chunks = g.chunks[:0]
-	if g.flat {
-		for q := 0; q < g.oh*g.ow; q += 8 {
-			g.chunks = append(g.chunks, segChunk{b: int32(q), c: int32(q), n: int32(min(8, g.oh*g.ow-q))})
+	// two rows of a narrow map fit one 16-column segment: they are consecutive in the phase
+	// planes (the columns between them, padding, are computed and dropped) and in the output
+	g.pairRows = haveAVX512 && !g.flat && g.oh > 1 && g.wq+g.ow <= 16
+	switch {
+	case g.pairRows:
+		g.segW = 16
+		for oy := 0; oy < g.oh; oy += 2 {
+			ch := segChunk{b: int32(oy * g.wq), c: int32(oy * g.ow), n: int32(g.ow)}
+			if oy+1 < g.oh {
+				ch.n2 = int32(g.ow)
+			}
+			g.chunks = append(g.chunks, ch)
 		}
-	} else {
+	case g.flat:
+		for q := 0; q < g.oh*g.ow; q += sw {
+			g.chunks = append(g.chunks, segChunk{b: int32(q), c: int32(q), n: int32(min(sw, g.oh*g.ow-q))})
+		}
+	default:
 		for oy := 0; oy < g.oh; oy++ {
-			for ox := 0; ox < g.ow; ox += 8 {
-				g.chunks = append(g.chunks, segChunk{b: int32(oy*g.wq + ox), c: int32(oy*g.ow + ox), n: int32(min(8, g.ow-ox))})
+			for ox := 0; ox < g.ow; ox += sw {
+				g.chunks = append(g.chunks, segChunk{b: int32(oy*g.wq + ox), c: int32(oy*g.ow + ox), n: int32(min(sw, g.ow-ox))})
 			}
 		}
 	}
@@ -396,10 +413,29 @@ func (o *convOp) runGEMM(c *ctx, g *convGeom, lo, hi float32, shared []float32) 
 	c.parallel(g.n*g.g*t.tasksPerGroup, t)
 }
 
-// segChunk is up to 8 output columns of one output row: where they read the image (b, relative
+// segWidth is the columns per segment of a conv's output pieces: 16 where the AVX-512 kernel runs
+// and 16-column pieces are fewer than 8-column ones (a 16-column tile costs about what an 8-column
+// one does, so 7-wide maps keep 8), else 8.
+func segWidth(flat bool, oh, ow int) int {
+	if !haveAVX512 {
+		return 8
+	}
+	pieces := func(w int) int {
+		if flat {
+			return (oh*ow + w - 1) / w
+		}
+		return oh * ((ow + w - 1) / w)
+	}
+	if pieces(16) < pieces(8) {
+		return 16
+	}
+	return 8
+}
+
+// segChunk is up to segW output columns of one output row: where they read the image (b, relative
 // to the image and group's planes) and where they go (c, relative to the group's first output
-// plane), and how many are valid.
-type segChunk struct{ b, c, n int32 }
+// plane), and how many are valid; with pairRows, n2 columns of the next row follow (see segArgs).
+type segChunk struct{ b, c, n, n2 int32 }
 
 // computeTask computes (image, group, chunk range) items from phase planes in buf.
 type computeTask struct {
@@ -446,10 +482,17 @@ func (t *computeTask) chunksOf(n, base, gi, c0, c1 int) {
 			ch := g.chunks[min(ci+v, c1-1)]
 			p.b[v] = &t.buf[bbase+int(ch.b)]
 			cs[v] = cbase + int(ch.c)
-			p.n[v] = 0
+			p.n[v], p.n2[v] = 0, 0
 			if ci+v < c1 {
-				p.n[v] = int(ch.n)
+				p.n[v], p.n2[v] = int(ch.n), int(ch.n2)
 			}
+		}
+		if g.segW == 16 {
+			p.skip = 0
+			if g.pairRows {
+				p.skip = g.wq
+			}
+			p.setMasks()
 		}
 		for k0 := 0; k0 < g.k || k0 == 0; k0 += g.kc {
 			p.k = min(g.kc, g.k-k0)
@@ -483,7 +526,11 @@ func (t *computeTask) chunksOf(n, base, gi, c0, c1 int) {
 				} else {
 					p.bias = &zero[0]
 				}
-				kernSeg(&p)
+				if g.segW == 16 {
+					kernSeg16(&p)
+				} else {
+					kernSeg(&p)
+				}
 			}
 		}
 	}

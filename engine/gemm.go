@@ -59,6 +59,17 @@ func blockK(k int) int {
 	return (k + blocks - 1) / blocks
 }
 
+// blockKWide is blockK for 48-column tiles: blocks of at most kc/2 steps, so the tile of B is
+// as large as a 24-column one's.
+func blockKWide(k int) int {
+	half := max(kc/2, 1)
+	if k <= half {
+		return max(k, 1)
+	}
+	blocks := (k + half - 1) / half
+	return (k + blocks - 1) / blocks
+}
+
 var (
 	negInf = float32(math.Inf(-1))
 	posInf = float32(math.Inf(1))
@@ -66,16 +77,24 @@ var (
 
 // gemmTiles computes C[:, j0:j1] = clamp(packedA·B + bias (+ res), lo, hi) for all m rows, where
 // B's column j at step p is b[boff + offs[p] + j]. bias has roundUp(m, 4) values. c and res have
-// row stride ldc and start at coff; res may be nil. It walks 24-column tiles and, inside each,
-// every 4-row panel of A; k is split in blocks of kc steps so a tile of B stays in L1.
+// row stride ldc and start at coff; res may be nil. It walks column tiles (48 wide with AVX-512
+// while 48 columns remain, so no read runs past j1; 24 wide otherwise) and, inside each, every
+// 4-row panel of A; k is split in blocks of kc steps (half as many for 48-wide tiles) so a tile of
+// B stays in L1.
 func gemmTiles(pa []float32, m, k int, b []float32, boff int, offs []int32, j0, j1 int,
 	c []float32, coff, ldc int, res []float32, bias []float32, lo, hi float32) {
 	var zero [mr]float32
 	var p kargs
 	p.ldc, p.ldr = ldc, ldc
-	for j := j0; j < j1; j += tileWidth {
-		p.ncols = min(tileWidth, j1-j)
+	for j, width := j0, 0; j < j1; j += width {
+		wide := haveAVX512 && j1-j >= 2*tileWidth
+		width = tileWidth
 		kb := blockK(k)
+		if wide {
+			width = 2 * tileWidth
+			kb = blockKWide(k)
+		}
+		p.ncols = min(width, j1-j)
 		for k0 := 0; k0 < k || k0 == 0; k0 += kb {
 			p.k = min(kb, k-k0)
 			first, last := k0 == 0, k0+kb >= k
@@ -101,7 +120,11 @@ func gemmTiles(pa []float32, m, k int, b []float32, boff int, offs []int32, j0, 
 				default:
 					p.res, p.bias = nil, &bias[i]
 				}
-				kernel(&p)
+				if wide {
+					kern48(&p)
+				} else {
+					kernel(&p)
+				}
 			}
 		}
 	}

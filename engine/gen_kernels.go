@@ -25,10 +25,17 @@ func main() {
 		w("DATA maskTable<>+%d(SB)/4, $%s", i*4, v)
 	}
 	w("GLOBL maskTable<>(SB), RODATA|NOPTR, $64")
+	// mask16<>+2n is the opmask of the first n of 16 lanes.
+	for n := 0; n <= 16; n++ {
+		w("DATA mask16<>+%d(SB)/2, $0x%04x", 2*n, (1<<n)-1)
+	}
+	w("GLOBL mask16<>(SB), RODATA|NOPTR, $34")
 	for _, nr := range []int{24, 16, 8} {
 		gen(w, nr)
 	}
 	genSeg(w)
+	genSeg512(w)
+	genKern48(w)
 	genDepthwise(w)
 	genExp(w)
 	if err := os.WriteFile("kernel_amd64.s", b.Bytes(), 0o644); err != nil {
@@ -209,6 +216,171 @@ func genSeg(w func(string, ...any)) {
 		}
 	}
 	w("segdone:")
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// genSeg512 writes kernSeg512: the AVX-512 form of kernSegAVX2, a 4×48 tile of three segments of
+// up to 16 columns (one Z register each), with the same argument block. Stores (and residual
+// loads) are masked to each segment's valid columns, so a segment of 0 columns writes nothing.
+func genSeg512(w func(string, ...any)) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*3+v) }
+	w("")
+	w("// func kernSeg512(p *segArgs)")
+	w("TEXT ·kernSeg512(SB), NOSPLIT, $0-8")
+	w("\tMOVQ p+0(FP), DI")
+	w("\tMOVQ 0(DI), SI")   // a
+	w("\tMOVQ 8(DI), BX")   // offs
+	w("\tMOVQ 16(DI), CX")  // k
+	w("\tMOVQ 48(DI), DX")  // b0
+	w("\tMOVQ 56(DI), R9")  // b1
+	w("\tMOVQ 64(DI), R10") // b2
+	for i := 0; i < 4; i++ {
+		for v := 0; v < 3; v++ {
+			w("\tVXORPS %s, %s, %s", acc(i, v), acc(i, v), acc(i, v))
+		}
+	}
+	w("\tTESTQ CX, CX")
+	w("\tJZ s5epi")
+	w("s5loop:")
+	w("\tMOVLQSX (BX), R8")
+	w("\tVMOVUPS (DX)(R8*4), Z12")
+	w("\tVMOVUPS (R9)(R8*4), Z13")
+	w("\tVMOVUPS (R10)(R8*4), Z14")
+	for i := 0; i < 4; i++ {
+		w("\tVBROADCASTSS %d(SI), Z15", i*4)
+		for v := 0; v < 3; v++ {
+			w("\tVFMADD231PS Z%d, Z15, %s", 12+v, acc(i, v))
+		}
+	}
+	w("\tADDQ $16, SI")
+	w("\tADDQ $4, BX")
+	w("\tDECQ CX")
+	w("\tJNZ s5loop")
+	w("s5epi:")
+	w("\tMOVQ 24(DI), R11") // ldc
+	w("\tSHLQ $2, R11")
+	w("\tMOVQ 32(DI), R13") // bias
+	w("\tVBROADCASTSS 40(DI), Z16")
+	w("\tVBROADCASTSS 44(DI), Z17")
+	for v := 0; v < 3; v++ {
+		w("\tKMOVW %d(DI), K%d", 184+8*v, v+1) // lanes of the first row
+		w("\tKMOVW %d(DI), K%d", 208+8*v, v+4) // lanes of the second row
+	}
+	w("\tMOVQ 176(DI), BX") // -4·skip: second-row lanes land at +4(n - skip)
+	w("\tSHLQ $2, BX")
+	w("\tNEGQ BX")
+	w("\tMOVQ 144(DI), CX") // mrows
+	w("\tXORQ AX, AX")      // row offset in bytes
+	for i := 0; i < 4; i++ {
+		w("\tVBROADCASTSS %d(R13), Z15", i*4)
+		for v := 0; v < 3; v++ {
+			a := acc(i, v)
+			k, k2 := fmt.Sprintf("K%d", v+1), fmt.Sprintf("K%d", v+4)
+			w("\tVADDPS Z15, %s, %s", a, a)
+			w("\tMOVQ %d(DI), R8", 96+8*v) // residual segment
+			w("\tTESTQ R8, R8")
+			w("\tJZ s5nores%d_%d", i, v)
+			w("\tVMOVUPS.Z (R8)(AX*1), %s, Z18", k)
+			w("\tMOVQ %d(DI), R9", 120+8*v)
+			w("\tLEAQ (R8)(R9*4), R8")
+			w("\tADDQ BX, R8")
+			w("\tVMOVUPS (R8)(AX*1), %s, Z18", k2)
+			w("\tVADDPS Z18, %s, %s", a, a)
+			w("s5nores%d_%d:", i, v)
+			w("\tVMAXPS Z16, %s, %s", a, a)
+			w("\tVMINPS Z17, %s, %s", a, a)
+			w("\tMOVQ %d(DI), R8", 72+8*v) // c segment
+			w("\tVMOVUPS %s, %s, (R8)(AX*1)", a, k)
+			w("\tMOVQ %d(DI), R9", 120+8*v) // n: the second row is stored at c + 4(n - skip)
+			w("\tLEAQ (R8)(R9*4), R8")
+			w("\tADDQ BX, R8")
+			w("\tVMOVUPS %s, %s, (R8)(AX*1)", a, k2)
+		}
+		if i < 3 {
+			w("\tCMPQ CX, $%d", i+1)
+			w("\tJLE s5done")
+			w("\tADDQ R11, AX")
+		}
+	}
+	w("s5done:")
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// genKern48 writes kern48avx512: the AVX-512 form of the 4×24 GEMM kernel for full 4×48 tiles
+// (ncols is always 48, so there are no masked stores). Accumulators Z(i*3+v), B vectors Z12..Z14,
+// the broadcast A value Z15.
+func genKern48(w func(string, ...any)) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*3+v) }
+	w("")
+	w("// func kern48avx512(p *kargs)")
+	w("TEXT ·kern48avx512(SB), NOSPLIT, $0-8")
+	w("\tMOVQ p+0(FP), DI")
+	w("\tMOVQ 0(DI), SI")
+	w("\tMOVQ 8(DI), DX")
+	w("\tMOVQ 16(DI), BX")
+	w("\tMOVQ 24(DI), CX")
+	for i := 0; i < 4; i++ {
+		for v := 0; v < 3; v++ {
+			w("\tVXORPS %s, %s, %s", acc(i, v), acc(i, v), acc(i, v))
+		}
+	}
+	w("\tTESTQ CX, CX")
+	w("\tJZ k48epi")
+	w("k48loop:")
+	w("\tMOVLQSX (BX), R8")
+	for v := 0; v < 3; v++ {
+		w("\tVMOVUPS %d(DX)(R8*4), Z%d", v*64, 12+v)
+	}
+	for i := 0; i < 4; i++ {
+		w("\tVBROADCASTSS %d(SI), Z15", i*4)
+		for v := 0; v < 3; v++ {
+			w("\tVFMADD231PS Z%d, Z15, %s", 12+v, acc(i, v))
+		}
+	}
+	w("\tADDQ $16, SI")
+	w("\tADDQ $4, BX")
+	w("\tDECQ CX")
+	w("\tJNZ k48loop")
+	w("k48epi:")
+	w("\tMOVQ 32(DI), R9")  // c
+	w("\tMOVQ 40(DI), R10") // ldc
+	w("\tSHLQ $2, R10")
+	w("\tMOVQ 48(DI), R11") // res
+	w("\tMOVQ 56(DI), R12") // ldr
+	w("\tSHLQ $2, R12")
+	w("\tMOVQ 64(DI), R13") // bias
+	w("\tMOVQ 80(DI), CX")  // mrows
+	w("\tVBROADCASTSS 88(DI), Z16")
+	w("\tVBROADCASTSS 92(DI), Z17")
+	for i := 0; i < 4; i++ {
+		w("\tVBROADCASTSS %d(R13), Z15", i*4)
+		for v := 0; v < 3; v++ {
+			w("\tVADDPS Z15, %s, %s", acc(i, v), acc(i, v))
+		}
+		w("\tTESTQ R11, R11")
+		w("\tJZ k48nores%d", i)
+		for v := 0; v < 3; v++ {
+			w("\tVADDPS %d(R11), %s, %s", v*64, acc(i, v), acc(i, v))
+		}
+		w("k48nores%d:", i)
+		for v := 0; v < 3; v++ {
+			w("\tVMAXPS Z16, %s, %s", acc(i, v), acc(i, v))
+			w("\tVMINPS Z17, %s, %s", acc(i, v), acc(i, v))
+			w("\tVMOVUPS %s, %d(R9)", acc(i, v), v*64)
+		}
+		if i < 3 {
+			w("\tCMPQ CX, $%d", i+1)
+			w("\tJLE k48done")
+			w("\tADDQ R10, R9")
+			w("\tTESTQ R11, R11")
+			w("\tJZ k48next%d", i)
+			w("\tADDQ R12, R11")
+			w("k48next%d:", i)
+		}
+	}
+	w("k48done:")
 	w("\tVZEROUPPER")
 	w("\tRET")
 }

@@ -77,6 +77,19 @@ func kernelGo(p *kargs, nr int) {
 	}
 }
 
+// kern48Go is the portable full 4×48 tile: two 24-column tiles.
+func kern48Go(p *kargs) {
+	q := *p
+	q.ncols = 24
+	kernelGo(&q, 24)
+	q.b = (*float32)(unsafe.Add(unsafe.Pointer(p.b), 24*4))
+	q.c = (*float32)(unsafe.Add(unsafe.Pointer(p.c), 24*4))
+	if p.res != nil {
+		q.res = (*float32)(unsafe.Add(unsafe.Pointer(p.res), 24*4))
+	}
+	kernelGo(&q, 24)
+}
+
 // kernel runs the widest micro-kernel that covers p.ncols columns (≤ 24).
 func kernel(p *kargs) {
 	switch {
@@ -103,25 +116,42 @@ type segArgs struct {
 	b     [3]*float32 // 48
 	c     [3]*float32 // 72
 	res   [3]*float32 // 96: nil when no residual
-	n     [3]int      // 120: valid columns per segment, 0..8 (0: not stored)
+	n     [3]int      // 120: valid columns per segment, 0..8, or 0..16 for kernSeg16 (0: not stored)
 	mrows int         // 144
+	// A 16-column segment may hold two output rows of a narrow map: lanes [0, n) go to c and lanes
+	// [skip, skip+n2) to c + n - skip (the next output row, which follows in C).
+	n2    [3]int // 152: valid columns of the second row (0: none)
+	skip  int    // 176: lane where the second row starts
+	mask  [3]int // 184: opmask of lanes [0, n), set by setMasks
+	mask2 [3]int // 208: opmask of lanes [skip, skip+n2)
 }
 
-// kernelSegGo is the portable segment kernel.
-func kernelSegGo(p *segArgs) {
-	var acc [mr][24]float32
+// setMasks fills the opmasks of the AVX-512 segment kernel from n, n2 and skip.
+func (p *segArgs) setMasks() {
+	for v := 0; v < 3; v++ {
+		p.mask[v] = 1<<p.n[v] - 1
+		p.mask2[v] = (1<<p.n2[v] - 1) << p.skip
+	}
+}
+
+// kernelSegGo is the portable segment kernel with segments of 8 columns.
+func kernelSegGo(p *segArgs) { kernelSegWidthGo(p, 8) }
+
+// kernelSegWidthGo is the portable segment kernel with segments of up to width (8 or 16) columns.
+func kernelSegWidthGo(p *segArgs, width int) {
+	var acc [mr][3 * 16]float32
 	if p.k > 0 {
 		a := unsafe.Slice(p.a, p.k*mr)
 		offs := unsafe.Slice(p.offs, p.k)
 		for s, off := range offs {
 			a0, a1, a2, a3 := a[s*4], a[s*4+1], a[s*4+2], a[s*4+3]
 			for v := 0; v < 3; v++ {
-				brow := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.b[v]), uintptr(off)*4)), 8)
+				brow := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.b[v]), uintptr(off)*4)), width)
 				for j, bv := range brow {
-					acc[0][v*8+j] += a0 * bv
-					acc[1][v*8+j] += a1 * bv
-					acc[2][v*8+j] += a2 * bv
-					acc[3][v*8+j] += a3 * bv
+					acc[0][v*width+j] += a0 * bv
+					acc[1][v*width+j] += a1 * bv
+					acc[2][v*width+j] += a2 * bv
+					acc[3][v*width+j] += a3 * bv
 				}
 			}
 		}
@@ -129,16 +159,21 @@ func kernelSegGo(p *segArgs) {
 	bias := unsafe.Slice(p.bias, mr)
 	for i := 0; i < p.mrows; i++ {
 		for v := 0; v < 3; v++ {
-			if p.n[v] == 0 {
+			count := p.n[v] + p.n2[v]
+			if count == 0 {
 				continue
 			}
-			c := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.c[v]), uintptr(i*p.ldc)*4)), p.n[v])
+			c := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.c[v]), uintptr(i*p.ldc)*4)), count)
 			var r []float32
 			if p.res[v] != nil {
-				r = unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.res[v]), uintptr(i*p.ldc)*4)), p.n[v])
+				r = unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(p.res[v]), uintptr(i*p.ldc)*4)), count)
 			}
 			for j := range c {
-				x := acc[i][v*8+j] + bias[i]
+				lane := j
+				if j >= p.n[v] {
+					lane = p.skip + j - p.n[v]
+				}
+				x := acc[i][v*width+lane] + bias[i]
 				if r != nil {
 					x += r[j]
 				}

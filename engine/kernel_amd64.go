@@ -7,6 +7,10 @@ import "golang.org/x/sys/cpu"
 // haveAVX2 selects the assembly micro-kernels.
 var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// haveAVX512 selects the 16-column segment kernel for convs (see segWidth); a variable so tests
+// can run the 8-column path on machines that have AVX-512.
+var haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+
 //go:noescape
 func kern24avx2(p *kargs)
 
@@ -48,6 +52,30 @@ func kernSeg(p *segArgs) {
 		kernSegAVX2(p)
 	} else {
 		kernelSegGo(p)
+	}
+}
+
+//go:noescape
+func kern48avx512(p *kargs)
+
+// kern48 runs a full 4×48 GEMM tile (ncols = 48).
+func kern48(p *kargs) {
+	if haveAVX512 {
+		kern48avx512(p)
+	} else {
+		kern48Go(p)
+	}
+}
+
+//go:noescape
+func kernSeg512(p *segArgs)
+
+// kernSeg16 runs a segment tile whose segments hold up to 16 columns.
+func kernSeg16(p *segArgs) {
+	if haveAVX512 {
+		kernSeg512(p)
+	} else {
+		kernelSegWidthGo(p, 16)
 	}
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -66,51 +67,113 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 	return s
 }
 
-// TestSegmentKernel checks the assembly segment kernel against the portable one.
-func TestSegmentKernel(t *testing.T) {
-	if !haveAVX2 {
-		t.Skip("no AVX2/FMA")
+// TestKernel48 checks the AVX-512 4×48 GEMM kernel against the portable one, with and without a
+// residual and a clamp, for every number of valid rows.
+func TestKernel48(t *testing.T) {
+	if !haveAVX512 {
+		t.Skip("no AVX-512: gemmTiles uses 24-column tiles here")
 	}
-	rng := rand.New(rand.NewSource(2))
-	const k, ldc = 29, 50
+	rng := rand.New(rand.NewSource(4))
+	const k, ldb, ldc = 37, 53, 51
 	a := randSlice(rng, k*mr)
-	b := randSlice(rng, 200+k*3+slack)
-	bias := randSlice(rng, mr)
+	b := randSlice(rng, k*ldb+slack)
 	res := randSlice(rng, 4*ldc+slack)
+	bias := randSlice(rng, mr)
 	offs := make([]int32, k)
 	for p := range offs {
-		offs[p] = int32(p * 3)
+		offs[p] = int32(p * ldb)
 	}
 	inf := float32(math.Inf(1))
-	for trial := 0; trial < 200; trial++ {
-		got := make([]float32, 4*ldc+slack)
-		want := make([]float32, 4*ldc+slack)
-		p := segArgs{a: &a[0], offs: &offs[0], k: k, ldc: ldc, bias: &bias[0], lo: -inf, hi: inf, mrows: 1 + trial%4}
-		if trial%3 == 0 {
-			p.lo, p.hi = 0, 1
-		}
-		var cOff [3]int
-		for v := 0; v < 3; v++ {
-			p.b[v] = &b[rng.Intn(200)]
-			p.n[v] = rng.Intn(9)
-			cOff[v] = v*16 + rng.Intn(8)
-			if trial%2 == 1 {
-				p.res[v] = &res[cOff[v]]
+	for mrows := 1; mrows <= 4; mrows++ {
+		for _, withRes := range []bool{false, true} {
+			for _, clamp := range [][2]float32{{-inf, inf}, {0, 1}} {
+				got := make([]float32, 4*ldc+slack)
+				want := make([]float32, 4*ldc+slack)
+				p := kargs{a: &a[0], b: &b[0], offs: &offs[0], k: k, ldc: ldc, bias: &bias[0],
+					ncols: 48, mrows: mrows, lo: clamp[0], hi: clamp[1], ldr: ldc}
+				if withRes {
+					p.res = &res[0]
+				}
+				p.c = &want[0]
+				kern48Go(&p)
+				p.c = &got[0]
+				kern48(&p)
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4 {
+						t.Fatalf("mrows %d res %v clamp %v: c[%d] = %v, want %v", mrows, withRes, clamp, i, got[i], want[i])
+					}
+				}
 			}
 		}
-		for v := 0; v < 3; v++ {
-			p.c[v] = &want[cOff[v]]
-		}
-		kernelSegGo(&p)
-		for v := 0; v < 3; v++ {
-			p.c[v] = &got[cOff[v]]
-		}
-		kernSeg(&p)
-		for i := range got {
-			if d := math.Abs(float64(got[i] - want[i])); d > 1e-4 {
-				t.Fatalf("trial %d: c[%d] = %v, want %v (n %v)", trial, i, got[i], want[i], p.n)
+	}
+}
+
+// TestSegmentKernel checks the assembly segment kernels (8-column segments with AVX2, 16-column
+// with AVX-512) against the portable one.
+func TestSegmentKernel(t *testing.T) {
+	for _, c := range []struct {
+		width int
+		have  bool
+		kern  func(*segArgs)
+	}{{8, haveAVX2, kernSeg}, {16, haveAVX512, kernSeg16}} {
+		t.Run(fmt.Sprintf("width%d", c.width), func(t *testing.T) {
+			if !c.have {
+				t.Skip("no assembly kernel for this width on this CPU")
 			}
-		}
+			rng := rand.New(rand.NewSource(2))
+			const k = 29
+			ldc := 7 * c.width
+			a := randSlice(rng, k*mr)
+			b := randSlice(rng, 200+k*3+slack)
+			bias := randSlice(rng, mr)
+			res := randSlice(rng, 4*ldc+slack)
+			offs := make([]int32, k)
+			for p := range offs {
+				offs[p] = int32(p * 3)
+			}
+			inf := float32(math.Inf(1))
+			for trial := 0; trial < 200; trial++ {
+				got := make([]float32, 4*ldc+slack)
+				want := make([]float32, 4*ldc+slack)
+				p := segArgs{a: &a[0], offs: &offs[0], k: k, ldc: ldc, bias: &bias[0], lo: -inf, hi: inf, mrows: 1 + trial%4}
+				if trial%3 == 0 {
+					p.lo, p.hi = 0, 1
+				}
+				if trial%7 == 0 {
+					p.k = 0
+				}
+				var cOff [3]int
+				if c.width == 16 && trial%4 >= 2 { // two rows per segment, as on 7-wide maps
+					p.skip = 9 + rng.Intn(3)
+				}
+				for v := 0; v < 3; v++ {
+					p.b[v] = &b[rng.Intn(200)]
+					p.n[v] = rng.Intn(c.width + 1)
+					if p.skip > 0 {
+						p.n[v] = rng.Intn(p.skip - 1)
+						p.n2[v] = rng.Intn(16 - p.skip + 1)
+					}
+					cOff[v] = v*2*c.width + rng.Intn(c.width)
+					if trial%2 == 1 {
+						p.res[v] = &res[cOff[v]]
+					}
+				}
+				for v := 0; v < 3; v++ {
+					p.c[v] = &want[cOff[v]]
+				}
+				p.setMasks()
+				kernelSegWidthGo(&p, c.width)
+				for v := 0; v < 3; v++ {
+					p.c[v] = &got[cOff[v]]
+				}
+				c.kern(&p)
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4 {
+						t.Fatalf("trial %d: c[%d] = %v, want %v (n %v)", trial, i, got[i], want[i], p.n)
+					}
+				}
+			}
+		})
 	}
 }
 

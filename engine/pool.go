@@ -196,6 +196,10 @@ func (o *poolOp) apply2D(lo, hi int, isMax bool) {
 	kh, kw, sh, sw := g.k[1], g.k[2], g.s[1], g.s[2]
 	pt, pl := g.padB[1], g.padB[2]
 	hLimit, wLimit := h+g.padEnd[1], w+g.padEnd[2] // window ends past these are ceil_mode overhang
+	if isMax && w <= maxPoolRow && kw <= w {
+		o.max2D(lo, hi)
+		return
+	}
 	for pl0 := lo; pl0 < hi; pl0++ {
 		src := o.x.Data[pl0*g.inPlane : (pl0+1)*g.inPlane]
 		dst := o.y.Data[pl0*g.outPlane : (pl0+1)*g.outPlane]
@@ -234,6 +238,57 @@ func (o *poolOp) apply2D(lo, hi int, isMax bool) {
 				} else {
 					dst[y*ow+x] = 0
 				}
+			}
+		}
+	}
+}
+
+// maxPoolRow is the widest input row max2D takes (its column maxima live on the stack).
+const maxPoolRow = 1024
+
+// max2D is apply2D's MaxPool without indices, separably: per output row, the column maxima over
+// the window's input rows, then the maxima of kw neighbours of those. Max is associative, so the
+// result is the window maximum as apply2D's direct loop finds it (NaN aside: Go's max keeps a NaN
+// where the loop skips it; MaxPool inputs with NaNs have no defined order in ONNX either).
+func (o *poolOp) max2D(lo, hi int) {
+	g := &o.g
+	h, w := g.in[1], g.in[2]
+	oh, ow := g.out[1], g.out[2]
+	kh, kw, sh, sw := g.k[1], g.k[2], g.s[1], g.s[2]
+	pt, pl := g.padB[1], g.padB[2]
+	var colBuf [maxPoolRow]float32
+	cm := colBuf[:w]
+	for pl0 := lo; pl0 < hi; pl0++ {
+		src := o.x.Data[pl0*g.inPlane : (pl0+1)*g.inPlane]
+		dst := o.y.Data[pl0*g.outPlane : (pl0+1)*g.outPlane]
+		for y := 0; y < oh; y++ {
+			y0 := y*sh - pt
+			ya, yb := max(y0, 0), min(y0+kh, h)
+			out := dst[y*ow : (y+1)*ow]
+			if ya >= yb { // a window wholly in the padding
+				for x := range out {
+					out[x] = negInf
+				}
+				continue
+			}
+			copy(cm, src[ya*w:ya*w+w])
+			for yy := ya + 1; yy < yb; yy++ {
+				row := src[yy*w : yy*w+w]
+				for i, v := range row {
+					cm[i] = max(cm[i], v)
+				}
+			}
+			for x := range out {
+				x0 := x*sw - pl
+				xa, xb := max(x0, 0), min(x0+kw, w)
+				m := negInf
+				if xa < xb {
+					m = cm[xa]
+					for _, v := range cm[xa+1 : xb] {
+						m = max(m, v)
+					}
+				}
+				out[x] = m
 			}
 		}
 	}

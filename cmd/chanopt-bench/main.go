@@ -38,6 +38,7 @@ var sections = []section{
 	{"defaultcut", benchDefaultCut},
 	{"target", benchTarget},
 	{"scale", benchScale},
+	{"speed", benchSpeed},
 	{"runtime", benchRuntime},
 }
 
