@@ -204,7 +204,7 @@ func (opt *SearchOptions) UseData(a *rewrite.Analysis, calib *dataset.Set, batch
 	sets := FitnessImages(calib)
 	useMoments := false
 	if opt.TimeLimit > 0 {
-		perImage, err := searchForwardCost(a.Model, calib, batch, threads)
+		perImage, err := forwardCost(a.Model, calib)
 		if err != nil {
 			return "", err
 		}
