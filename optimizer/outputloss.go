@@ -283,3 +283,38 @@ func mapFigures(t, s []float32, th float64) (iou, mae float64) {
 	}
 	return iou, mae / float64(max(len(t), 1))
 }
+
+// DeclaredOutputs classifies m's outputs from shape inference at inputs (nil: batch 1), without
+// running the model: what the checks made before any work use (labels for a model with no
+// classifier, kinds given for outputs it does not have). Where a shape cannot be inferred the
+// output counts as rank 2.
+func DeclaredOutputs(m *onnx.Model, inputs map[string]onnx.Shape, override map[string]OutputKind) (*Outputs, error) {
+	g := m.Graph
+	if inputs == nil {
+		inputs, _ = onnx.BatchOne(m.Graph, nil)
+	}
+	if inputs != nil {
+		if tmp, err := onnx.InferredCopy(m, inputs); err == nil {
+			g = tmp.Graph
+		}
+	}
+	ranks, float := map[string]int{}, map[string]bool{}
+	for _, name := range m.Graph.Outputs {
+		ranks[name], float[name] = 2, true
+		if v := g.Values[name]; v != nil {
+			if v.Shape != nil {
+				ranks[name] = len(v.Shape)
+			}
+			switch v.Type {
+			case onnx.Undefined, onnx.Float, onnx.Float16, onnx.Double, onnx.BFloat16:
+			default:
+				float[name] = false
+			}
+		}
+	}
+	kinds, err := ClassifyOutputs(m, ranks, float, override)
+	if err != nil {
+		return nil, err
+	}
+	return &Outputs{Kinds: kinds}, nil
+}

@@ -259,6 +259,10 @@ type RuntimeReport struct {
 	// Slower says the slim model was not faster than the original at the timed batch (the last
 	// of Batches).
 	Slower bool `json:"slower"`
+	// OverBudget says a latency budget was not met at the timed batch: the slim model's measured
+	// ratio to the original is over it (timings on a busy machine can make a search's own check
+	// and this one disagree).
+	OverBudget bool `json:"over_budget,omitempty"`
 	// Error says why the models could not be timed (nothing else is then set).
 	Error string `json:"error,omitempty"`
 	// Grids are the width grids searched when the runtime chose among them; RoundTo is the one kept.
@@ -335,9 +339,6 @@ func (opt Options) Validate() error {
 	if _, err := ParseGuide(string(opt.Guide)); err != nil {
 		return &OptionsError{err.Error()}
 	}
-	if opt.Guide == GuideSensitivity && opt.Data == nil {
-		return optionsErrorf("the sensitivity guide measures each group on calibration data: give data")
-	}
 	if opt.Search == SearchUniform && opt.Budget.Kind == Latency {
 		return optionsErrorf("a latency budget needs the anneal search")
 	}
@@ -377,14 +378,26 @@ func (opt Options) Validate() error {
 
 // checkModel checks what depends on the model, before any long work.
 func (opt Options) checkModel(m *onnx.Model) error {
+	outs, err := DeclaredOutputs(m, opt.Inputs, opt.OutputKinds)
+	if err != nil {
+		return &OptionsError{err.Error()}
+	}
+	if opt.Data != nil {
+		if err := outs.CheckLabels(opt.Data); err != nil {
+			return err
+		}
+	}
 	if opt.Data == nil {
+		if opt.Guide == GuideSensitivity {
+			return optionsErrorf("the sensitivity guide measures each group on calibration data: give data")
+		}
 		if opt.MaxDrop > 0 {
 			return optionsErrorf("a maximum drop is measured on held-back images: it needs data")
 		}
 		return nil
 	}
 	if (opt.Budget.Ratio == 0 || opt.MaxDrop > 0) && opt.Repair != RepairDistill {
-		return optionsErrorf("the drop is measured on held-back images after the repair: the %s repair measures none (use the distill repair, or give a budget and no maximum drop)", opt.Repair)
+		return optionsErrorf("the drop is measured on held-back images after the repair, and the %s repair measures none: repair by distillation (drop --no-distill), or give a budget (--macs, --params or --latency) and no maximum drop", opt.Repair)
 	}
 	if len(m.Graph.Inputs) != 1 {
 		return fmt.Errorf("calibration data needs a model with one input, this one has %d", len(m.Graph.Inputs))
@@ -767,6 +780,7 @@ func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[strin
 	}
 	last := rr.Batches[len(rr.Batches)-1]
 	rr.Slower = last.AfterMS >= last.BeforeMS
+	rr.OverBudget = opt.Budget.Kind == Latency && opt.Budget.Ratio > 0 && last.AfterMS > opt.Budget.Ratio*last.BeforeMS
 }
 
 // searcher is a width search prepared once (layer metrics, the fitness and what it needs from
@@ -836,7 +850,7 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 	sopt.RoundTo = roundTo
 	what := fmt.Sprintf("simulated annealing of the widths under %s, judged by %s", opt.Budget, s.fitness)
 	if opt.SearchTime > 0 {
-		what += fmt.Sprintf(", for at most %s", opt.SearchTime)
+		what += fmt.Sprintf(", for at most %s", roundDuration(opt.SearchTime))
 	}
 	prog.Stage("search", what)
 	sopt.Progress = prog.Step
@@ -925,7 +939,7 @@ func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]r
 func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options, calib, val *dataset.Set) (*DistillReport, error) {
 	prog := opt.progress()
 	prog.Stage("repair", fmt.Sprintf("statistics and least-squares refit on %d images, then up to %g epochs of KD fine-tuning (at most %s)",
-		calib.N, opt.Epochs, opt.DistillTime))
+		calib.N, opt.Epochs, roundDuration(opt.DistillTime)))
 	stage := ""
 	return Distill(teacher, student, corr, calib, val, DistillOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
 		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx, OutputKinds: opt.OutputKinds,
@@ -946,4 +960,12 @@ var stageWhat = map[string]string{
 	"bn-recalibration": "BatchNormalization statistics measured again on the slim model",
 	"bias-correction":  "biases shifted to restore the original's channel means",
 	"fine-tune":        "knowledge-distillation fine-tuning against the original",
+}
+
+// roundDuration is d as a person reads it: whole seconds from a second up, else milliseconds.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }

@@ -153,7 +153,7 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
 			if left < minTrialTime {
-				prog.Note(fmt.Sprintf("stopping the search for a budget: %s left of the time", left.Round(time.Second)))
+				prog.Note(fmt.Sprintf("stopping the search for a budget: %s left of the time", max(left, 0).Round(time.Second)))
 				break
 			}
 			o.Time = left / time.Duration(maxTrials-i)

@@ -52,7 +52,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
 		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run: a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
 		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
-		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (0, the default: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
+		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (unset: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
@@ -166,6 +166,9 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 		g, err := optimizer.ParseGuide(c.String("guide"))
 		if err != nil {
 			return opt, usagef("shrink: --%v", err)
+		}
+		if g == optimizer.GuideSensitivity && !c.IsSet("data") {
+			return opt, usagef("shrink: --guide sensitivity measures each group on calibration images: give --data")
 		}
 		opt.Guide = g
 	}
@@ -367,6 +370,11 @@ func shrinkAction(c *cli.Context) error {
 	}
 	if !quiet {
 		printShrink(c.App.ErrWriter, rep)
+	}
+	if r := rep.Runtime; r != nil && r.OverBudget && !r.Slower {
+		last := r.Batches[len(r.Batches)-1]
+		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s: the latency budget was not met: %.3f ms against %.3f ms in %s at batch %d, %.3f of the original for %.3g asked (timings vary with the machine's load; a smaller --latency finds a faster model)\n",
+			out, last.AfterMS, last.BeforeMS, r.Runtime, last.Batch, last.AfterMS/last.BeforeMS, rep.Budget["latency"])
 	}
 	if r := rep.Runtime; r != nil && r.Slower {
 		last := r.Batches[len(r.Batches)-1]
