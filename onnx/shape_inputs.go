@@ -19,7 +19,7 @@ func BatchOne(g *Graph, given map[string]Shape) (map[string]Shape, error) {
 			continue
 		}
 		v := g.Values[name]
-		if v.Shape == nil {
+		if v == nil || v.Shape == nil {
 			return nil, fmt.Errorf("input %q has no declared shape; give --input-shape %s:D0,D1,..", name, name)
 		}
 		s := v.Shape.Clone()

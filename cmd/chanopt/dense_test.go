@@ -163,7 +163,7 @@ func TestOutputKindFlag(t *testing.T) {
 	}{
 		{"embedding=bogus", 2, "want NAME=KIND"},
 		{"embedding", 2, "want NAME=KIND"},
-		{"emb=map", 1, `"emb", which is not an output`},
+		{"emb=map", 2, `"emb", which is not an output`},
 	} {
 		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--data", calib, "--samples", "300", "--output-kind", tc.flag, "-o", out, "-q")
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

@@ -23,7 +23,7 @@ func TestShrinkGuideFlag(t *testing.T) {
 		{"reversed", 0, ""},
 		{"none", 0, ""},
 		{"bogus", 2, "want one of"},
-		{"sensitivity", 2, "give data"},
+		{"sensitivity", 2, "give --data"},
 	} {
 		rep := filepath.Join(dir, c.guide+".json")
 		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--no-distill", "--iterations", "200", "--round-to", "1",
