@@ -480,7 +480,7 @@ func (t *Table) calibrate(a *rewrite.Analysis, modelBytes []byte, name string, t
 			continue
 		}
 		widths[g.ID] = w
-		keep[g.ID] = firstChannels(g, w)
+		keep[g.ID] = spreadChannels(g, w)
 	}
 	t.Slope = 1
 	raw := t.rawRatio(widths)
@@ -513,22 +513,34 @@ func (t *Table) calibrate(a *rewrite.Analysis, modelBytes []byte, name string, t
 // maxSlope bounds the calibration's slope (and its inverse).
 const maxSlope = 2
 
-// firstChannels keeps the first w channels of g (w/Blocks of each block of a grouped conv):
-// which channels does not change the time.
-func firstChannels(g *rewrite.Group, w int) []int {
-	var out []int
+// spreadChannels keeps w channels of g spread evenly over its channels (w/Blocks of each block of
+// a grouped conv, spread over the block): which channels does not change the time, but the first
+// w alone can empty an output of a Split the group runs through (resnext's blocks).
+func spreadChannels(g *rewrite.Group, w int) []int {
 	if g.Blocks > 1 {
-		per, seen := w/g.Blocks, make([]int, g.Blocks)
+		members := make([][]int, g.Blocks)
 		for c, b := range g.BlockOf {
-			if seen[b] < per {
-				seen[b]++
-				out = append(out, c)
-			}
+			members[b] = append(members[b], c)
 		}
+		var out []int
+		for _, m := range members {
+			out = append(out, spread(m, w/g.Blocks)...)
+		}
+		sort.Ints(out)
 		return out
 	}
-	for c := 0; c < w; c++ {
-		out = append(out, c)
+	all := make([]int, g.Channels)
+	for c := range all {
+		all[c] = c
+	}
+	return spread(all, w)
+}
+
+// spread picks k of the values evenly spaced, in order.
+func spread(values []int, k int) []int {
+	out := make([]int, 0, k)
+	for i := 0; i < k && i < len(values); i++ {
+		out = append(out, values[i*len(values)/k])
 	}
 	return out
 }
