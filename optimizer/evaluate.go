@@ -8,14 +8,12 @@ import (
 	"github.com/chanopt/chanopt/engine"
 )
 
-// Logits runs a program over a data set in batches and returns its first output for every image
-// (N × classes, flattened) and the class count.
-func Logits(p *engine.Program, set *dataset.Set, batch int) ([]float32, int, error) {
+// runBatches runs p, a program with one input, over set in batches of batch images and hands
+// each batch's image count and outputs to use.
+func runBatches(p *engine.Program, set *dataset.Set, batch int, use func(n int, ys []*engine.Tensor) error) error {
 	if len(p.Inputs()) != 1 {
-		return nil, 0, fmt.Errorf("the model has %d inputs; chanopt feeds data to models with one", len(p.Inputs()))
+		return fmt.Errorf("the model has %d inputs; chanopt feeds data to models with one", len(p.Inputs()))
 	}
-	var out []float32
-	classes := 0
 	per := set.C * set.H * set.W
 	x := &engine.Tensor{}
 	for i := 0; i*batch < set.N; i++ {
@@ -23,16 +21,33 @@ func Logits(p *engine.Program, set *dataset.Set, batch int) ([]float32, int, err
 		n := len(imgs) / per
 		x.Shape = []int{n, set.C, set.H, set.W}
 		x.Data = imgs
-		res, err := p.RunSlice(x)
+		ys, err := p.RunSlice(x)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
-		y := res[0]
+		if err := use(n, ys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Logits runs a program over a data set in batches and returns its first output for every image
+// (N × classes, flattened) and the class count.
+func Logits(p *engine.Program, set *dataset.Set, batch int) ([]float32, int, error) {
+	var out []float32
+	classes := 0
+	err := runBatches(p, set, batch, func(n int, ys []*engine.Tensor) error {
+		y := ys[0]
 		if len(y.Shape) < 2 || y.Shape[0] != n {
-			return nil, 0, fmt.Errorf("the model's first output has shape %v, not N×classes", y.Shape)
+			return fmt.Errorf("the model's first output has shape %v, not N×classes", y.Shape)
 		}
 		classes = len(y.Data) / n
 		out = append(out, y.Data...)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return out, classes, nil
 }

@@ -96,27 +96,15 @@ func RunOutputs(p *engine.Program, m *onnx.Model, set *dataset.Set, batch int, o
 
 // runOutputs runs p over set and gathers its outputs (integer outputs are left nil).
 func runOutputs(p *engine.Program, set *dataset.Set, batch int) (*Outputs, error) {
-	if len(p.Inputs()) != 1 {
-		return nil, fmt.Errorf("the model has %d inputs; chanopt feeds data to models with one", len(p.Inputs()))
-	}
 	names := p.Outputs()
 	res := &Outputs{Data: make([][]float32, len(names)), Dims: make([][]int, len(names)), N: set.N}
-	per := set.C * set.H * set.W
-	x := &engine.Tensor{}
-	for i := 0; i*batch < set.N; i++ {
-		imgs := set.Batch(i, batch)
-		n := len(imgs) / per
-		x.Shape = []int{n, set.C, set.H, set.W}
-		x.Data = imgs
-		ys, err := p.RunSlice(x)
-		if err != nil {
-			return nil, err
-		}
+	first := true
+	err := runBatches(p, set, batch, func(n int, ys []*engine.Tensor) error {
 		for j, y := range ys {
 			if len(y.Shape) < 1 || y.Shape[0] != n {
-				return nil, fmt.Errorf("the model's output %s has shape %v for %d images: its first dim is not the batch", names[j], y.Shape, n)
+				return fmt.Errorf("the model's output %s has shape %v for %d images: its first dim is not the batch", names[j], y.Shape, n)
 			}
-			if i == 0 {
+			if first {
 				res.Dims[j] = append([]int(nil), y.Shape[1:]...)
 			}
 			if y.IsInt() {
@@ -124,6 +112,11 @@ func runOutputs(p *engine.Program, set *dataset.Set, batch int) (*Outputs, error
 			}
 			res.Data[j] = append(res.Data[j], y.Data...)
 		}
+		first = false
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }

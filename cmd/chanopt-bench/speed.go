@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -268,29 +266,7 @@ for line in sys.stdin:
 
 // startSpeedTorch starts the PyTorch timing server of the speed section.
 func startSpeedTorch() (*torchProc, error) {
-	python := os.Getenv("CHANOPT_PYTHON")
-	if python == "" {
-		python = "/usr/bin/python3"
-	}
-	cmd := exec.Command(python, "-c", speedTorchScript)
-	cmd.Stderr = os.Stderr
-	w, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	r, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &torchProc{cmd: cmd, in: bufio.NewWriter(w), out: bufio.NewScanner(r), w: w}
-	if !p.out.Scan() || p.out.Text() != "ready" {
-		p.close()
-		return nil, fmt.Errorf("%s did not start (needs python3-torch and python3-torchvision)", python)
-	}
-	return p, nil
+	return startPython(speedTorchScript, "python3-torch and python3-torchvision")
 }
 
 // ask sends one request line and reads back n durations and the CPU time they used.

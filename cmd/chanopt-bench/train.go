@@ -203,11 +203,17 @@ type torchProc struct {
 }
 
 func startTorch(netsDir string, batch int) (*torchProc, error) {
+	return startPython(torchScript, "python3-torch", netsDir, strconv.Itoa(batch))
+}
+
+// startPython starts $CHANOPT_PYTHON (or Debian's python3) on script with args and waits for its
+// "ready" line; needs names the packages a failure to start points at.
+func startPython(script, needs string, args ...string) (*torchProc, error) {
 	python := os.Getenv("CHANOPT_PYTHON")
 	if python == "" {
 		python = "/usr/bin/python3"
 	}
-	cmd := exec.Command(python, "-c", torchScript, netsDir, strconv.Itoa(batch))
+	cmd := exec.Command(python, append([]string{"-c", script}, args...)...)
 	cmd.Stderr = os.Stderr
 	w, err := cmd.StdinPipe()
 	if err != nil {
@@ -223,7 +229,7 @@ func startTorch(netsDir string, batch int) (*torchProc, error) {
 	p := &torchProc{cmd: cmd, in: bufio.NewWriter(w), out: bufio.NewScanner(r), w: w}
 	if !p.out.Scan() || p.out.Text() != "ready" {
 		p.close()
-		return nil, fmt.Errorf("%s did not start (needs python3-torch)", python)
+		return nil, fmt.Errorf("%s did not start (needs %s)", python, needs)
 	}
 	return p, nil
 }
