@@ -98,13 +98,19 @@ type SearchOptions struct {
 	Random bool
 }
 
+// Why a search stopped (SearchResult.Stopped): its proposals were all made, or its time ran out.
+const (
+	stoppedByIterations = "iterations"
+	stoppedByTime       = "time limit"
+)
+
 // SearchResult is the annealer's outcome.
 type SearchResult struct {
 	Slim
 	Fitness             float64
 	Iterations, Accepts int
 	Evaluations         int    // fitness evaluations (cache misses)
-	Stopped             string // "iterations" or "time limit"
+	Stopped             string // stoppedByIterations or stoppedByTime
 	// Cooled is how far the temperature fell over the proposals, 1 − T_last/T0: 1 when the
 	// schedule ran to its end. Under a time limit the schedule runs on whichever of the
 	// proposals or the time is spent first, so a search stopped by time still cools; Cooled is
@@ -283,7 +289,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 	s.stage("proposals", fmt.Sprintf("%d proposals, accepted by simulated annealing", iters))
-	res := &SearchResult{Stopped: "iterations", Target: s.target, Base: baseCost}
+	res := &SearchResult{Stopped: stoppedByIterations, Target: s.target, Base: baseCost}
 	limit := opt.TimeLimit
 	if opt.Confirm != nil {
 		limit /= 2 // the rest is for the finalists
@@ -294,7 +300,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 			return nil, opt.Context.Err()
 		}
 		if limit > 0 && time.Since(began) > limit {
-			res.Stopped = "time limit"
+			res.Stopped = stoppedByTime
 			break
 		}
 		res.Iterations++
@@ -336,7 +342,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 			opt.Progress(it+1, iters, bestF)
 		}
 	}
-	if res.Stopped == "iterations" && res.Iterations > 0 {
+	if res.Stopped == stoppedByIterations && res.Iterations > 0 {
 		res.Cooled = 1
 	}
 	s.fill(best)

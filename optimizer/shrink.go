@@ -140,8 +140,8 @@ type Result struct {
 
 // Report is the record of a Shrink, as the CLI writes it with --report. What is measured in wall
 // time (Timings, Runtime, LatencySearch's and the costs' milliseconds, Distill's and the
-// finalists' seconds) differs between runs; the rest is the same for the same inputs and seed
-// (unless the runtime chose the width grid by timing, see Options.RoundTo).
+// finalists' seconds) differs between runs; the rest is the same for the same inputs and seed,
+// unless TimingDependent says a time limit or a timing chose.
 type Report struct {
 	Budget      map[string]float64 `json:"budget"`
 	Search      SearchKind         `json:"search"`
@@ -159,6 +159,9 @@ type Report struct {
 	Runtime *RuntimeReport `json:"runtime,omitempty"`
 	// Target is set when no budget was given: how one was chosen, and every budget tried.
 	Target *TargetReport `json:"target,omitempty"`
+	// TimingDependent lists what made this result depend on timing (timingDependence): when it is
+	// not empty, the same seed may give other widths and bytes on another run or machine.
+	TimingDependent []string `json:"timing_dependent,omitempty"`
 	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
 	// part of the report that differs between two runs with the same seed.
 	Timings []StageTiming `json:"timings,omitempty"`
@@ -439,9 +442,12 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 		return nil, err
 	}
 	var res *Result
-	if opt.Budget.Ratio == 0 {
+	switch opt.Budget.Ratio {
+	case 0:
 		res, err = p.shrinkForDrop(ctx, opt)
-	} else {
+	case 1:
+		res = p.keepWhole(opt)
+	default:
 		res, err = p.shrink(ctx, opt)
 		if err == nil && opt.MaxDrop > 0 {
 			err = checkDrop(res, opt)
@@ -451,8 +457,39 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 		return nil, err
 	}
 	symbolic.restore(res.Model)
+	res.Report.TimingDependent = timingDependence(&res.Report)
 	res.Report.Timings = clock.done()
 	return res, nil
+}
+
+// keepWhole is the result of a budget of 1: every channel kept, the model unchanged, nothing
+// searched, repaired or timed (a pipeline may sweep budgets up to 1; minutes of repair on an
+// unchanged model would be for nothing).
+func (p *prepared) keepWhole(opt Options) *Result {
+	opt.progress().Note(fmt.Sprintf("the budget %s keeps every channel: the model is written unchanged, with nothing searched or repaired", opt.Budget))
+	cost := CostReport{Params: p.before.Params, MACs: p.before.MACs}
+	rep := Report{Budget: map[string]float64{string(opt.Budget.Kind): opt.Budget.Ratio}, Search: opt.Search, Before: cost, After: cost}
+	for _, g := range p.a.Groups {
+		rep.Groups = append(rep.Groups, GroupReport{ID: g.ID, Channels: g.Channels, Kept: g.Channels, Prunable: g.Prunable, Reason: g.Reason})
+	}
+	return &Result{Model: p.m.Clone(), Report: rep}
+}
+
+// timingDependence says what made a result depend on the machine's speed or load, where the same
+// seed may give other bytes on another run: a search stopped by its time limit, a width grid
+// chosen by timing, a latency budget.
+func timingDependence(rep *Report) []string {
+	var why []string
+	if s := rep.SearchStats; s != nil && s.StoppedBy == stoppedByTime {
+		why = append(why, fmt.Sprintf("the search stopped at its time limit after %d proposals", s.Iterations))
+	}
+	if r := rep.Runtime; r != nil && len(r.Grids) > 1 {
+		why = append(why, fmt.Sprintf("the width grid (multiples of %d) was chosen by timing in %s", r.RoundTo, r.Runtime))
+	}
+	if rep.LatencySearch != nil {
+		why = append(why, "a latency budget is judged by timing")
+	}
+	return why
 }
 
 // prepared is what every budget tried on one model shares: the input shapes, the runtime, the

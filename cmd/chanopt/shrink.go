@@ -54,7 +54,7 @@ func shrinkCommand() *cli.Command {
 		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
 		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (unset: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
-		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed (same seed and inputs, same output bytes)"},
+		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed: the same seed and inputs write the same bytes, unless a time limit or a timing chose (the run then says so, and the report lists it under timing_dependent)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
 		// For reproducing the guidance ablation (models/README.md); not a knob users need.
 		&cli.StringFlag{Name: "guide", Hidden: true, Usage: "what biases the annealer's proposals: rank, rank-weighted, qc, mc, sensitivity, reversed or none"},
@@ -521,6 +521,10 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 		}
 	}
 	fmt.Fprintf(w, "%d of %d groups shrunk; wrote %s\n", shrunk, len(rep.Groups), rep.Output)
+	if len(rep.TimingDependent) > 0 {
+		fmt.Fprintf(w, "not repeatable: %s, so the same --seed may write other bytes on another run (with a MACs or params budget, --time 0 and --round-to K take the timing out of the choices)\n",
+			strings.Join(rep.TimingDependent, "; "))
+	}
 	printTarget(w, rep)
 	if rep.Report.Target != nil && rep.reportPath != "" {
 		fmt.Fprintf(w, "report: %s\n", rep.reportPath)
