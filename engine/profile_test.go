@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math/rand"
 	"os"
 	"sort"
@@ -8,22 +9,20 @@ import (
 	"time"
 )
 
-// TestProfileSteps prints where a run's time goes, per step, for $CHANOPT_PROFILE_MODEL
-// (a development aid; skipped without the variable).
-func TestProfileSteps(t *testing.T) {
-	path := os.Getenv("CHANOPT_PROFILE_MODEL")
-	if path == "" {
-		t.Skip("set CHANOPT_PROFILE_MODEL")
-	}
+// BenchmarkProfileSteps prints where a run's time goes, per step, for $CHANOPT_PROFILE_MODEL
+// (the bundled resnet8 when unset): a development aid, run with
+// `CHANOPT_PROFILE_MODEL=m.onnx go test ./engine -run - -bench ProfileSteps -benchtime 1x`.
+func BenchmarkProfileSteps(b *testing.B) {
+	path := cmp.Or(os.Getenv("CHANOPT_PROFILE_MODEL"), "../models/resnet8.onnx")
 	for _, batch := range []int{1, 32} {
-		m, p := loadProgram(t, path, Options{Threads: 2})
+		m, p := loadProgram(b, path, Options{Threads: 2})
 		shape, err := inputShape(m, p.Inputs()[0], batch)
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		x := randomInput(rand.New(rand.NewSource(1)), shape)
 		if _, err := p.RunSlice(x); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		pl := p.graphs[""].last
 		times := make([]time.Duration, len(pl.steps))
@@ -35,7 +34,7 @@ func TestProfileSteps(t *testing.T) {
 				ps := &pl.steps[i]
 				s := time.Now()
 				if err := ps.st.op.run(&pl.ctx, ps.in, ps.out); err != nil {
-					t.Fatal(err)
+					b.Fatal(err)
 				}
 				times[i] += time.Since(s)
 			}
@@ -46,10 +45,10 @@ func TestProfileSteps(t *testing.T) {
 			idx[i] = i
 		}
 		sort.Slice(idx, func(a, b int) bool { return times[idx[a]] > times[idx[b]] })
-		t.Logf("batch %d: %.3f ms per run", batch, float64(total)/runs/1e6)
+		b.Logf("batch %d: %.3f ms per run", batch, float64(total)/runs/1e6)
 		for _, i := range idx[:min(12, len(idx))] {
 			ps := pl.steps[i]
-			t.Logf("  %7.3f ms  %-40s %-30s out %v", float64(times[i])/runs/1e6, ps.st.opType, ps.st.label, ps.out[0].Shape)
+			b.Logf("  %7.3f ms  %-40s %-30s out %v", float64(times[i])/runs/1e6, ps.st.opType, ps.st.label, ps.out[0].Shape)
 		}
 	}
 }
