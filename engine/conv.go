@@ -32,14 +32,12 @@ type convOp struct {
 	geom  *convGeom            // the geometry of the current run
 	geoms map[[8]int]*convGeom // by input and weight shape
 	// run state
-	x, y, res    *Tensor
-	pk, bs, buf  []float32
-	copyT        rangeTask
-	dwTask       dwTask
-	computeT     computeTask
-	imageT       imageTask
-	shared       bool
-	rowsPerChunk int
+	x, y, res   *Tensor
+	pk, bs, buf []float32
+	copyT       rangeTask
+	dwTask      dwTask
+	computeT    computeTask
+	imageT      imageTask
 }
 
 // convGeom is a conv's geometry at one input shape.

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,8 +28,6 @@ type planStep struct {
 	// may change between runs with the same input shapes; they are inferred and compared.
 	check bool
 }
-
-var errReplan = errors.New("shapes changed")
 
 // exec runs the graph on inputs (in graph input order) and returns the outputs followed by the
 // kept values, owned by the plan.

@@ -35,12 +35,6 @@ func (b *irModel) init(name string, dims []int64, data []float32) *irModel {
 	return b
 }
 
-func (b *irModel) initInts(name string, dims []int64, data []int64) *irModel {
-	b.m.Graph.Inits[name] = onnx.NewIntTensor(name, dims, data)
-	b.m.Graph.InitOrder = append(b.m.Graph.InitOrder, name)
-	return b
-}
-
 func (b *irModel) node(op string, in, out []string, attrs map[string]*onnx.Attr) *irModel {
 	if attrs == nil {
 		attrs = map[string]*onnx.Attr{}

@@ -3,18 +3,16 @@ package engine
 import (
 	"fmt"
 	"math"
-	"sort"
 )
 
 // reduceOp is one of the Reduce* ops over a set of axes (attribute, constant or run-time input).
 type reduceOp struct {
-	kind       string
-	axes       []int
-	hasAxes    bool
-	keepDims   bool
-	noopEmpty  bool
-	axesInput  bool // axes come from input 1 at run time
-	axesBuffer [maxRank]bool
+	kind      string
+	axes      []int
+	hasAxes   bool
+	keepDims  bool
+	noopEmpty bool
+	axesInput bool // axes come from input 1 at run time
 }
 
 func buildReduce(b *builder) (op, error) {
@@ -238,12 +236,6 @@ func (o *argOp) run(_ *ctx, in, out []*Tensor) error {
 		}
 	}
 	return nil
-}
-
-func sortedInts(v []int) []int {
-	s := append([]int{}, v...)
-	sort.Ints(s)
-	return s
 }
 
 // suffixRun handles the common case without allocating: float input, constant axes that are the

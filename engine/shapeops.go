@@ -242,10 +242,9 @@ type transposeOp struct {
 	rev  []int // the default permutation for the last rank seen
 	rt   rangeTask
 	// run state
-	x, y       *Tensor
-	p, inSt    []int
-	outShape   []int
-	innerCount int
+	x, y     *Tensor
+	p, inSt  []int
+	outShape []int
 }
 
 func (o *transposeOp) permFor(r int) ([]int, error) {

@@ -337,7 +337,7 @@ func (o *unaryOp) fn() func(float64) float64 {
 }
 
 // preluOp is PRelu: x where x ≥ 0, slope·x elsewhere, the slope broadcast to x.
-type preluOp struct{ bin binaryOp }
+type preluOp struct{}
 
 func (o *preluOp) infer(in []*Tensor) ([]spec, error) {
 	if len(in) != 2 || in[0] == nil || in[1] == nil || in[0].IsInt() || in[1].IsInt() {

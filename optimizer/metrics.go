@@ -117,7 +117,6 @@ const (
 type layerJob struct {
 	metrics LayerMetrics
 	sides   []*sideJob
-	err     error
 }
 
 // sideJob is one unfolding. in and out say which sides of the layer its result describes (both when

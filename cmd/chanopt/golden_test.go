@@ -16,16 +16,6 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
-// relModel names a bundled model relative to the repository, so golden files do not depend on
-// where the checkout lives.
-func relModel(t *testing.T, p string) string {
-	rel, err := filepath.Rel(testenv.RepoRoot(t), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rel
-}
-
 // TestGroupsGolden keeps `chanopt groups --json` of every bundled model (classifiers and dense
 // outputs) under testdata/groups.
 func TestGroupsGolden(t *testing.T) {
