@@ -165,7 +165,6 @@ func (o *lrnOp) run(_ *ctx, in, out []*Tensor) error {
 	n, c := x.Shape[0], x.Shape[1]
 	plane := numel(x.Shape[2:])
 	lo, hi := (o.size-1)/2, o.size/2 // floor and ceil of (size-1)/2
-	hi = (o.size - 1) - lo
 	for b := 0; b < n; b++ {
 		for ch := 0; ch < c; ch++ {
 			for p := 0; p < plane; p++ {

@@ -370,7 +370,7 @@ func (a *Analysis) Mask(keep Keep) (*onnx.Model, error) {
 				}
 			}
 			zeroed[key] = true
-			name, t = c.Name, c
+			t = c
 		} else {
 			name = n.Inputs[act.input]
 			t = g.Inits[name]
