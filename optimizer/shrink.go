@@ -162,9 +162,39 @@ type Report struct {
 	// TimingDependent lists what made this result depend on timing (timingDependence): when it is
 	// not empty, the same seed may give other widths and bytes on another run or machine.
 	TimingDependent []string `json:"timing_dependent,omitempty"`
+	// Accuracy is what the slim model keeps of the original's held-back figure.
+	Accuracy AccuracyReport `json:"accuracy"`
 	// Timings are the wall-clock seconds of each stage, in order, and of the whole run: the one
 	// part of the report that differs between two runs with the same seed.
 	Timings []StageTiming `json:"timings,omitempty"`
+}
+
+// AccuracyReport is the slim model's held-back figure against the original's: the figure the
+// accuracy-first search and a maximum drop judge by (heldBackFigure).
+type AccuracyReport struct {
+	// Checked says the slim model was measured on held-back images of the user's data (false
+	// without data: the repair then sees only synthetic images, and nothing is checked).
+	Checked bool `json:"checked"`
+	Images  int  `json:"held_back_images,omitempty"`
+	// Figure names what Original and Slim are, in percent: "accuracy" (with labels) or
+	// "agreement" (with the original, in each output kind's figure).
+	Figure   string  `json:"figure,omitempty"`
+	Original float64 `json:"original,omitempty"`
+	Slim     float64 `json:"slim,omitempty"`
+	Drop     float64 `json:"drop,omitempty"` // points
+}
+
+// accuracyOf is rep's AccuracyReport.
+func accuracyOf(rep *Report) AccuracyReport {
+	d := rep.Distill
+	if d == nil || d.Mode != "data" {
+		return AccuracyReport{}
+	}
+	fig, ref, name, ok := heldBackFigure(rep)
+	if !ok {
+		return AccuracyReport{}
+	}
+	return AccuracyReport{Checked: true, Images: d.HeldBack, Figure: name, Original: ref, Slim: fig, Drop: ref - fig}
 }
 
 // StageTiming is how long one stage took.
@@ -458,6 +488,7 @@ func Shrink(ctx context.Context, m *onnx.Model, opt Options) (*Result, error) {
 	}
 	symbolic.restore(res.Model)
 	res.Report.TimingDependent = timingDependence(&res.Report)
+	res.Report.Accuracy = accuracyOf(&res.Report)
 	res.Report.Timings = clock.done()
 	return res, nil
 }

@@ -3,6 +3,7 @@ package optimizer
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,36 @@ func TestTimingDependence(t *testing.T) {
 			if !strings.Contains(got[i], w) {
 				t.Errorf("%s: reason %d is %q, want it to name %q", c.name, i, got[i], w)
 			}
+		}
+	}
+}
+
+// TestAccuracyOf: the report's accuracy is checked only on the user's held-back images: accuracy
+// with labels, agreement without, nothing without data or with only synthetic images.
+func TestAccuracyOf(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	data := func(acc, teacher *float64) *DistillReport {
+		return &DistillReport{Mode: "data", HeldBack: 600, Teacher: teacher, Stages: []Stage{
+			{Name: "refit", Kept: true, Agreement: Agreement{Top1: 0.9, Accuracy: acc}},
+			{Name: "fine-tune", Kept: true, Agreement: Agreement{Top1: 0.97, Accuracy: acc}},
+		}}
+	}
+	cases := []struct {
+		name string
+		d    *DistillReport
+		want AccuracyReport
+	}{
+		{"no repair", nil, AccuracyReport{}},
+		{"synthetic images only", &DistillReport{Mode: "data-free", Stages: []Stage{{Name: "fine-tune", Kept: true, Agreement: Agreement{Top1: 0.5}}}}, AccuracyReport{}},
+		{"data, no labels", data(nil, nil), AccuracyReport{Checked: true, Images: 600, Figure: "agreement", Original: 100, Slim: 97, Drop: 3}},
+		{"data and labels", data(f(0.88), f(0.9)), AccuracyReport{Checked: true, Images: 600, Figure: "accuracy", Original: 90, Slim: 88, Drop: 2}},
+	}
+	for _, c := range cases {
+		got := accuracyOf(&Report{Distill: c.d})
+		const eps = 1e-9
+		if got.Checked != c.want.Checked || got.Images != c.want.Images || got.Figure != c.want.Figure ||
+			math.Abs(got.Original-c.want.Original) > eps || math.Abs(got.Slim-c.want.Slim) > eps || math.Abs(got.Drop-c.want.Drop) > eps {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
 }
