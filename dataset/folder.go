@@ -174,7 +174,7 @@ func loadFolder(root string, wantClasses bool, opt Options) (*Set, int, []int, e
 	set.Labels, set.Classes, set.Source = s.Labels, s.Classes, s.Source
 	s = set
 	if resized > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("%s: %d of %d images resized to %d×%d (Catmull-Rom)", root, resized, s.N, s.W, s.H))
+		s.Notes = append(s.Notes, fmt.Sprintf("%s: %d of %d images resized to %d×%d (H×W, Catmull-Rom)", root, resized, s.N, s.H, s.W))
 	}
 	return s, total, kept, nil
 }

@@ -83,7 +83,7 @@ func TestLoadFolder(t *testing.T) {
 					}
 				}
 			}
-			if len(s.Notes) != 1 || !bytes.Contains([]byte(s.Notes[0]), []byte("2 of 3 images resized to 8×6")) {
+			if len(s.Notes) != 1 || !bytes.Contains([]byte(s.Notes[0]), []byte("2 of 3 images resized to 6×8 (H×W")) {
 				t.Errorf("notes %q", s.Notes)
 			}
 		})
