@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -93,13 +94,23 @@ type LatencyResult struct {
 // latencyAttempts bounds how often a latency search runs again with a corrected target.
 const latencyAttempts = 3
 
+// latencyUnder is how far under a latency budget a measured result may land and be kept at once:
+// the per-layer tables overestimate what a cut saves or costs in either direction (small layers do
+// not speed up in proportion; each cut-out layer carries fixed costs the whole model pays once), and
+// a result far under the budget cut more channels than it needed to. latencyAim is where a
+// corrected target aims, inside that band.
+const (
+	latencyUnder = 0.9
+	latencyAim   = 0.95
+)
+
 // AnnealLatency searches widths under a latency budget measured in rt at the timed input shapes
 // (opt.Inputs stay the shapes MACs and params are counted at): the runtime's per-layer predictor
-// is the annealer's cost, the result is timed end to end alternately with the original, and when
-// the measurement exceeds the budget (a prediction is an estimate: small layers do not speed up in
-// proportion, and cutting layers out changes what the runtime fuses) the search runs again with
-// its target tightened by the measured overshoot, up to three times. The fastest attempt is kept
-// when none meets the budget.
+// is the annealer's cost, and the result is timed end to end alternately with the original. A
+// prediction is an estimate, so when the measured ratio is over the budget, or under latencyUnder
+// of it, the search runs again with its target scaled by how far the measurement missed (kept
+// between the targets known to meet the budget and to miss it), up to latencyAttempts in all. Of
+// the results that meet the budget the one that cut least is kept; when none does, the fastest.
 func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map[string]onnx.Shape) (*LatencyResult, error) {
 	if opt.Stage != nil {
 		opt.Stage("latency table", fmt.Sprintf("each layer's time in %s at a ladder of widths (cached)", rt.Name()))
@@ -115,11 +126,29 @@ func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map
 	opt.Cost = predict
 	goal := opt.Budget.Ratio
 	var best *LatencyResult
+	meets := func(r *LatencyResult) bool { return r.AfterMS <= goal*r.BeforeMS }
+	ratio := func(r *LatencyResult) float64 { return r.AfterMS / r.BeforeMS }
+	// The largest target known to meet the budget and the smallest known to miss it, with their
+	// measured ratios (metRatio < 0, missedRatio < 0: none yet).
+	met, metRatio, missed, missedRatio := 0.0, -1.0, 1.0, -1.0
+	// Under a time limit the first search gets half of it and each later one an even share of
+	// what is left, so the corrections stay within the search's time.
+	limit, began := opt.TimeLimit, time.Now()
 	for attempt := 1; attempt <= latencyAttempts; attempt++ {
+		if limit > 0 {
+			opt.TimeLimit = limit / 2
+			if attempt > 1 {
+				left := limit - time.Since(began)
+				if left <= 0 {
+					break
+				}
+				opt.TimeLimit = left / time.Duration(latencyAttempts-attempt+1)
+			}
+		}
 		sr, err := Anneal(a, opt)
 		if err != nil {
 			if best != nil && ctxErr(opt) == nil {
-				break // the tightened target is out of reach on this grid: keep the fastest so far
+				break // the corrected target is out of reach on this grid: keep the best so far
 			}
 			return nil, err
 		}
@@ -127,19 +156,40 @@ func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map
 		if err != nil {
 			return nil, err
 		}
-		before, after := durationMS(ts[0].Median), durationMS(ts[1].Median)
-		r := &LatencyResult{SearchResult: sr, BeforeMS: before, AfterMS: after, Attempts: attempt}
-		if best == nil || after/before < best.AfterMS/best.BeforeMS {
+		r := &LatencyResult{SearchResult: sr, BeforeMS: durationMS(ts[0].Median), AfterMS: durationMS(ts[1].Median)}
+		switch {
+		case best == nil,
+			meets(r) && (!meets(best) || ratio(r) > ratio(best)),
+			!meets(r) && !meets(best) && ratio(r) < ratio(best):
 			best = r
 		}
 		best.Attempts = attempt
-		if after <= goal*before {
-			return r, nil
+		target := opt.Budget.Ratio
+		if meets(r) {
+			if target > met {
+				met, metRatio = target, ratio(r)
+			}
+			if ratio(r) >= latencyUnder*goal {
+				break
+			}
+		} else if target < missed {
+			missed, missedRatio = target, ratio(r)
 		}
-		opt.Budget.Ratio *= goal * before / after
-		if opt.Budget.Ratio <= 0.02 {
+		// The measured ratio grows about linearly with the target (the predictor's error is
+		// mostly a fixed cost): a secant step between a target that met the budget and one that
+		// missed it, else one in proportion to the miss.
+		aim := latencyAim * goal
+		next := target * aim / max(ratio(r), 1e-9)
+		if metRatio >= 0 && missedRatio > metRatio {
+			next = met + (aim-metRatio)*(missed-met)/(missedRatio-metRatio)
+		}
+		if next <= met || next >= missed {
+			next = (met + missed) / 2
+		}
+		if next <= 0.02 || math.Abs(next-target) < 0.005 {
 			break
 		}
+		opt.Budget.Ratio = next
 	}
 	return best, nil
 }

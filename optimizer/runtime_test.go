@@ -184,3 +184,57 @@ func TestChooseGrid(t *testing.T) {
 		}
 	}
 }
+
+// skewedRuntime times a model as its MACs (blockRuntime with no cost off the grid) but predicts
+// from a table that adds skew times the full model's cost to every candidate, as per-layer tables
+// cut from a graph do with the fixed costs each layer carries (skew > 0: predicted ratios above
+// the measured ones; skew < 0: below).
+type skewedRuntime struct {
+	blockRuntime
+	skew float64
+}
+
+func (r skewedRuntime) Predictor(a *rewrite.Analysis, inputs map[string]onnx.Shape, p func(int, int)) (func(Widths) float64, error) {
+	f, err := r.blockRuntime.Predictor(a, inputs, p)
+	if err != nil {
+		return nil, err
+	}
+	full := Widths{}
+	for _, g := range a.Prunable() {
+		full[g.ID] = g.Channels
+	}
+	extra := r.skew * f(full)
+	return func(w Widths) float64 { return f(w) + extra }, nil
+}
+
+// TestAnnealLatencyCorrectsThePrediction: whether the table predicts exactly, too slow or too
+// fast, the kept result meets the latency budget as measured without cutting far under it (within
+// latencyUnder of it), in at most latencyAttempts searches.
+func TestAnnealLatencyCorrectsThePrediction(t *testing.T) {
+	_, shapes, a := bundled(t, "resnet8")
+	const goal = 0.5
+	for _, tc := range []struct {
+		name     string
+		skew     float64
+		attempts int // the most searches it should take
+	}{
+		{"exact table", 0, 1},
+		{"table predicts too slow (a first search cuts far too deep)", 0.3, 3},
+		{"table predicts too fast (a first search misses the budget)", -0.2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := skewedRuntime{blockRuntime{[]int{1}, 1}, tc.skew}
+			res, err := AnnealLatency(a, SearchOptions{Budget: Budget{Kind: Latency, Ratio: goal}, Inputs: shapes, Seed: 1, Iterations: 300}, rt, shapes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := res.AfterMS / res.BeforeMS
+			if r > goal || r < latencyUnder*goal-0.01 {
+				t.Errorf("measured ratio %.3f after %d searches: want within [%.3f, %.3f]", r, res.Attempts, latencyUnder*goal, goal)
+			}
+			if res.Attempts > tc.attempts {
+				t.Errorf("%d searches, want at most %d", res.Attempts, tc.attempts)
+			}
+		})
+	}
+}
