@@ -296,7 +296,7 @@ func targetWhy(kind BudgetKind, figure string, maxDrop float64) string {
 	why := fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back %s stays within %.2g points of the original's", kind, figure, maxDrop)
 	switch figure {
 	case FigureEstimated, FigureMixed:
-		why += fmt.Sprintf(" (the drop with a margin of %.3g standard errors; top-1 agreement is reported, not judged)", DropMarginZ)
+		why += fmt.Sprintf(" (the drop with a margin of %g standard errors; top-1 agreement is reported, not judged)", DropMarginZ)
 	}
 	return why
 }
