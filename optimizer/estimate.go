@@ -18,6 +18,14 @@ import "math"
 // were drawn from, so a small held-back set needs a smaller cut to pass.
 const DropMarginZ = 1.645
 
+// CalibrationAllowance is the share of the estimated drop added to it before it is judged, for an
+// original less confident than it is right: the bundled models (plain cross-entropy, a few
+// epochs) are calibrated to slightly underconfident (mean top probability 0–1.1 points under
+// their accuracy), and the estimate on held-back images fell short of the drop measured on the
+// 10k test set by up to 36% (vgg and resnet8 at 0.3, 0.5 and 0.7 of the MACs; models/README.md).
+// An overconfident original makes the estimate conservative without it.
+const CalibrationAllowance = 1.0 / 3
+
 // AccuracyEstimate is a student's accuracy relative to the original's, estimated from the
 // original's probabilities on unlabelled images (fractions, not percent).
 type AccuracyEstimate struct {
@@ -31,8 +39,9 @@ type AccuracyEstimate struct {
 	DropSE float64 `json:"drop_se"`
 }
 
-// DropBound is the estimated drop plus DropMarginZ standard errors.
-func (e AccuracyEstimate) DropBound() float64 { return e.Drop + DropMarginZ*e.DropSE }
+// Margin is what is added to the estimated drop before it is judged: CalibrationAllowance of it
+// and DropMarginZ standard errors.
+func (e AccuracyEstimate) Margin() float64 { return CalibrationAllowance*e.Drop + DropMarginZ*e.DropSE }
 
 // EstimateAccuracy compares a student's classifier output with the original's (N × classes
 // each, flattened) by the original's probabilities. activation is the op that made the output

@@ -56,8 +56,9 @@ type TargetTrial struct {
 	MACsRatio float64 `json:"macs_ratio"` // what the result kept
 	Figure    float64 `json:"figure"`     // percent, on the held-back images
 	Reference float64 `json:"reference"`  // the original's, percent
-	// Margin is the points added to Reference − Figure for the estimate's sampling error on the
-	// held-back images (DropMarginZ standard errors; 0 for a measured figure).
+	// Margin is the points added to Reference − Figure when the figure is estimated
+	// (AccuracyEstimate.Margin: CalibrationAllowance of it and DropMarginZ standard errors for the
+	// held-back sample; 0 for a measured figure).
 	Margin float64 `json:"margin,omitempty"`
 	Drop   float64 `json:"drop"` // points: Reference − Figure + Margin, judged against the maximum
 	Within bool    `json:"within"`
@@ -79,7 +80,7 @@ const (
 type heldBack struct {
 	name              string
 	figure, reference float64
-	margin            float64 // points added to the drop for sampling error
+	margin            float64 // points added to the drop: calibration allowance and sampling error
 	top1              float64 // top-1 agreement (0 without classifier outputs)
 }
 
@@ -91,7 +92,8 @@ func (h heldBack) drop() float64 { return h.reference - h.figure + h.margin }
 // estimated from the original's probabilities (EstimateAccuracy: the original's mean top
 // probability as the reference, the mean probability it gives the student's class as the figure)
 // and the agreement figure of other kinds (a map's IoU, an embedding's cosine, against 100%), with
-// a margin of DropMarginZ standard errors of the classifiers' estimates. Top-1 agreement, which
+// the classifiers' margins (AccuracyEstimate.Margin: a calibration allowance and DropMarginZ
+// standard errors). Top-1 agreement, which
 // would demand that 99% of the images keep their class for a drop of 1 point, is reported beside
 // it, not judged. ok is false when the repair measured nothing. This is the one place the
 // accuracy-first search and checkDrop read the repair's figures.
@@ -110,13 +112,13 @@ func heldBackFigure(rep *Report) (h heldBack, ok bool) {
 		h.name, h.figure, h.reference = FigureAgreement, 100*last.Figure(), 100
 		return h, true
 	}
-	var fig, ref, se float64
+	var fig, ref, margin float64
 	estimated := 0
 	for _, o := range last.Outputs {
 		if e := o.Estimated; e != nil {
 			fig += e.Student
 			ref += e.Original
-			se += e.DropSE // summed, not in quadrature: outputs on the same images are not independent
+			margin += e.Margin() // standard errors summed, not in quadrature: the outputs share images
 			estimated++
 			continue
 		}
@@ -125,7 +127,7 @@ func heldBackFigure(rep *Report) (h heldBack, ok bool) {
 	}
 	k := float64(len(last.Outputs))
 	h.figure, h.reference = 100*fig/k, 100*ref/k
-	h.margin = 100 * DropMarginZ * se / k
+	h.margin = 100 * margin / k
 	switch estimated {
 	case 0:
 		h.name = FigureAgreement
@@ -264,8 +266,8 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 			tried = append(tried, fmt.Sprintf("%.3g: %.2f", t.Ratio, t.Drop))
 		}
 		hint := "more time (each trial repairs longer) or a larger maximum drop may find one"
-		if lightest.Margin > maxDrop/2 {
-			hint = fmt.Sprintf("the margin for the few held-back images (%.2f points at %.3g) is much of it: more --data, or a larger maximum drop, may find one", lightest.Margin, lightest.Ratio)
+		if sampling := lightest.Margin - CalibrationAllowance*(lightest.Reference-lightest.Figure); sampling > maxDrop/2 {
+			hint = fmt.Sprintf("the margin for the few held-back images (%.2f points at %.3g) is much of it: more --data, or a larger maximum drop, may find one", sampling, lightest.Ratio)
 		}
 		return nil, fmt.Errorf("no %s ratio tried stays within %.2g points of held-back %s (ratio: drop %s); %s",
 			kind, maxDrop, tr.Figure, strings.Join(tried, ", "), hint)
@@ -296,7 +298,8 @@ func targetWhy(kind BudgetKind, figure string, maxDrop float64) string {
 	why := fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back %s stays within %.2g points of the original's", kind, figure, maxDrop)
 	switch figure {
 	case FigureEstimated, FigureMixed:
-		why += fmt.Sprintf(" (the drop with a margin of %g standard errors; top-1 agreement is reported, not judged)", DropMarginZ)
+		why += fmt.Sprintf(" (the estimated drop raised by %.0f%% for the original's calibration and by %g standard errors for the held-back sample; top-1 agreement is reported, not judged)",
+			100*CalibrationAllowance, DropMarginZ)
 	}
 	return why
 }

@@ -188,11 +188,11 @@ func TestHeldBackFigure(t *testing.T) {
 		{"labels: accuracy", report(f(0.9), Agreement{Top1: 0.97, Accuracy: f(0.88), Outputs: []OutputAgreement{classifier}}),
 			FigureAccuracy, 88, 90, 0, 97, 2},
 		{"no labels: the estimate and its margin", report(nil, Agreement{Top1: 0.97, Outputs: []OutputAgreement{classifier}}),
-			FigureEstimated, 94, 95, 100 * DropMarginZ * 0.002, 97, 1 + 100*DropMarginZ*0.002},
+			FigureEstimated, 94, 95, 100 * (0.01*CalibrationAllowance + DropMarginZ*0.002), 97, 1 + 100*(0.01*CalibrationAllowance+DropMarginZ*0.002)},
 		{"a map: IoU against 100%", report(nil, Agreement{Outputs: []OutputAgreement{mask}}),
 			FigureAgreement, 90, 100, 0, 0, 10},
 		{"both: averaged over the outputs", report(nil, Agreement{Top1: 0.97, Outputs: []OutputAgreement{classifier, mask}}),
-			FigureMixed, 92, 97.5, 50 * DropMarginZ * 0.002, 97, 5.5 + 50*DropMarginZ*0.002},
+			FigureMixed, 92, 97.5, 50 * (0.01*CalibrationAllowance + DropMarginZ*0.002), 97, 5.5 + 50*(0.01*CalibrationAllowance+DropMarginZ*0.002)},
 		{"outputs not recorded: top-1 agreement", report(nil, Agreement{Top1: 0.97}),
 			FigureAgreement, 97, 100, 0, 97, 3},
 	}
@@ -213,8 +213,9 @@ func TestHeldBackFigure(t *testing.T) {
 	}
 }
 
-// TestCheckDrop: a budget's result is refused when the estimate plus its margin exceeds the
-// maximum drop, even where the estimate alone would not, and the error names the figure.
+// TestCheckDrop: a budget's result is refused when the estimate plus its margin (the calibration
+// allowance and the sampling error) exceeds the maximum drop, even where the estimate alone would
+// not, and the error names the figure.
 func TestCheckDrop(t *testing.T) {
 	est := &AccuracyEstimate{Original: 0.95, Student: 0.9405, Drop: 0.0095, DropSE: 0.001}
 	one := 0.96
@@ -225,8 +226,8 @@ func TestCheckDrop(t *testing.T) {
 		refused bool
 	}{
 		{0.9, true},  // the estimate alone (0.95 points) loses too much
-		{1.0, true},  // the estimate is within, but not with its margin (0.95 + 0.16)
-		{1.2, false}, // both within
+		{1.2, true},  // the estimate and its sampling error are within, not with the allowance (0.95 + 0.32 + 0.16)
+		{1.5, false}, // all within
 	}
 	for _, c := range cases {
 		err := checkDrop(res, Options{Budget: Budget{Kind: MACs, Ratio: 0.5}, MaxDrop: c.maxDrop})
@@ -235,8 +236,9 @@ func TestCheckDrop(t *testing.T) {
 			t.Errorf("max drop %g: error %v, want refused=%v", c.maxDrop, err, c.refused)
 			continue
 		}
-		if de != nil && (de.Figure != FigureEstimated || math.Abs(de.Drop-(0.95+100*DropMarginZ*0.001)) > 1e-9) {
-			t.Errorf("max drop %g: %+v, want the estimated figure and a drop of %.4f", c.maxDrop, de, 0.95+100*DropMarginZ*0.001)
+		want := 0.95*(1+CalibrationAllowance) + 100*DropMarginZ*0.001
+		if de != nil && (de.Figure != FigureEstimated || math.Abs(de.Drop-want) > 1e-9) {
+			t.Errorf("max drop %g: %+v, want the estimated figure and a drop of %.4f", c.maxDrop, de, want)
 		}
 	}
 }

@@ -72,7 +72,7 @@ func benchTarget(env *benchEnv) error {
 	}
 	fmt.Printf("   `chanopt shrink MODEL --data <%d training images> --time %s` (no budget: max drop %g points of held-back %s", all.N, opt.Time, optimizer.DefaultMaxDrop, figure)
 	if labels == "" {
-		fmt.Printf(", the drop with a margin of %g standard errors", optimizer.DropMarginZ)
+		fmt.Printf(", the estimated drop raised by %.0f%% and %g standard errors", 100*optimizer.CalibrationAllowance, optimizer.DropMarginZ)
 	}
 	fmt.Println("); ONNX Runtime on the 10k test set")
 	fmt.Println("   | model | MACs ratio reached | held-back figure (drop) | held-back top-1 agreement | accuracy, 10k test | trials (ratio: drop) | time |")
@@ -144,8 +144,8 @@ func checkEstimate(env *benchEnv, opt optimizer.Options, labelled, test *dataset
 	_, val := labelled.Split(opt.HoldBack, opt.Seed) // the images Shrink holds back, with their labels
 	fmt.Printf("   `chanopt shrink MODEL --macs R --data <%d unlabelled training images> --time %s` (%d held back); drops in points, ONNX Runtime for the true ones\n",
 		labelled.N, opt.Time, val.N)
-	fmt.Println("   | model | ratio | MACs kept | held back: estimated drop (+ margin) | held back: true drop | held back: top-1 agreement | 10k test: true drop | 10k test: estimated drop | 10k test: top-1 agreement |")
-	fmt.Println("   |---|---|---|---|---|---|---|---|---|")
+	fmt.Println("   | model | ratio | MACs kept | held back: estimated drop | held back: judged (with the margin) | held back: true drop | held back: top-1 agreement | 10k test: true drop | 10k test: estimated drop | 10k test: top-1 agreement |")
+	fmt.Println("   |---|---|---|---|---|---|---|---|---|---|")
 	dir, err := os.MkdirTemp("", "chanopt-estimate")
 	if err != nil {
 		return err
@@ -200,9 +200,9 @@ func checkEstimate(env *benchEnv, opt optimizer.Options, labelled, test *dataset
 			onVal := optimizer.Compare(origVal, slimVal, classes, val.Labels)
 			onTest := optimizer.Compare(origTest, slimTest, classes, test.Labels)
 			estTest := optimizer.EstimateAccuracy(origTest, slimTest, classes, "")
-			fmt.Printf("   | %s | %.3g | %.3f | %.2f (+ %.2f) | %.2f | %.2f%% | %.2f | %.2f | %.2f%% |\n", name, r,
+			fmt.Printf("   | %s | %.3g | %.3f | %.2f ± %.2f | %.2f | %.2f | %.2f%% | %.2f | %.2f | %.2f%% |\n", name, r,
 				float64(res.Report.After.MACs)/float64(res.Report.Before.MACs),
-				100*est.Drop, 100*optimizer.DropMarginZ*est.DropSE, 100*(*onVal.Teacher-*onVal.Accuracy), 100*onVal.Top1,
+				100*est.Drop, 100*est.DropSE, 100*(est.Drop+est.Margin()), 100*(*onVal.Teacher-*onVal.Accuracy), 100*onVal.Top1,
 				100*(*onTest.Teacher-*onTest.Accuracy), 100*estTest.Drop, 100*onTest.Top1)
 		}
 	}

@@ -570,7 +570,7 @@ func printTarget(w io.Writer, rep *shrinkReport) {
 	}
 	tw.Flush()
 	if estimated {
-		fmt.Fprintf(w, "The figure needs no labels: an answer's chance of being right is taken as the probability the original gives it, so the original's figure is its mean top probability and a slim model's the mean probability the original gives the slim model's answer; the drop adds %g standard errors for the held-back sample. An overconfident original makes it conservative; --labels measures accuracy instead.\n",
-			optimizer.DropMarginZ)
+		fmt.Fprintf(w, "The figure needs no labels: an answer's chance of being right is taken as the probability the original gives it, so the original's figure is its mean top probability and a slim model's the mean probability the original gives the slim model's answer. The margin adds %.0f%% of the estimated drop for an original less confident than it is right, and %g standard errors for the held-back sample. --labels measures accuracy instead.\n",
+			100*optimizer.CalibrationAllowance, optimizer.DropMarginZ)
 	}
 }
