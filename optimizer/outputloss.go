@@ -176,6 +176,9 @@ type OutputAgreement struct {
 	Kind OutputKind `json:"kind"`
 	// Top1 is the share of images where both pick the same class (classifiers).
 	Top1 *float64 `json:"top1_agreement,omitempty"`
+	// Estimated is the accuracy drop estimated from the original's probabilities (classifiers;
+	// see EstimateAccuracy): what the accuracy-first search judges when there are no labels.
+	Estimated *AccuracyEstimate `json:"estimated_accuracy,omitempty"`
 	// IoU is the intersection over union of the two maps thresholded (at 0.5 for probabilities,
 	// 0 for raw values), pooled over the images' elements; MAE their mean absolute difference.
 	IoU *float64 `json:"iou,omitempty"`
@@ -230,6 +233,12 @@ func CompareOutputs(teacher, student *Outputs, labels []int) (Agreement, error) 
 			c := Compare(t, s, per, nil) // the arg max is the same for logits and probabilities
 			oa.Top1 = &c.Top1
 			a.Top1 += c.Top1
+			act := k.Activation
+			if k.Kind == KindLogits {
+				act = "" // named logits outright: softmaxed whatever made them
+			}
+			est := EstimateAccuracy(t, s, per, act)
+			oa.Estimated = &est
 			if classifiers == 0 && labels != nil {
 				la := Compare(t, s, per, labels)
 				a.Accuracy, a.Teacher = la.Accuracy, la.Teacher

@@ -111,6 +111,15 @@ func TestCompareOutputsFigures(t *testing.T) {
 			t.Errorf("%s: divergence %g for outputs that differ", o.Name, o.Divergence)
 		}
 	}
+	// Only the classifier has an accuracy estimate: the teacher's softmax gives its own class
+	// e/(e+2) and any other 1/(e+2); the student changes the second image's answer.
+	top, other := math.E/(math.E+2), 1/(math.E+2)
+	if e := ag.Outputs[0].Estimated; e == nil || math.Abs(e.Original-top) > 1e-6 || math.Abs(e.Drop-(top-other)/2) > 1e-6 {
+		t.Errorf("logits estimate %+v, want the original at %.4f and a drop of %.4f", e, top, (top-other)/2)
+	}
+	if ag.Outputs[1].Estimated != nil || ag.Outputs[2].Estimated != nil {
+		t.Error("a map or an embedding has an accuracy estimate")
+	}
 	if mae := *ag.Outputs[1].MAE; math.Abs(mae-0.2) > 1e-6 {
 		t.Errorf("mask MAE %.6f, want 0.2", mae)
 	}

@@ -14,8 +14,8 @@ import (
 // trial the single-budget path (prepared.shrink) judged by the repair's held-back figure; without
 // data, one conservative cut.
 
-// DefaultMaxDrop is the points of held-back agreement (or accuracy) a slim model found without a
-// budget may lose.
+// DefaultMaxDrop is the points of held-back accuracy (estimated from the original's probabilities
+// without labels) a slim model found without a budget may lose.
 const DefaultMaxDrop = 1.0
 
 // DataFreeCut is the MACs ratio Shrink keeps when it is given neither a budget nor data: the
@@ -41,8 +41,9 @@ type TargetReport struct {
 	Why     string     `json:"why"`
 	Kind    BudgetKind `json:"kind"`
 	MaxDrop float64    `json:"max_drop,omitempty"` // points
-	// Figure names what the drop is measured in: "agreement" (top-1 agreement with the original)
-	// or "accuracy" (with labels), on the held-back images.
+	// Figure names what the drop is measured in, on the held-back images: FigureAccuracy (with
+	// labels), FigureEstimated (a classifier without labels), FigureAgreement (maps, embeddings)
+	// or FigureMixed.
 	Figure string        `json:"figure,omitempty"`
 	Trials []TargetTrial `json:"trials,omitempty"`
 	// Ratio is the budget kept (that of the trial returned).
@@ -55,34 +56,94 @@ type TargetTrial struct {
 	MACsRatio float64 `json:"macs_ratio"` // what the result kept
 	Figure    float64 `json:"figure"`     // percent, on the held-back images
 	Reference float64 `json:"reference"`  // the original's, percent
-	Drop      float64 `json:"drop"`       // points
-	Within    bool    `json:"within"`
-	Seconds   float64 `json:"seconds"`
-	Error     string  `json:"error,omitempty"`
+	// Margin is the points added to Reference − Figure when the figure is estimated
+	// (AccuracyEstimate.Margin: CalibrationAllowance of it and DropMarginZ standard errors for the
+	// held-back sample; 0 for a measured figure).
+	Margin float64 `json:"margin,omitempty"`
+	Drop   float64 `json:"drop"` // points: Reference − Figure + Margin, judged against the maximum
+	Within bool    `json:"within"`
+	// Top1 is the top-1 agreement with the original on the held-back images, percent (classifiers).
+	Top1    float64 `json:"top1_agreement,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
 }
 
+// The names of the held-back figures a drop is measured in.
+const (
+	FigureAccuracy  = "accuracy"
+	FigureEstimated = "estimated accuracy (from the original's probabilities)"
+	FigureAgreement = "agreement"
+	FigureMixed     = "estimated accuracy of the classifier outputs and agreement of the others"
+)
+
+// heldBack is a slim model's held-back figure against the original's, in percent.
+type heldBack struct {
+	name              string
+	figure, reference float64
+	margin            float64 // points added to the drop: calibration allowance and sampling error
+	top1              float64 // top-1 agreement (0 without classifier outputs)
+}
+
+// drop is the points judged against the maximum drop.
+func (h heldBack) drop() float64 { return h.reference - h.figure + h.margin }
+
 // heldBackFigure is the figure the drop is measured in, from the repair's report: accuracy when
-// the held-back images have labels, else agreement with the original in the figure of each
-// output's kind (top-1 agreement, a map's IoU, an embedding's cosine: Agreement.Figure; 100% for
-// the original itself), both in percent. ok is false when the repair measured nothing. This is the
-// one place the accuracy-first search reads the repair's figures: other output kinds plug in here.
-func heldBackFigure(rep *Report) (figure, reference float64, name string, ok bool) {
+// the held-back images have labels; else, averaged over the outputs, a classifier's accuracy
+// estimated from the original's probabilities (EstimateAccuracy: the original's mean top
+// probability as the reference, the mean probability it gives the student's class as the figure)
+// and the agreement figure of other kinds (a map's IoU, an embedding's cosine, against 100%), with
+// the classifiers' margins (AccuracyEstimate.Margin: a calibration allowance and DropMarginZ
+// standard errors). Top-1 agreement, which
+// would demand that 99% of the images keep their class for a drop of 1 point, is reported beside
+// it, not judged. ok is false when the repair measured nothing. This is the one place the
+// accuracy-first search and checkDrop read the repair's figures.
+func heldBackFigure(rep *Report) (h heldBack, ok bool) {
 	d := rep.Distill
 	if d == nil || len(d.Stages) == 0 {
-		return 0, 0, "", false
+		return heldBack{}, false
 	}
 	last := d.Final()
+	h.top1 = 100 * last.Top1
 	if last.Accuracy != nil && d.Teacher != nil {
-		return 100 * *last.Accuracy, 100 * *d.Teacher, "accuracy", true
+		h.name, h.figure, h.reference = FigureAccuracy, 100**last.Accuracy, 100**d.Teacher
+		return h, true
 	}
-	return 100 * last.Figure(), 100, "agreement", true
+	if len(last.Outputs) == 0 { // an agreement recorded without its outputs
+		h.name, h.figure, h.reference = FigureAgreement, 100*last.Figure(), 100
+		return h, true
+	}
+	var fig, ref, margin float64
+	estimated := 0
+	for _, o := range last.Outputs {
+		if e := o.Estimated; e != nil {
+			fig += e.Student
+			ref += e.Original
+			margin += e.Margin() // standard errors summed, not in quadrature: the outputs share images
+			estimated++
+			continue
+		}
+		fig += o.Figure()
+		ref++
+	}
+	k := float64(len(last.Outputs))
+	h.figure, h.reference = 100*fig/k, 100*ref/k
+	h.margin = 100 * margin / k
+	switch estimated {
+	case 0:
+		h.name = FigureAgreement
+	case len(last.Outputs):
+		h.name = FigureEstimated
+	default:
+		h.name = FigureMixed
+	}
+	return h, true
 }
 
 // DropError says a slim model lost more than Options.MaxDrop on the held-back images; Shrink then
 // returns no model.
 type DropError struct {
 	Budget        Budget
-	Figure        string  // "agreement" or "accuracy"
+	Figure        string  // what the drop is measured in (FigureEstimated, ...)
 	Drop, MaxDrop float64 // points
 }
 
@@ -93,12 +154,12 @@ func (e *DropError) Error() string {
 
 // checkDrop is the DropError for res if it lost more than opt.MaxDrop.
 func checkDrop(res *Result, opt Options) error {
-	fig, ref, name, ok := heldBackFigure(&res.Report)
+	h, ok := heldBackFigure(&res.Report)
 	if !ok {
 		return optionsErrorf("a maximum drop is measured after the repair: the %s repair measures none", opt.Repair)
 	}
-	if drop := ref - fig; drop > opt.MaxDrop {
-		return &DropError{Budget: opt.Budget, Figure: name, Drop: drop, MaxDrop: opt.MaxDrop}
+	if drop := h.drop(); drop > opt.MaxDrop {
+		return &DropError{Budget: opt.Budget, Figure: h.name, Drop: drop, MaxDrop: opt.MaxDrop}
 	}
 	return nil
 }
@@ -130,8 +191,7 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 		return res, nil
 	}
 	maxDrop := cmp.Or(opt.MaxDrop, DefaultMaxDrop)
-	tr := &TargetReport{Checked: true, Kind: kind, MaxDrop: maxDrop,
-		Why: fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back figure stays within %.2g points of the original's", kind, maxDrop)}
+	tr := &TargetReport{Checked: true, Kind: kind, MaxDrop: maxDrop}
 	var deadline time.Time
 	if opt.Time > 0 {
 		deadline = time.Now().Add(opt.Time)
@@ -173,12 +233,12 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 			trial.Error = err.Error()
 			lo, loKnown = r, false
 		default:
-			fig, ref, name, ok := heldBackFigure(&res.Report)
+			h, ok := heldBackFigure(&res.Report)
 			if !ok {
 				return nil, optionsErrorf("with no budget the drop is measured after the repair: the %s repair measures none", opt.Repair)
 			}
-			tr.Figure = name
-			trial.Figure, trial.Reference, trial.Drop = fig, ref, ref-fig
+			tr.Figure = h.name
+			trial.Figure, trial.Reference, trial.Margin, trial.Drop, trial.Top1 = h.figure, h.reference, h.margin, h.drop(), h.top1
 			trial.MACsRatio = float64(res.Report.After.MACs) / float64(max(res.Report.Before.MACs, 1))
 			trial.Within = trial.Drop <= maxDrop
 			if trial.Within {
@@ -205,10 +265,15 @@ func (p *prepared) shrinkForDrop(ctx context.Context, opt Options) (*Result, err
 		for _, t := range tr.Trials {
 			tried = append(tried, fmt.Sprintf("%.3g: %.2f", t.Ratio, t.Drop))
 		}
-		return nil, fmt.Errorf("no %s ratio tried stays within %.2g points of held-back %s (ratio: drop %s); more time (each trial repairs longer) or a larger maximum drop may find one",
-			kind, maxDrop, tr.Figure, strings.Join(tried, ", "))
+		hint := "more time (each trial repairs longer) or a larger maximum drop may find one"
+		if sampling := lightest.Margin - CalibrationAllowance*(lightest.Reference-lightest.Figure); sampling > maxDrop/2 {
+			hint = fmt.Sprintf("the margin for the few held-back images (%.2f points at %.3g) is much of it: more --data, or a larger maximum drop, may find one", sampling, lightest.Ratio)
+		}
+		return nil, fmt.Errorf("no %s ratio tried stays within %.2g points of held-back %s (ratio: drop %s); %s",
+			kind, maxDrop, tr.Figure, strings.Join(tried, ", "), hint)
 	}
 	tr.Ratio = hi
+	tr.Why = targetWhy(kind, tr.Figure, maxDrop)
 	best.Report.Target = tr
 	return best, nil
 }
@@ -228,6 +293,17 @@ func nextRatio(lo, loDrop, hi, hiDrop float64, loKnown bool, maxDrop float64) fl
 	return min(max(r, lo+w/5), hi-w/5)
 }
 
+// targetWhy says in one line how the accuracy-first search chose the budget.
+func targetWhy(kind BudgetKind, figure string, maxDrop float64) string {
+	why := fmt.Sprintf("no budget: the smallest %s ratio tried whose held-back %s stays within %.2g points of the original's", kind, figure, maxDrop)
+	switch figure {
+	case FigureEstimated, FigureMixed:
+		why += fmt.Sprintf(" (the estimated drop raised by %.0f%% for the original's calibration and by %g standard errors for the held-back sample; top-1 agreement is reported, not judged)",
+			100*CalibrationAllowance, DropMarginZ)
+	}
+	return why
+}
+
 // describeTrial is the line a trial's outcome is reported by.
 func describeTrial(t TargetTrial, figure string, maxDrop float64) string {
 	if t.Error != "" {
@@ -237,6 +313,13 @@ func describeTrial(t TargetTrial, figure string, maxDrop float64) string {
 	if !t.Within {
 		verdict = "more than"
 	}
-	return fmt.Sprintf("ratio %.3g (MACs %.3f): held-back %s %.2f%% against %.2f%%, a drop of %.2f points, %s the %.2g allowed",
-		t.Ratio, t.MACsRatio, figure, t.Figure, t.Reference, t.Drop, verdict, maxDrop)
+	margin, top1 := "", ""
+	if t.Margin > 0 {
+		margin = fmt.Sprintf(" (%.2f + a margin of %.2f)", t.Reference-t.Figure, t.Margin)
+	}
+	if t.Top1 > 0 {
+		top1 = fmt.Sprintf("; top-1 agreement %.2f%%", t.Top1)
+	}
+	return fmt.Sprintf("ratio %.3g (MACs %.3f): held-back %s %.2f%% against %.2f%%, a drop of %.2f points%s, %s the %.2g allowed%s",
+		t.Ratio, t.MACsRatio, figure, t.Figure, t.Reference, t.Drop, margin, verdict, maxDrop, top1)
 }

@@ -27,18 +27,11 @@ func ortEval(path string, set *dataset.Set) (acc float64, latency time.Duration,
 		return 0, 0, err
 	}
 	defer s.Close()
-	per := set.C * set.H * set.W
-	var logits []float32
-	const batch = 500
-	for i := 0; i*batch < set.N; i++ {
-		x := set.Batch(i, batch)
-		out, err := s.Run([]ort.Tensor{{Shape: []int64{int64(len(x) / per), int64(set.C), int64(set.H), int64(set.W)}, Data: x}})
-		if err != nil {
-			return 0, 0, err
-		}
-		logits = append(logits, out[0].Data...)
+	logits, classes, err := ortRun(s, set)
+	if err != nil {
+		return 0, 0, err
 	}
-	a := optimizer.Compare(logits, logits, len(logits)/set.N, set.Labels)
+	a := optimizer.Compare(logits, logits, classes, set.Labels)
 	one := []ort.Tensor{{Shape: []int64{1, int64(set.C), int64(set.H), int64(set.W)}, Data: set.Batch(0, 1)}}
 	latency, err = median(200, func() error { _, err := s.Run(one); return err })
 	return *a.Accuracy, latency, err

@@ -40,7 +40,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "macs", Usage: "keep this fraction of the MACs (0.5 = half)"},
 		&cli.Float64Flag{Name: "params", Usage: "keep this fraction of the params"},
 		&cli.Float64Flag{Name: "latency", Usage: "keep this fraction of the latency measured in --runtime at --latency-batch on this machine"},
-		&cli.Float64Flag{Name: "max-drop", Usage: "with --data: the most points of held-back agreement with the original (accuracy with --labels) the slim model may lose; with no budget, the smallest model within it is searched for; with a budget, a model that loses more is not written (exit 1)",
+		&cli.Float64Flag{Name: "max-drop", Usage: "with --data: the most points of held-back accuracy the slim model may lose (without --labels, a classifier's accuracy is estimated from the original's probabilities, with a margin for the held-back sample; maps and embeddings use their agreement figure); with no budget, the smallest model within it is searched for; with a budget, a model that loses more is not written (exit 1)",
 			DefaultText: fmt.Sprintf("%g with no budget, no check with one", optimizer.DefaultMaxDrop)},
 		&cli.StringFlag{Name: "runtime", Usage: "where latency is measured: ort (ONNX Runtime, the default when its library is found) or engine (chanopt's own)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime's shared library (default: $" + ort.EnvLibrary + ", then the usual places)"},
@@ -71,7 +71,8 @@ func shrinkCommand() *cli.Command {
 		ArgsUsage: "MODEL",
 		Description: "With one budget (--macs, --params or --latency R, the fraction to keep) the slim model meets it.\n" +
 			"With none, accuracy comes first: with --data, the smallest model (searching the MACs ratio, at most 5 trials) whose\n" +
-			"held-back agreement with the original (accuracy with --labels) stays within --max-drop points; without\n" +
+			"held-back accuracy stays within --max-drop points (without --labels, estimated from the original's own\n" +
+			"probabilities: the mean probability it gives the slim model's answer against its own); without\n" +
 			"data, a conservative cut the data-free path has been measured to hold, with a line saying accuracy was\n" +
 			"not checked. The report is then written beside the model unless --report names a file.",
 		Flags:  append(flags, dataFlags()...),
@@ -531,7 +532,9 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 	}
 }
 
-// printTarget says how the budget was chosen when none was given.
+// printTarget says how the budget was chosen when none was given: every ratio tried with the
+// held-back figure judged (the drop with its margin, when the figure is an estimate) and the
+// top-1 agreement beside it.
 func printTarget(w io.Writer, rep *shrinkReport) {
 	t := rep.Target
 	if t == nil {
@@ -544,11 +547,12 @@ func printTarget(w io.Writer, rep *shrinkReport) {
 		return
 	}
 	fmt.Fprintf(w, "no budget: the smallest %s ratio within %.2g points of held-back %s; the ratios tried:\n", t.Kind, t.MaxDrop, t.Figure)
+	estimated := t.Figure == optimizer.FigureEstimated || t.Figure == optimizer.FigureMixed
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  %s ratio\tMACs kept\theld-back %s\tdrop (points)\t\tseconds\n", t.Kind, t.Figure)
+	fmt.Fprintf(tw, "  %s ratio\tMACs kept\theld-back figure\tdrop (points)\t\ttop-1 agreement\tseconds\n", t.Kind)
 	for _, tr := range t.Trials {
 		if tr.Error != "" {
-			fmt.Fprintf(tw, "  %.3g\t\t\t\tfailed: %s\t%.0f\n", tr.Ratio, tr.Error, tr.Seconds)
+			fmt.Fprintf(tw, "  %.3g\t\t\t\tfailed: %s\t\t%.0f\n", tr.Ratio, tr.Error, tr.Seconds)
 			continue
 		}
 		verdict := "too much"
@@ -558,7 +562,19 @@ func printTarget(w io.Writer, rep *shrinkReport) {
 		case tr.Within:
 			verdict = "within"
 		}
-		fmt.Fprintf(tw, "  %.3g\t%.3f\t%.2f%% (original %.2f%%)\t%.2f\t%s\t%.0f\n", tr.Ratio, tr.MACsRatio, tr.Figure, tr.Reference, tr.Drop, verdict, tr.Seconds)
+		drop := fmt.Sprintf("%.2f", tr.Drop)
+		if tr.Margin > 0 {
+			drop = fmt.Sprintf("%.2f (%.2f + margin %.2f)", tr.Drop, tr.Reference-tr.Figure, tr.Margin)
+		}
+		top1 := ""
+		if tr.Top1 > 0 {
+			top1 = fmt.Sprintf("%.2f%%", tr.Top1)
+		}
+		fmt.Fprintf(tw, "  %.3g\t%.3f\t%.2f%% (original %.2f%%)\t%s\t%s\t%s\t%.0f\n", tr.Ratio, tr.MACsRatio, tr.Figure, tr.Reference, drop, verdict, top1, tr.Seconds)
 	}
 	tw.Flush()
+	if estimated {
+		fmt.Fprintf(w, "The figure needs no labels: an answer's chance of being right is taken as the probability the original gives it, so the original's figure is its mean top probability and a slim model's the mean probability the original gives the slim model's answer. The margin adds %.0f%% of the estimated drop for an original less confident than it is right, and %g standard errors for the held-back sample. --labels measures accuracy instead.\n",
+			100*optimizer.CalibrationAllowance, optimizer.DropMarginZ)
+	}
 }
