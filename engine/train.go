@@ -332,11 +332,19 @@ func (t *Trainer) BackwardFrom(grads map[string]*Tensor) (err error) {
 	if err != nil {
 		return err
 	}
-	for name, g := range grads {
+	for name := range grads {
 		v, ok := t.g.ids[name]
 		if !ok {
 			return fmt.Errorf("engine: the model has no value named %q", name)
 		}
+		if s := pl.slotOf[v]; s >= 0 && pl.sharedGrads && pl.slots[s].last < len(pl.steps) {
+			// An intermediate value seeded before the backward: its slot may share storage
+			// with a slot that later steps write first.
+			t.bindGradSlots(pl, false)
+		}
+	}
+	for name, g := range grads {
+		v := t.g.ids[name]
 		if err := t.seed(pl, v, g); err != nil {
 			return err
 		}
@@ -440,7 +448,10 @@ type tplan struct {
 	slots   []gslot
 	slotOf  []int     // by value id: gradient slot, or -1
 	grads   []*Tensor // by value id: the gradient, a view of its slot
-	ctx     ctx
+	// sharedGrads says slots whose backward lifetimes do not overlap share storage (see
+	// bindGradSlots).
+	sharedGrads bool
+	ctx         ctx
 }
 
 type tstep struct {
@@ -456,8 +467,13 @@ type tstep struct {
 // gslot is a gradient buffer shared by a value and its views.
 type gslot struct {
 	buf   []float32
+	size  int // the value's elements (buf may be a prefix of storage other slots reuse)
 	set   bool
 	param bool // a parameter's Grad: always accumulated into
+	// first and last are the lowest and highest steps whose backward reads or writes the slot;
+	// a graph output's last is past the last step (seeded before the backward), the input's
+	// first before the first (read after it).
+	first, last int
 }
 
 func (t *Trainer) forward(x *Tensor) (*tplan, error) {
@@ -614,15 +630,12 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 		if val == nil || val.IsInt() {
 			return
 		}
-		g := gslot{}
+		g := gslot{size: val.Len()}
 		if p := t.paramOf[v]; p >= 0 {
 			g.buf, g.param = t.params[p].Grad, true
-		} else {
-			g.buf = newFloats(val.Len())
 		}
 		pl.slotOf[v] = len(pl.slots)
 		pl.slots = append(pl.slots, g)
-		pl.grads[v] = &Tensor{Shape: val.Shape, Data: g.buf[:val.Len()]}
 	}
 	for v := range t.g.names {
 		if t.needGrad[v] && (constIDs[v] || v == t.g.inIDs[0]) {
@@ -640,14 +653,13 @@ func (t *Trainer) makePlan(x *Tensor) (*tplan, error) {
 				continue
 			}
 			if j == 0 && isView && tn.in[0] >= 0 && pl.slotOf[tn.in[0]] >= 0 {
-				sl := pl.slotOf[tn.in[0]]
-				pl.slotOf[o] = sl
-				pl.grads[o] = &Tensor{Shape: pl.vals[o].Shape, Data: pl.slots[sl].buf[:pl.vals[o].Len()]}
+				pl.slotOf[o] = pl.slotOf[tn.in[0]]
 				continue
 			}
 			newSlot(o)
 		}
 	}
+	t.bindGradSlots(pl, true)
 	// backward arguments and scratch
 	for i := range pl.steps {
 		s := &pl.steps[i]
@@ -714,6 +726,9 @@ func (t *Trainer) seed(pl *tplan, v int, g *Tensor) error {
 	s := pl.slotOf[v]
 	if s < 0 {
 		return nil // nothing trainable depends on it
+	}
+	if pl.sharedGrads && pl.slots[s].last < len(pl.steps) {
+		t.bindGradSlots(pl, false) // see BackwardFrom
 	}
 	sl := &pl.slots[s]
 	dst := pl.grads[v].Data

@@ -63,11 +63,6 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	for _, l := range todo {
 		targets = append(targets, l.n.Outputs[0])
 	}
-	tp, err := engine.Compile(teacher, engine.Options{Threads: opt.Threads, NoFusion: true})
-	if err != nil {
-		return 0, err
-	}
-	defer tp.Close()
 	batch := memBatch(teacher, targets, opt.Batch)
 	sub := set.Head(opt.Images)
 	if opt.MaxTime > 0 && sub.N > 32 {
@@ -103,20 +98,7 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 	if opt.Progress != nil {
 		opt.Progress(0, len(todo)) // the teacher's pass comes first
 	}
-	at := 0
-	err = forEachBatch(tp, sub, batch, targets, func(vals map[string]*engine.Tensor) error {
-		nb := 0
-		for _, l := range todo {
-			y := vals[l.n.Outputs[0]]
-			nb = y.Shape[0]
-			if err := l.recordTeacher(y, at); err != nil {
-				return fmt.Errorf("refit %s: %w", l.n.Label(), err)
-			}
-		}
-		at += nb
-		return nil
-	})
-	if err != nil {
+	if err := recordTeacherOutputs(teacher, todo, targets, sub, batch, opt.Threads); err != nil {
 		return 0, err
 	}
 	for i, l := range todo {
@@ -144,11 +126,36 @@ func Refit(teacher, student *onnx.Model, corr map[string]rewrite.Correspondence,
 			return i, fmt.Errorf("refit %s: %w", l.n.Label(), err)
 		}
 		l.setWeights(sg, sol)
+		l.pos, l.y = nil, nil // the teacher's outputs at this layer are used up
 		if opt.Progress != nil {
 			opt.Progress(i+1, len(todo))
 		}
 	}
 	return len(todo), nil
+}
+
+// recordTeacherOutputs runs the teacher once over set and records each layer's outputs at its
+// sampled positions. The teacher's program (its packed weights and its buffers for every target
+// at batch) is released when the pass ends, before the student passes begin.
+func recordTeacherOutputs(teacher *onnx.Model, todo []*refitLayer, targets []string, set *dataset.Set, batch, threads int) error {
+	tp, err := engine.Compile(teacher, engine.Options{Threads: threads, NoFusion: true})
+	if err != nil {
+		return err
+	}
+	defer tp.Close()
+	at := 0
+	return forEachBatch(tp, set, batch, targets, func(vals map[string]*engine.Tensor) error {
+		nb := 0
+		for _, l := range todo {
+			y := vals[l.n.Outputs[0]]
+			nb = y.Shape[0]
+			if err := l.recordTeacher(y, at); err != nil {
+				return fmt.Errorf("refit %s: %w", l.n.Label(), err)
+			}
+		}
+		at += nb
+		return nil
+	})
 }
 
 // gramMACRate is the speed the refit's plan assumes for accumulating normal equations (linalg's

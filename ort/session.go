@@ -171,13 +171,15 @@ func (a *api) typeAndShape(info uintptr) ([]int64, int32, error) {
 	return append([]int64{}, dims[:n]...), elem, nil
 }
 
-// Close frees the session. It is safe to call more than once.
+// Close frees the session, and returns the memory it held to the system (returnFreedMemory). It
+// is safe to call more than once.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		for _, p := range append(s.inNames, s.outNames...) {
 			_ = s.api.call(fnAllocatorFree, s.api.alloc, p)
 		}
 		s.api.release(fnReleaseSession, s.handle)
+		returnFreedMemory()
 	})
 	return nil
 }

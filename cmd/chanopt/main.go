@@ -78,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 }
 
 func main() {
+	setGCTarget()
 	stop := startProfiles()
 	code := run(os.Args, os.Stdout, os.Stderr)
 	stop()
