@@ -176,12 +176,19 @@ type AccuracyReport struct {
 	// without data: the repair then sees only synthetic images, and nothing is checked).
 	Checked bool `json:"checked"`
 	Images  int  `json:"held_back_images,omitempty"`
-	// Figure names what Original and Slim are, in percent: "accuracy" (with labels) or
-	// "agreement" (with the original, in each output kind's figure).
+	// Figure names what Original and Slim are, in percent: FigureAccuracy (with labels),
+	// FigureEstimated (a classifier without labels), FigureAgreement (other output kinds) or
+	// FigureMixed (heldBackFigure).
 	Figure   string  `json:"figure,omitempty"`
 	Original float64 `json:"original,omitempty"`
 	Slim     float64 `json:"slim,omitempty"`
-	Drop     float64 `json:"drop,omitempty"` // points
+	Drop     float64 `json:"drop,omitempty"` // points: Original − Slim
+	// Margin is the points a maximum drop adds to Drop when it judges an estimated figure (a
+	// calibration allowance and the held-back sample's error; 0 for a measured figure).
+	Margin float64 `json:"margin,omitempty"`
+	// Top1Agreement is the share of held-back images where the slim model picks the original's
+	// class, percent (classifiers).
+	Top1Agreement float64 `json:"top1_agreement,omitempty"`
 }
 
 // accuracyOf is rep's AccuracyReport.
@@ -190,11 +197,12 @@ func accuracyOf(rep *Report) AccuracyReport {
 	if d == nil || d.Mode != "data" {
 		return AccuracyReport{}
 	}
-	fig, ref, name, ok := heldBackFigure(rep)
+	h, ok := heldBackFigure(rep)
 	if !ok {
 		return AccuracyReport{}
 	}
-	return AccuracyReport{Checked: true, Images: d.HeldBack, Figure: name, Original: ref, Slim: fig, Drop: ref - fig}
+	return AccuracyReport{Checked: true, Images: d.HeldBack, Figure: h.name, Original: h.reference, Slim: h.figure,
+		Drop: h.reference - h.figure, Margin: h.margin, Top1Agreement: h.top1}
 }
 
 // StageTiming is how long one stage took.

@@ -107,14 +107,15 @@ func TestAccuracyOf(t *testing.T) {
 	}{
 		{"no repair", nil, AccuracyReport{}},
 		{"synthetic images only", &DistillReport{Mode: "data-free", Stages: []Stage{{Name: "fine-tune", Kept: true, Agreement: Agreement{Top1: 0.5}}}}, AccuracyReport{}},
-		{"data, no labels", data(nil, nil), AccuracyReport{Checked: true, Images: 600, Figure: "agreement", Original: 100, Slim: 97, Drop: 3}},
-		{"data and labels", data(f(0.88), f(0.9)), AccuracyReport{Checked: true, Images: 600, Figure: "accuracy", Original: 90, Slim: 88, Drop: 2}},
+		{"data, no labels", data(nil, nil), AccuracyReport{Checked: true, Images: 600, Figure: FigureAgreement, Original: 100, Slim: 97, Drop: 3, Top1Agreement: 97}},
+		{"data and labels", data(f(0.88), f(0.9)), AccuracyReport{Checked: true, Images: 600, Figure: FigureAccuracy, Original: 90, Slim: 88, Drop: 2, Top1Agreement: 97}},
 	}
 	for _, c := range cases {
 		got := accuracyOf(&Report{Distill: c.d})
 		const eps = 1e-9
 		if got.Checked != c.want.Checked || got.Images != c.want.Images || got.Figure != c.want.Figure ||
-			math.Abs(got.Original-c.want.Original) > eps || math.Abs(got.Slim-c.want.Slim) > eps || math.Abs(got.Drop-c.want.Drop) > eps {
+			math.Abs(got.Original-c.want.Original) > eps || math.Abs(got.Slim-c.want.Slim) > eps || math.Abs(got.Drop-c.want.Drop) > eps ||
+			math.Abs(got.Top1Agreement-c.want.Top1Agreement) > eps || got.Margin != 0 {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
