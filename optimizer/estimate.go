@@ -20,10 +20,10 @@ const DropMarginZ = 1.645
 
 // CalibrationAllowance is the share of the estimated drop added to it before it is judged, for an
 // original less confident than it is right: the bundled models (plain cross-entropy, a few
-// epochs) are calibrated to slightly underconfident (mean top probability 0–1.1 points under
-// their accuracy), and the estimate on held-back images fell short of the drop measured on the
-// 10k test set by up to 36% (vgg and resnet8 at 0.3, 0.5 and 0.7 of the MACs; models/README.md).
-// An overconfident original makes the estimate conservative without it.
+// epochs) are within about a point of calibrated, resnet8 underconfident, and the estimate on
+// held-back images fell short of the drop measured on the 10k test set by up to 36% (vgg at 0.3
+// of the MACs). A third covers the 12 cases measured (4 models at 0.3, 0.5 and 0.7 of the MACs;
+// models/README.md). An overconfident original makes the estimate conservative without it.
 const CalibrationAllowance = 1.0 / 3
 
 // AccuracyEstimate is a student's accuracy relative to the original's, estimated from the

@@ -47,8 +47,9 @@ type Options struct {
 	// found by a bracketing search on the ratio of Budget.Kind (MACs when unset); without data, the
 	// conservative cut DataFreeCut of the MACs, compensated (see shrinkForDrop).
 	Budget Budget
-	// MaxDrop is how many points (percent) of held-back agreement with the original, or of
-	// accuracy when Data has labels, the slim model may lose; it needs Data. With no budget it is
+	// MaxDrop is how many points (percent) of held-back accuracy the slim model may lose (without
+	// labels, estimated from the original's probabilities with a margin; maps and embeddings by
+	// their agreement figure: see heldBackFigure); it needs Data. With no budget it is
 	// the target (0: DefaultMaxDrop); with a budget, a result that loses more is a *DropError.
 	MaxDrop float64
 	// Inputs are the static input shapes the costs are measured at (nil: as declared, a symbolic
