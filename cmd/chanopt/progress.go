@@ -135,6 +135,7 @@ func (s *stages) Stage(name, what string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.end()
+	returnMemory()
 	s.printf("%s: %s", name, what)
 	s.name, s.began, s.done, s.total = name, time.Now(), 0, 0
 	s.cur = newProgress(s.c, name)
