@@ -31,6 +31,8 @@ type FineTuneOptions struct {
 	// runs on each batch (zero: the images as they are). Off by default: no setting measured so
 	// far raised agreement on unseen images (augment.go).
 	Augment Augmentation
+	// cacheBytes replaces teacherCacheBytes when not zero (negative: never cache), for tests.
+	cacheBytes int
 }
 
 // teacherCacheBytes bounds the teacher's outputs the fine-tune keeps for every calibration image
@@ -79,7 +81,11 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	// names and shapes the outputs).
 	ref := valTeacher
 	var tp *engine.Program
-	if aug.None() && calib.N*perImage <= teacherCacheBytes {
+	cacheBytes := teacherCacheBytes
+	if opt.cacheBytes != 0 {
+		cacheBytes = opt.cacheBytes
+	}
+	if aug.None() && calib.N*perImage <= cacheBytes {
 		tout, err := teacherOutputs(teacher, calib, 256, opt.Threads, kinds)
 		if err != nil {
 			return Agreement{}, 0, err
