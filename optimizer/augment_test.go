@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
@@ -222,12 +223,20 @@ func TestFineTuneAugmented(t *testing.T) {
 	}
 	tune := func(aug Augmentation, cacheBytes int) (*onnx.Model, Agreement) {
 		s := student.Clone()
-		ag, _, err := FineTune(teacher, s, calib, val, valT, FineTuneOptions{Epochs: 2, Batch: 32, Threads: 2, Seed: 5, LabelWeight: 0.5, Augment: aug,
+		ft, err := FineTune(teacher, s, calib, val, valT, FineTuneOptions{Epochs: 2, Batch: 32, Threads: 2, Seed: 5, LabelWeight: 0.5, Augment: aug,
 			cacheBytes: cacheBytes})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s, ag
+		if ft.TimeBound {
+			t.Errorf("a fine-tune with no time limit says its time limit set its schedule")
+		}
+		return s, ft.Agreement
+	}
+	// A time limit shorter than a step sets the schedule, and the result says so.
+	ft, err := FineTune(teacher, student.Clone(), calib, val, valT, FineTuneOptions{Epochs: 2, Batch: 32, Threads: 2, Seed: 5, MaxTime: time.Nanosecond})
+	if err != nil || !ft.TimeBound {
+		t.Errorf("a fine-tune limited to 1 ns: time bound %v, error %v; want true, nil", ft.TimeBound, err)
 	}
 	weights := func(m *onnx.Model) []float32 {
 		var all []float32

@@ -19,6 +19,8 @@ type Stage struct {
 	Seconds   float64   `json:"seconds"`
 	Agreement Agreement `json:"agreement"`
 	Kept      bool      `json:"kept"` // false when the stage made the held-back agreement worse and was undone
+	// TimeBound says the stage's time limit, not its step count, set its schedule or ended it.
+	TimeBound bool `json:"time_bound,omitempty"`
 }
 
 // statImages is how many calibration images the statistics repairs (BN recalibration, bias
@@ -225,7 +227,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	}
 	if opt.Epochs > 0 {
 		t0 := time.Now()
-		ag, steps, err := FineTune(teacher, student, calib, val, tout, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
+		ft, err := FineTune(teacher, student, calib, val, tout, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
 			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5, Context: opt.Context,
 			Progress: func(s, total int, loss float64) {
 				if opt.Progress != nil {
@@ -235,8 +237,9 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 		if err != nil {
 			return nil, fmt.Errorf("fine-tune: %w", err)
 		}
-		rep.Stages = append(rep.Stages, Stage{Name: "fine-tune", Layers: steps, Agreement: ag, Seconds: time.Since(t0).Seconds(),
-			Kept: better(ag, cur) && (ag.Figure() != cur.Figure() || ag.KL != cur.KL)})
+		ag := ft.Agreement
+		rep.Stages = append(rep.Stages, Stage{Name: "fine-tune", Layers: ft.Steps, Agreement: ag, Seconds: time.Since(t0).Seconds(),
+			Kept: better(ag, cur) && (ag.Figure() != cur.Figure() || ag.KL != cur.KL), TimeBound: ft.TimeBound})
 		rep.Epochs = opt.Epochs
 	}
 	rep.Seconds = time.Since(start).Seconds()

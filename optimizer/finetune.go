@@ -53,7 +53,7 @@ const teacherCacheBytes = 64 << 20
 // batch, so the student learns the teacher's function around the images and not only its outputs
 // on them. Otherwise the teacher's outputs on every image are computed once, when they fit
 // teacherCacheBytes, or on each batch when they do not (the same values either way).
-func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher *Outputs, opt FineTuneOptions) (Agreement, int, error) {
+func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher *Outputs, opt FineTuneOptions) (FineTuneResult, error) {
 	if opt.Batch <= 0 {
 		opt.Batch = 64
 	}
@@ -88,24 +88,24 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	if aug.None() && calib.N*perImage <= cacheBytes {
 		tout, err := teacherOutputs(teacher, calib, 256, opt.Threads, kinds)
 		if err != nil {
-			return Agreement{}, 0, err
+			return FineTuneResult{}, err
 		}
 		for i := range tout.Dims {
 			if tout.Per(i) != valTeacher.Per(i) {
-				return Agreement{}, 0, fmt.Errorf("the teacher's output %s is %v per calibration image, %v per held-back one", tout.Kinds[i].Name, tout.Dims[i], valTeacher.Dims[i])
+				return FineTuneResult{}, fmt.Errorf("the teacher's output %s is %v per calibration image, %v per held-back one", tout.Kinds[i].Name, tout.Dims[i], valTeacher.Dims[i])
 			}
 		}
 		ref = tout
 	} else {
 		var err error
 		if tp, err = engine.Compile(teacher, engine.Options{Threads: opt.Threads}); err != nil {
-			return Agreement{}, 0, err
+			return FineTuneResult{}, err
 		}
 		defer tp.Close()
 	}
 	tr, err := engine.NewTrainer(student, engine.TrainOptions{Threads: opt.Threads, SkipInputGrad: true})
 	if err != nil {
-		return Agreement{}, 0, err
+		return FineTuneResult{}, err
 	}
 	defer tr.Close()
 	params := tr.Params()
@@ -171,22 +171,25 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 	}
 	best, err := check(student)
 	if err != nil {
-		return Agreement{}, 0, err
+		return FineTuneResult{}, err
 	}
 	bestModel := student.Clone()
 	start := time.Now()
 	step := 0
 	warmup := min(50, steps/10)
+	timeBound := false
 	for ; step < steps; step++ {
 		if opt.Context != nil && opt.Context.Err() != nil {
-			return Agreement{}, step, opt.Context.Err()
+			return FineTuneResult{Steps: step}, opt.Context.Err()
 		}
 		// The schedule runs on whichever ends first, the steps or the time: when the time cap
 		// binds, the learning rate still decays to zero by the end instead of stopping at its
 		// peak, which would leave the weights noisy.
 		done := float64(step) / float64(steps)
 		if opt.MaxTime > 0 {
-			done = max(done, float64(time.Since(start))/float64(opt.MaxTime))
+			if byTime := float64(time.Since(start)) / float64(opt.MaxTime); byTime > done {
+				done, timeBound = byTime, true
+			}
 		}
 		if done >= 1 {
 			break
@@ -215,12 +218,12 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			// The teacher sees the very batch the student will: its outputs are the targets.
 			ys, err := tp.RunSlice(x)
 			if err != nil {
-				return Agreement{}, step, err
+				return FineTuneResult{Steps: step}, err
 			}
 			for _, tg := range targets {
 				j, ok := teacherOut[tg.out.Name]
 				if !ok || ys[j].Len() != tg.t.Len() {
-					return Agreement{}, step, fmt.Errorf("the teacher's output %s on a batch of %d does not have the %v values of its held-back outputs", tg.out.Name, opt.Batch, tg.t.Shape)
+					return FineTuneResult{Steps: step}, fmt.Errorf("the teacher's output %s on a batch of %d does not have the %v values of its held-back outputs", tg.out.Name, opt.Batch, tg.t.Shape)
 				}
 				copy(tg.t.Data, ys[j].Data)
 			}
@@ -228,13 +231,13 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 		tr.ZeroGrad()
 		outs, err := tr.ForwardKeep(x)
 		if err != nil {
-			return Agreement{}, step, err
+			return FineTuneResult{Steps: step}, err
 		}
 		loss := 0.0
 		for j, tg := range targets {
 			out := outs[tg.out.Name]
 			if out == nil || out.Len() != tg.t.Len() {
-				return Agreement{}, step, fmt.Errorf("the student's output %s does not match the teacher's %v", tg.out.Name, tg.t.Shape)
+				return FineTuneResult{Steps: step}, fmt.Errorf("the student's output %s does not match the teacher's %v", tg.out.Name, tg.t.Shape)
 			}
 			s := engine.NewTensor(tg.t.Shape, out.Data) // viewed as the loss wants it (rows per image)
 			loss += outputLoss(tg.grad, s, tg.t, tg.out, opt.Temperature, valTeacher.mseScale(tg.i))
@@ -242,7 +245,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 				if views != nil && aug.Mixup {
 					ce, err := mixedCrossEntropyInto(ceGrad, s, labels, views.partner, views.weight)
 					if err != nil {
-						return Agreement{}, step, err
+						return FineTuneResult{Steps: step}, err
 					}
 					loss += opt.LabelWeight * ce
 				} else {
@@ -255,7 +258,7 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			grads[tg.out.Name] = engine.NewTensor(out.Shape, tg.grad.Data)
 		}
 		if err := tr.BackwardFrom(grads); err != nil {
-			return Agreement{}, step, err
+			return FineTuneResult{Steps: step}, err
 		}
 		engine.ClipGradNorm(params, 5)
 		lr := opt.LR * 0.5 * (1 + math.Cos(math.Pi*done))
@@ -275,15 +278,15 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 			// points), so both are measured and the better one is a candidate.
 			ag, err := check(cand)
 			if err != nil {
-				return Agreement{}, step, err
+				return FineTuneResult{Steps: step}, err
 			}
 			recal := cand.Clone()
 			if n, err := RecalibrateBN(recal, calib.Head(512), 128, opt.Threads); err != nil {
-				return Agreement{}, step, err
+				return FineTuneResult{Steps: step}, err
 			} else if n > 0 {
 				rag, err := check(recal)
 				if err != nil {
-					return Agreement{}, step, err
+					return FineTuneResult{Steps: step}, err
 				}
 				if better(rag, ag) {
 					ag, cand = rag, recal
@@ -295,5 +298,14 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 		}
 	}
 	*student.Graph = *bestModel.Graph
-	return best, step, nil
+	return FineTuneResult{Agreement: best, Steps: step, TimeBound: timeBound}, nil
+}
+
+// FineTuneResult is what a fine-tune did.
+type FineTuneResult struct {
+	Agreement Agreement // the kept student's, on the held-back images
+	Steps     int       // training steps taken
+	// TimeBound says MaxTime set the learning-rate schedule at some step (or ended the run): the
+	// weights then depend on the machine's speed.
+	TimeBound bool
 }

@@ -517,7 +517,7 @@ func (p *prepared) keepWhole(opt Options) *Result {
 
 // timingDependence says what made a result depend on the machine's speed or load, where the same
 // seed may give other bytes on another run: a search stopped by its time limit, a width grid
-// chosen by timing, a latency budget.
+// chosen by timing, a latency budget, a fine-tune whose schedule its time limit set.
 func timingDependence(rep *Report) []string {
 	var why []string
 	if s := rep.SearchStats; s != nil && s.StoppedBy == stoppedByTime {
@@ -528,6 +528,13 @@ func timingDependence(rep *Report) []string {
 	}
 	if rep.LatencySearch != nil {
 		why = append(why, "a latency budget is judged by timing")
+	}
+	if d := rep.Distill; d != nil {
+		for _, s := range d.Stages {
+			if s.TimeBound {
+				why = append(why, fmt.Sprintf("the %s's schedule was set by its time limit", s.Name))
+			}
+		}
 	}
 	return why
 }

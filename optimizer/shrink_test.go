@@ -75,6 +75,8 @@ func TestTimingDependence(t *testing.T) {
 			Grids: []GridTrial{{RoundTo: 1}, {RoundTo: 8}, {RoundTo: 16}}}}, []string{"multiples of 16"}},
 		{"latency budget and time limit", Report{SearchStats: &SearchStats{StoppedBy: stoppedByTime, Iterations: 2},
 			LatencySearch: &LatencySearch{}}, []string{"time limit", "latency budget"}},
+		{"fine-tune set by its time limit", Report{Distill: &DistillReport{Stages: []Stage{{Name: "refit"}, {Name: "fine-tune", TimeBound: true}}}},
+			[]string{"fine-tune's schedule"}},
 	}
 	for _, c := range cases {
 		got := timingDependence(&c.rep)
