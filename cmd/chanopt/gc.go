@@ -18,8 +18,9 @@ func returnMemory() { debug.FreeOSMemory() }
 // doubled). At the default a ResNet-50 shrink's heap reached twice what it held: each collection
 // that fell while a compiled program's weight copies or a batch's activations were live doubled
 // the next target, and the garbage of the following batches filled it. The heap is mostly large
-// float slices without pointers, which a collection marks in milliseconds (gctrace: about 1 s of
-// CPU for 105 collections over that whole run), so collecting four times as often costs little.
+// float slices without pointers, which a collection marks in milliseconds: measured with gctrace
+// on that shrink, 544 collections instead of 117 and 4.7 s of CPU marking instead of 0.5, about
+// 1% of the run's 430 s of CPU.
 const gcPercent = 25
 
 // setGCTarget applies gcPercent unless the user set GOGC (or GOMEMLIMIT, which they size
