@@ -341,8 +341,10 @@ func TestRobustSuccesses(t *testing.T) {
 		}
 	})
 	t.Run("14 fixed batch: shrink with data keeps the fixed dims", func(t *testing.T) {
+		// --allow-slower: the case is about the fixed dims; on a net this small the latency proof
+		// can time the two models alike (0.116 against 0.115 ms once in CI) and exit SLOWER.
 		code, _, stderr := runCLI("shrink", "fixed.onnx", "--macs", "0.5", "--search", "uniform", "--epochs", "0.2",
-			"--data", "calib.gz", "-q", "-o", "fs.onnx")
+			"--data", "calib.gz", "--allow-slower", "-q", "-o", "fs.onnx")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
