@@ -12,7 +12,6 @@ import (
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
-	"github.com/chanopt/chanopt/rewrite"
 )
 
 // ramps is a batch of n images of c×h×w whose values differ by image, channel, row and column.
@@ -200,19 +199,7 @@ func TestFineTuneAugmented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := rewrite.Groups(teacher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := Widths{}
-	for _, g := range a.Prunable() {
-		w[g.ID] = max(1, g.Channels*3/4)
-	}
-	keep := KeepWidths(a, L1Importance(a), w)
-	student, err := a.Slice(keep)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, student := threeQuarterSlice(t, teacher)
 	valT, err := teacherOutputs(teacher, val, 64, 2, nil)
 	if err != nil {
 		t.Fatal(err)

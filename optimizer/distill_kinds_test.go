@@ -49,19 +49,7 @@ func TestDistillOutputKinds(t *testing.T) {
 		{"softmax and logits", true, []OutputKind{KindProbabilities, KindLogits}},
 	} {
 		m := withSoftmax(t, tc.both)
-		a, err := rewrite.Groups(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := Widths{}
-		for _, g := range a.Prunable() {
-			w[g.ID] = max(1, g.Channels*3/4)
-		}
-		keep := KeepWidths(a, L1Importance(a), w)
-		student, err := a.Slice(keep)
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, keep, student := threeQuarterSlice(t, m)
 		corr, err := a.Correspond(keep)
 		if err != nil {
 			t.Fatal(err)
@@ -94,4 +82,24 @@ func TestDistillOutputKinds(t *testing.T) {
 			t.Errorf("%s: held-back agreement %.3f after the repair, want ≥ 0.8 and an accuracy", tc.name, final.Top1)
 		}
 	}
+}
+
+// threeQuarterSlice cuts every prunable group of m to three quarters of its width (at least one
+// channel), keeping the channels of largest L1 norm: the student the repair tests start from.
+func threeQuarterSlice(t *testing.T, m *onnx.Model) (*rewrite.Analysis, rewrite.Keep, *onnx.Model) {
+	t.Helper()
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Widths{}
+	for _, g := range a.Prunable() {
+		w[g.ID] = max(1, g.Channels*3/4)
+	}
+	keep := KeepWidths(a, L1Importance(a), w)
+	student, err := a.Slice(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, keep, student
 }
