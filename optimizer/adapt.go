@@ -3,8 +3,8 @@ package optimizer
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -31,6 +31,9 @@ type AdaptOptions struct {
 	Importance map[rewrite.GroupID][]float64
 	// Temperature is T0 of the random push's temperature T = T0·(N−t)/N (0: CONetV2's 5).
 	Temperature float64
+	// metric replaces the groups' rank measured on the student (nil: the rank), for tests that
+	// must see the widths move: a short fine-tune of a small net leaves every EVBMF rank as it was.
+	metric func(student *onnx.Model) (map[rewrite.GroupID]float64, error)
 }
 
 // AdaptReport is what the adaptive sizing did (the report's distill.adapt).
@@ -182,6 +185,9 @@ func newAdapter(teacher, student *onnx.Model, opt AdaptOptions, seed uint64, sta
 // measure is each prunable group's rank on m's weights (groups no layer metric touches are left
 // out: they never move by the rule).
 func (ad *adapter) measure(m *onnx.Model) (map[rewrite.GroupID]float64, error) {
+	if ad.opt.metric != nil {
+		return ad.opt.metric(m)
+	}
 	layers, err := LayerMetricsOf(m)
 	if err != nil {
 		return nil, fmt.Errorf("metrics of the student: %w", err)

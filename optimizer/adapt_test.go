@@ -1,12 +1,14 @@
 package optimizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
@@ -227,4 +229,227 @@ func checkMixed(t *testing.T, m, trained, got *onnx.Model, corrOld, corrNew map[
 		}
 	}
 	return checked, fromStudent
+}
+
+// shapesOf lists the dims of every constant a model's nodes read, by node label and input.
+func shapesOf(m *onnx.Model) map[string]string {
+	out := map[string]string{}
+	for _, n := range m.Graph.Nodes {
+		for i, in := range n.Inputs {
+			if t, ok := m.Graph.Inits[in]; ok {
+				out[fmt.Sprintf("%s#%d", n.Label(), i)] = fmt.Sprint(t.Dims)
+			}
+		}
+	}
+	return out
+}
+
+// swinging is a stand-in for the groups' metric that swings by ±0.4 at every measurement, in
+// opposite directions for neighbouring groups, so that the rule moves widths at every point (a
+// short fine-tune of resnet8 leaves every EVBMF rank where it was).
+func swinging(a *rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error) {
+	calls := 0
+	return func(*onnx.Model) (map[rewrite.GroupID]float64, error) {
+		calls++
+		out := map[rewrite.GroupID]float64{}
+		for _, g := range a.Prunable() {
+			out[g.ID] = 0.5 + 0.2*float64(1-2*((int(g.ID)+calls)%2))
+		}
+		return out, nil
+	}
+}
+
+// adapted is one repair of a three-quarter-width student with the adaptive sizing on.
+type adapted struct {
+	a       *rewrite.Analysis
+	m       *onnx.Model // the original
+	student *onnx.Model // repaired in place
+	from    rewrite.Keep
+	budget  Budget
+	shapes  map[string]onnx.Shape
+	rep     *DistillReport
+}
+
+// adaptRun repairs a three-quarter-width student of a bundled model with the adaptive sizing on,
+// under a MACs budget just above the student's, with the metric given (nil: the rank).
+func adaptRun(t *testing.T, model string, metric func(*rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error)) adapted {
+	t.Helper()
+	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, val := set.Split(0.25, 1)
+	var r adapted
+	if r.m, err = onnx.Load(filepath.Join(testenv.ModelsDir(t), model+".onnx")); err != nil {
+		t.Fatal(err)
+	}
+	r.a, r.from, r.student = threeQuarterSlice(t, r.m)
+	if r.shapes, err = onnx.BatchOne(r.m.Graph, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, err := Measure(r.m, r.shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Measure(r.student, r.shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.budget = Budget{Kind: MACs, Ratio: (float64(after.MACs) + 0.5) / float64(before.MACs)}
+	corr, err := r.a.Correspond(r.from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ao := &AdaptOptions{Analysis: r.a, Keep: r.from, Budget: r.budget, Inputs: r.shapes, RoundTo: 1}
+	if metric != nil {
+		ao.metric = metric(r.a)
+	}
+	if r.rep, err = Distill(r.m, r.student, corr, calib, val, DistillOptions{Batch: 64, Threads: 2, Epochs: 2, Seed: 1, Adapt: ao}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestAdaptKeepsBudget: with a metric that moves, the widths move at each of the three points of
+// a two-epoch fine-tune, every allocation meets the budget when measured, and the student kept
+// is exactly a cut of the original with the keep the report gives (every constant the same
+// shape as a fresh cut's), costing what that cut costs. resnet8 repairs a new cut by bias
+// correction, resnet8_bn by BN recalibration.
+func TestAdaptKeepsBudget(t *testing.T) {
+	for _, model := range []string{"resnet8", "resnet8_bn"} {
+		r := adaptRun(t, model, swinging)
+		ar := r.rep.Adapt
+		if ar == nil {
+			t.Fatalf("%s: no adapt report", model)
+		}
+		if ar.Points != 3 || ar.Measured != 3 {
+			t.Errorf("%s: %d points planned, %d measured: want 3 for 2 epochs", model, ar.Points, ar.Measured)
+		}
+		if len(ar.Reallocations) == 0 {
+			t.Fatalf("%s: the widths never moved", model)
+		}
+		base, err := Measure(r.m, r.shapes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range ar.Reallocations {
+			if len(re.Groups) == 0 || re.Cost > r.budget.Ratio {
+				t.Errorf("%s: reallocation %+v: want groups changed and a cost within %.4f", model, re, r.budget.Ratio)
+			}
+			for _, c := range re.Groups {
+				if c.Before == c.After {
+					t.Errorf("%s: point %d lists group %d unchanged (%d)", model, re.Point, c.ID, c.Before)
+				}
+			}
+		}
+		fresh, err := r.a.Slice(ar.Keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := shapesOf(r.student), shapesOf(fresh); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: the student kept is not shaped as a fresh cut with the report's keep", model)
+		}
+		c, err := Measure(r.student, r.shapes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(c.MACs) > r.budget.Ratio*float64(base.MACs) {
+			t.Errorf("%s: the student keeps %d MACs, over the budget's %.0f", model, c.MACs, r.budget.Ratio*float64(base.MACs))
+		}
+		moved := false
+		for id, k := range ar.Keep {
+			moved = moved || !slices.Equal(k, r.from[id])
+		}
+		if moved != (ar.KeptAfter > 0) {
+			t.Errorf("%s: kept after %d reallocations, yet the keep moved: %v", model, ar.KeptAfter, moved)
+		}
+		t.Logf("%s: %d reallocations, kept after %d; fine-tune %+v", model, len(ar.Reallocations), ar.KeptAfter, r.rep.Stages[len(r.rep.Stages)-1].Agreement.Top1)
+	}
+}
+
+// TestAdaptDeterministic: the same seed gives the same student and the same record of
+// reallocations, random pushes included (the fine-tune is not bound by time here).
+func TestAdaptDeterministic(t *testing.T) {
+	r1, r2 := adaptRun(t, "resnet8", swinging), adaptRun(t, "resnet8", swinging)
+	if err := sameSlots(r1.student, r2.student); err != nil {
+		t.Errorf("same seed, different students: %v", err)
+	}
+	j1, _ := json.Marshal(r1.rep.Adapt)
+	j2, _ := json.Marshal(r2.rep.Adapt)
+	if string(j1) != string(j2) {
+		t.Errorf("same seed, different records:\n%s\n%s", j1, j2)
+	}
+	pushed := false
+	for _, re := range r1.rep.Adapt.Reallocations {
+		for _, c := range re.Groups {
+			pushed = pushed || c.Pushed
+		}
+	}
+	if !pushed {
+		t.Errorf("no random push in %s: the test does not cover the seeded draws", j1)
+	}
+}
+
+// TestAdaptPoints: a point at the end of each epoch but the last, at least three, at most 16.
+func TestAdaptPoints(t *testing.T) {
+	for _, c := range []struct {
+		epochs float64
+		want   int
+	}{{0.5, 3}, {1, 3}, {3, 3}, {4, 3}, {5, 4}, {8, 7}, {8.5, 8}, {100, 16}} {
+		if got := adaptPoints(c.epochs); got != c.want {
+			t.Errorf("%v epochs: %d points, want %d", c.epochs, got, c.want)
+		}
+	}
+}
+
+// TestFineTuneAdaptReplaces: FineTune calls Adapt at its points with the weights trained so far,
+// trains a model Adapt returns from there on, and keeps the best weights with how many
+// replacements they come after. Here the first point swaps the three-quarter student for the
+// teacher itself, which agrees with itself better than any student can: the weights kept must be
+// the teacher's shape, one replacement on.
+func TestFineTuneAdaptReplaces(t *testing.T) {
+	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, val := set.Split(0.25, 1)
+	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, student := threeQuarterSlice(t, m)
+	initial := student.Clone()
+	tout, err := teacherOutputs(m, val, 64, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var points []int
+	adapt := func(point, n int, epoch float64, cur *onnx.Model) (*onnx.Model, error) {
+		points = append(points, point)
+		if n != 3 || epoch <= 0 || epoch >= 2 {
+			t.Errorf("point %d of %d at epoch %v: want 3 points within the 2 epochs", point, n, epoch)
+		}
+		if point == 1 {
+			if fmt.Sprint(shapesOf(cur)) != fmt.Sprint(shapesOf(initial)) || sameSlots(cur, initial) == nil {
+				t.Errorf("point 1: want the student's shape with weights trained since")
+			}
+			return m.Clone(), nil
+		}
+		if fmt.Sprint(shapesOf(cur)) != fmt.Sprint(shapesOf(m)) {
+			t.Errorf("point %d: the replacement is not what trains", point)
+		}
+		return nil, nil
+	}
+	res, err := FineTune(m, student, calib, val, tout, FineTuneOptions{Epochs: 2, Batch: 64, Threads: 2, Seed: 1, Adapt: adapt, AdaptPoints: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(points, []int{1, 2, 3}) {
+		t.Errorf("Adapt called at points %v, want 1, 2, 3", points)
+	}
+	if res.Generation != 1 || fmt.Sprint(shapesOf(student)) != fmt.Sprint(shapesOf(m)) {
+		t.Errorf("kept weights %d replacements on (want 1), shaped as the teacher: %v", res.Generation, fmt.Sprint(shapesOf(student)) == fmt.Sprint(shapesOf(m)))
+	}
 }
