@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/onnx"
@@ -60,9 +61,9 @@ type Reallocation struct {
 	Groups []WidthChange `json:"groups"`
 	// Cost is the new allocation's budgeted cost as a share of the original's (measured).
 	Cost float64 `json:"cost"`
-	// Repair is the statistics repair run on the new cut ("" when it made the held-back
-	// agreement worse and was undone).
-	Repair string `json:"repair,omitempty"`
+	// Repair lists the repairs of the new cut that were kept (refit, bn-recalibration,
+	// bias-correction; each is undone when it makes the held-back agreement worse).
+	Repair []string `json:"repair"`
 }
 
 // WidthChange is one group's width before and after a reallocation, and the metric change that
@@ -104,35 +105,43 @@ func adaptPoints(epochs float64) int {
 //   - the proposals are projected onto the width grid and the budget (project), and the student
 //     is cut again with knowledge-preserving transfer (transferWeights): the channels a group keeps
 //     keep their trained weights, those it gains come back from the original, those it loses go;
-//   - the cut is repaired as a fresh one is (BN recalibration, or bias correction where BN was
-//     folded), kept only when it does not make the held-back agreement worse.
+//   - the cut is repaired as a fresh one is, on the layers it touched (repair): the layers that
+//     read a changed group are refit by least squares, and BN recalibrated (or biases corrected
+//     where BN was folded), each step kept only when it does not make the held-back agreement
+//     worse. Without the refit the weights a gained channel brings back from the original add to
+//     what the trained channels beside it already carry: on resnet8 a group grown from 17 to 57
+//     channels fell to 13% agreement before repair, 66% after bias correction alone.
 type adapter struct {
-	opt      AdaptOptions
-	teacher  *onnx.Model
-	groups   []*rewrite.Group // prunable
-	imp      map[rewrite.GroupID][]float64
-	rng      *rand.Rand
-	trace    *onnx.Model // the original with each constant's positions for values (traceModel)
-	cost     func(Widths) float64
-	target   float64 // the budgeted cost every allocation meets, predicted
-	limit    float64 // the same, measured on the slice
-	base     float64 // the original's measured budgeted cost
-	keep     rewrite.Keep
-	history  []rewrite.Keep // the keep of each generation of the student
-	prev     map[rewrite.GroupID]float64
-	delta    map[rewrite.GroupID]float64
-	stats    *dataset.Set // the images the statistics repair reads
-	val      *dataset.Set
-	tout     *Outputs
-	batch    int
-	threads  int
-	progress func(string)
-	rep      *AdaptReport
+	opt     AdaptOptions
+	teacher *onnx.Model
+	groups  []*rewrite.Group // prunable
+	imp     map[rewrite.GroupID][]float64
+	rng     *rand.Rand
+	trace   *onnx.Model // the original with each constant's positions for values (traceModel)
+	cost    func(Widths) float64
+	target  float64 // the budgeted cost every allocation meets, predicted
+	limit   float64 // the same, measured on the slice
+	base    float64 // the original's measured budgeted cost
+	keep    rewrite.Keep
+	history []rewrite.Keep // the keep of each generation of the student
+	prev    map[rewrite.GroupID]float64
+	delta   map[rewrite.GroupID]float64
+	calib   *dataset.Set // the images the refit reads
+	stats   *dataset.Set // the images the statistics repair reads
+	val     *dataset.Set
+	seed    uint64
+	// refitTime bounds each refit (0: none), as the first repair's refit is bounded.
+	refitTime time.Duration
+	tout      *Outputs
+	batch     int
+	threads   int
+	progress  func(string)
+	rep       *AdaptReport
 }
 
 // newAdapter prepares the adaptive sizing of student (cut from the teacher with opt.Keep) and
 // measures its metrics before training.
-func newAdapter(teacher, student *onnx.Model, opt AdaptOptions, seed uint64, stats, val *dataset.Set, tout *Outputs, batch, threads int) (*adapter, error) {
+func newAdapter(teacher, student *onnx.Model, opt AdaptOptions, seed uint64, calib, stats, val *dataset.Set, refitTime time.Duration, tout *Outputs, batch, threads int) (*adapter, error) {
 	a := opt.Analysis
 	if a == nil || a.Model != teacher {
 		return nil, fmt.Errorf("adaptive sizing needs the analysis of the teacher")
@@ -145,7 +154,7 @@ func newAdapter(teacher, student *onnx.Model, opt AdaptOptions, seed uint64, sta
 	}
 	ad := &adapter{opt: opt, teacher: teacher, groups: a.Prunable(), imp: opt.Importance,
 		rng: rand.New(rand.NewPCG(seed, 0xada9)), keep: opt.Keep, history: []rewrite.Keep{opt.Keep},
-		delta: map[rewrite.GroupID]float64{}, stats: stats, val: val, tout: tout, batch: batch, threads: threads,
+		delta: map[rewrite.GroupID]float64{}, calib: calib, stats: stats, val: val, seed: seed, refitTime: refitTime, tout: tout, batch: batch, threads: threads,
 		rep: &AdaptReport{Temperature: cmp.Or(opt.Temperature, adaptTemperature), Keep: opt.Keep}}
 	if ad.imp == nil {
 		ad.imp = L1Importance(a)
@@ -247,7 +256,7 @@ func (ad *adapter) point(t, n int, epoch float64, student *onnx.Model) (*onnx.Mo
 			re.Groups = append(re.Groups, WidthChange{ID: g.ID, Before: cur[g.ID], After: next[g.ID], Delta: ad.delta[g.ID], Pushed: pushed[g.ID]})
 		}
 	}
-	if re.Repair, err = ad.repair(m, keep); err != nil {
+	if re.Repair, err = ad.repair(m, keep, re.Groups); err != nil {
 		return nil, err
 	}
 	// The next change is measured from the new cut, so that it reflects training only.
@@ -398,39 +407,89 @@ func (ad *adapter) regroup(w Widths) rewrite.Keep {
 	return keep
 }
 
-// repair runs the statistics repair a fresh cut gets (BN recalibration where BN is kept, bias
-// correction against the teacher where it was folded) on m in place, and undoes it when it makes
-// the held-back agreement worse. It returns the repair kept ("" for none).
-func (ad *adapter) repair(m *onnx.Model, keep rewrite.Keep) (string, error) {
-	trial := m.Clone()
-	name := "bn-recalibration"
-	var err error
-	if HasBatchNorm(trial) {
-		_, err = RecalibrateBN(trial, ad.stats, ad.batch, ad.threads)
-	} else {
-		name = "bias-correction"
-		var corr map[string]rewrite.Correspondence
-		if corr, err = ad.opt.Analysis.Correspond(keep); err == nil {
-			_, err = CorrectBias(ad.teacher, trial, corr, ad.stats, ad.batch, ad.threads)
+// repair repairs a new cut m in place as a fresh cut is repaired (distillAgainst), on the layers
+// the reallocation touched: the layers that read a group whose width changed are refit by least
+// squares to the original's outputs (the weights a gained channel brings back from the original
+// were made for the original's other channels, not for the trained ones beside them), and the
+// statistics are repaired (BN recalibration where BN is kept, bias correction against the teacher
+// where it was folded), in the order distillAgainst runs them. Each step is undone when it makes
+// the held-back agreement worse. It returns the steps kept.
+func (ad *adapter) repair(m *onnx.Model, keep rewrite.Keep, changed []WidthChange) ([]string, error) {
+	a := ad.opt.Analysis
+	corr, err := a.Correspond(keep)
+	if err != nil {
+		return nil, err
+	}
+	// Only the consumers of the groups that changed are refit (Refit refits the nodes whose
+	// correspondence has inputs listed; a group grown to full width lists them all).
+	touched := map[string]rewrite.Correspondence{}
+	for _, c := range changed {
+		for _, name := range a.Groups[c.ID].Consumers {
+			if _, ok := corr[name]; ok {
+				touched[name] = corr[name]
+			}
 		}
 	}
-	if err != nil {
-		return "", fmt.Errorf("%s after a reallocation: %w", name, err)
+	for name, c := range touched {
+		if c.In == nil {
+			for _, n := range m.Graph.Nodes {
+				if n.Label() == name && len(n.Inputs) > 1 {
+					if w, ok := m.Graph.Inits[n.Inputs[1]]; ok && len(w.Dims) > 1 {
+						c.In = make([]int, w.Dims[1])
+						for i := range c.In {
+							c.In[i] = i
+						}
+					}
+				}
+			}
+			touched[name] = c
+		}
 	}
 	eval := DistillOptions{Batch: 256, Threads: ad.threads}
-	before, err := evalStudent(m, ad.val, ad.tout, eval)
+	cur, err := evalStudent(m, ad.val, ad.tout, eval)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	after, err := evalStudent(trial, ad.val, ad.tout, eval)
-	if err != nil {
-		return "", err
+	var kept []string
+	run := func(name string, f func(trial *onnx.Model) (int, error)) error {
+		trial := m.Clone()
+		n, err := f(trial)
+		if err != nil {
+			return fmt.Errorf("%s after a reallocation: %w", name, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		ag, err := evalStudent(trial, ad.val, ad.tout, eval)
+		if err != nil {
+			return err
+		}
+		if better(ag, cur) {
+			*m.Graph = *trial.Graph
+			cur = ag
+			kept = append(kept, name)
+		}
+		return nil
 	}
-	if !better(after, before) {
-		return "", nil
+	refit := func() error {
+		return run("refit", func(trial *onnx.Model) (int, error) {
+			return Refit(ad.teacher, trial, touched, ad.calib, RefitOptions{Batch: ad.batch, Threads: ad.threads, Seed: ad.seed, MaxTime: ad.refitTime})
+		})
 	}
-	*m.Graph = *trial.Graph
-	return name, nil
+	if HasBatchNorm(m) {
+		if err := refit(); err != nil {
+			return nil, err
+		}
+		err = run("bn-recalibration", func(trial *onnx.Model) (int, error) { return RecalibrateBN(trial, ad.stats, ad.batch, ad.threads) })
+	} else {
+		err = run("bias-correction", func(trial *onnx.Model) (int, error) {
+			return CorrectBias(ad.teacher, trial, corr, ad.stats, ad.batch, ad.threads)
+		})
+		if err == nil {
+			err = refit()
+		}
+	}
+	return kept, err
 }
 
 // report is the record, given how many reallocations the kept weights come after.

@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -452,4 +453,151 @@ func TestFineTuneAdaptReplaces(t *testing.T) {
 	if res.Generation != 1 || fmt.Sprint(shapesOf(student)) != fmt.Sprint(shapesOf(m)) {
 		t.Errorf("kept weights %d replacements on (want 1), shaped as the teacher: %v", res.Generation, fmt.Sprint(shapesOf(student)) == fmt.Sprint(shapesOf(m)))
 	}
+}
+
+// TestShrinkAdapt: through Shrink, with a metric that moves the widths, the report's groups and
+// costs are those of the model returned (measured again here), whichever reallocation its weights
+// come after, and the budget holds.
+func TestShrinkAdapt(t *testing.T) {
+	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8_bn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := DefaultOptions()
+	opt.Budget = Budget{Kind: Params, Ratio: 0.5}
+	opt.Data, opt.Search, opt.Epochs, opt.RoundTo, opt.Threads, opt.Time = set, SearchUniform, 1, 1, 2, 0
+	opt.Runtime = EngineRuntime{NumThreads: 2}
+	opt.Adapt, opt.adaptMetric = true, swinging
+	res, err := Shrink(context.Background(), m, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Report
+	ar := r.Distill.Adapt
+	if ar == nil || len(ar.Reallocations) == 0 {
+		t.Fatalf("distill.adapt is %+v: want reallocations", ar)
+	}
+	shapes, err := onnx.BatchOne(m.Graph, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Measure(res.Model, shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Params != r.After.Params || c.MACs != r.After.MACs || float64(c.Params) > 0.5*float64(r.Before.Params) {
+		t.Errorf("the model returned costs %+v, the report says %+v (before %+v, budget half the params)", c, r.After, r.Before)
+	}
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range r.Groups {
+		if want := len(ar.Keep[g.ID]); ar.Keep[g.ID] != nil && g.Kept != want || ar.Keep[g.ID] == nil && g.Kept != a.Groups[i].Channels {
+			t.Errorf("group %d: the report keeps %d, the adaptive sizing's keep %d", g.ID, g.Kept, want)
+		}
+	}
+	fresh, err := a.Slice(ar.Keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(shapesOf(res.Model)) != fmt.Sprint(shapesOf(fresh)) {
+		t.Error("the model returned is not shaped as a fresh cut with the adaptive sizing's keep")
+	}
+	t.Logf("%d reallocations, kept after %d", len(ar.Reallocations), ar.KeptAfter)
+}
+
+// TestAdaptRescues: from a poor allocation (resnet8's widest group cut to an eighth, the others
+// whole) and a metric that asks that group to grow and the others to give, the reallocations
+// widen it under the same budget, and the fine-tuning keeps the weights of a reallocated student:
+// the student returned is a fresh cut's shape with the keep of that reallocation.
+func TestAdaptRescues(t *testing.T) {
+	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, val := set.Split(0.25, 1)
+	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wide *rewrite.Group
+	for _, g := range a.Prunable() {
+		if wide == nil || g.Channels > wide.Channels {
+			wide = g
+		}
+	}
+	from := KeepWidths(a, L1Importance(a), Widths{wide.ID: wide.Channels / 8})
+	student, err := a.Slice(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes, err := onnx.BatchOne(m.Graph, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := Measure(m, shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Measure(student, shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := Budget{Kind: MACs, Ratio: (float64(after.MACs) + 0.5) / float64(before.MACs)}
+	calls := 0
+	metric := func(*onnx.Model) (map[rewrite.GroupID]float64, error) {
+		calls++
+		out := map[rewrite.GroupID]float64{}
+		for _, g := range a.Prunable() {
+			out[g.ID] = 0.5 - 0.3*float64(calls)
+			if g == wide {
+				out[g.ID] = 0.6 * float64(calls)
+			}
+		}
+		return out, nil
+	}
+	corr, err := a.Correspond(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Distill(m, student, corr, calib, val, DistillOptions{Batch: 64, Threads: 2, Epochs: 2, Seed: 1,
+		Adapt: &AdaptOptions{Analysis: a, Keep: from, Budget: budget, Inputs: shapes, RoundTo: 1, metric: metric}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := rep.Adapt
+	j, _ := json.Marshal(ar)
+	width := wide.Channels // a group the keep does not list keeps every channel
+	if k, ok := ar.Keep[wide.ID]; ok {
+		width = len(k)
+	}
+	if ar.KeptAfter == 0 || width <= wide.Channels/8 {
+		t.Fatalf("kept after %d reallocations, the widest group at %d of %d: want it wider, after a reallocation (%s)", ar.KeptAfter, width, wide.Channels, j)
+	}
+	fresh, err := a.Slice(ar.Keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(shapesOf(student)) != fmt.Sprint(shapesOf(fresh)) {
+		t.Errorf("the student kept is not shaped as a fresh cut with the keep of reallocation %d", ar.KeptAfter)
+	}
+	c, err := Measure(student, shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if float64(c.MACs) > budget.Ratio*float64(before.MACs) {
+		t.Errorf("the student keeps %d MACs, over the budget's %.0f", c.MACs, budget.Ratio*float64(before.MACs))
+	}
+	t.Logf("%s; agreement: %v", j, rep.Stages[len(rep.Stages)-1].Agreement.Top1)
 }

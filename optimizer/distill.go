@@ -241,7 +241,7 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 			}}
 		var ad *adapter
 		if opt.Adapt != nil {
-			if ad, err = newAdapter(teacher, student, *opt.Adapt, opt.Seed, stats, val, tout, opt.Batch, opt.Threads); err != nil {
+			if ad, err = newAdapter(teacher, student, *opt.Adapt, opt.Seed, calib, stats, val, refitTime, tout, opt.Batch, opt.Threads); err != nil {
 				return nil, err
 			}
 			fopt.Adapt, fopt.AdaptPoints = ad.point, adaptPoints(opt.Epochs)

@@ -102,6 +102,8 @@ type Options struct {
 	// OutputKinds names the kind of graph outputs outright, by name, where ClassifyOutput's
 	// rules would read them wrong (nil: its rules decide).
 	OutputKinds map[string]OutputKind
+	// adaptMetric replaces the metric of the adaptive sizing (AdaptOptions.metric), for tests.
+	adaptMetric func(*rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error)
 }
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
@@ -643,6 +645,9 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 			imp = L1Importance(a)
 		}
 		adapt = &AdaptOptions{Analysis: a, Keep: slim.Keep, Budget: opt.Budget, Inputs: shapes, RoundTo: chosenGrid(p, opt, &rep), Importance: imp}
+		if opt.adaptMetric != nil {
+			adapt.metric = opt.adaptMetric(a)
+		}
 	}
 	if err := repair(ctx, m, slim.Model, corr, opt, adapt, shapes, p.calib, p.val, p.est, &rep); err != nil {
 		return nil, err
