@@ -46,6 +46,9 @@ type AdaptReport struct {
 	// Temperature is T0 of the random push.
 	Temperature   float64        `json:"temperature"`
 	Reallocations []Reallocation `json:"reallocations"`
+	// Skipped counts the points whose new widths could not be cut (a Split or Slice would keep
+	// none of its part) or brought under the measured budget: the student went on as it was.
+	Skipped int `json:"skipped,omitempty"`
 	// KeptAfter is how many of the reallocations the kept weights come after: the fine-tune keeps
 	// the weights it judged best on the held-back images, which may predate the last ones.
 	KeptAfter int `json:"kept_after"`
@@ -240,8 +243,12 @@ func (ad *adapter) point(t, n int, epoch float64, student *onnx.Model) (*onnx.Mo
 		return nil, nil
 	}
 	keep, c, err := ad.fit(next, proposal)
-	if err != nil || keep == nil {
+	if err != nil {
 		return nil, err
+	}
+	if keep == nil {
+		ad.rep.Skipped++
+		return nil, nil
 	}
 	if next.key() == cur.key() {
 		return nil, nil
@@ -348,14 +355,14 @@ func (ad *adapter) project(cur Widths, proposal map[rewrite.GroupID]float64) Wid
 // fit picks the channels of widths w (regroup) and measures the cut: the prediction assumes
 // each group keeps the same share of every slice it takes part in, which the channels chosen can
 // break a little, so while the measured cost is over the budget a unit is taken from the group
-// furthest above its proposal, as the search shaves its result (Anneal). It returns nil when 20
-// units did not make it fit; w is changed in place.
+// furthest above its proposal, as the search shaves its result (Anneal). It returns nil when the
+// keep cannot be cut or 20 units did not make it fit; w is changed in place.
 func (ad *adapter) fit(w Widths, proposal map[rewrite.GroupID]float64) (rewrite.Keep, Costs, error) {
 	for round := 0; round < 20; round++ {
 		keep := ad.regroup(w)
 		m, err := ad.opt.Analysis.Slice(keep)
 		if err != nil {
-			return nil, Costs{}, err
+			return nil, Costs{}, nil // a cut the graph cannot take: no reallocation here
 		}
 		c, err := Measure(m, ad.opt.Inputs)
 		if err != nil {
@@ -450,7 +457,7 @@ func (ad *adapter) repair(m *onnx.Model, keep rewrite.Keep, changed []WidthChang
 	if err != nil {
 		return nil, err
 	}
-	var kept []string
+	kept := []string{}
 	run := func(name string, f func(trial *onnx.Model) (int, error)) error {
 		trial := m.Clone()
 		n, err := f(trial)
