@@ -138,7 +138,6 @@ type adapter struct {
 	tout      *Outputs
 	batch     int
 	threads   int
-	progress  func(string)
 	rep       *AdaptReport
 }
 
