@@ -276,7 +276,7 @@ type adapted struct {
 func adaptRun(t *testing.T, model string, metric func(*rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error)) adapted {
 	t.Helper()
 	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 400})
 	if err != nil {
 		t.Fatal(err)
 	}
