@@ -584,16 +584,8 @@ func transferWeights(a *rewrite.Analysis, trace, student *onnx.Model, from, keep
 			if orig == nil || !sok || !ook || !nok || st.Floats == nil || len(st.Floats) != len(ot.Floats) || len(nt.Floats) != len(t.Floats) {
 				return nil, fmt.Errorf("weight transfer: input %d of node %s does not match a fresh cut's", i, label)
 			}
-			at := make([]int32, len(orig.Floats)) // the student's position of each original value, plus one
-			for k, v := range ot.Floats {
-				at[math.Float32bits(v)] = int32(k + 1)
-			}
 			vals := slices.Clone(t.Floats)
-			for k, v := range nt.Floats {
-				if p := at[math.Float32bits(v)]; p > 0 {
-					vals[k] = st.Floats[p-1]
-				}
-			}
+			carry(vals, st.Floats, nt.Floats, ot.Floats, len(orig.Floats))
 			readers[in] = append(readers[in], len(slots))
 			slots = append(slots, slot{n, i, vals})
 		}
@@ -620,4 +612,41 @@ func transferWeights(a *rewrite.Analysis, trace, student *onnx.Model, from, keep
 		}
 	}
 	return fresh, nil
+}
+
+// carry sets vals[k] (the new cut's values) to from[j] (the student's) wherever the new cut's
+// value k and the student's value j come from the same position of an original constant of n
+// values; to and at hold those positions (traceModel). Slicing keeps positions in ascending order,
+// so the two lists are merged in one pass; were they not, a table of n entries maps them.
+func carry(vals, from []float32, to, at []float32, n int) {
+	pos := func(v float32) uint32 { return math.Float32bits(v) }
+	ascending := func(xs []float32) bool {
+		for i := 1; i < len(xs); i++ {
+			if pos(xs[i]) <= pos(xs[i-1]) {
+				return false
+			}
+		}
+		return true
+	}
+	if ascending(to) && ascending(at) {
+		j := 0
+		for k, v := range to {
+			for j < len(at) && pos(at[j]) < pos(v) {
+				j++
+			}
+			if j < len(at) && pos(at[j]) == pos(v) {
+				vals[k] = from[j]
+			}
+		}
+		return
+	}
+	index := make([]int32, n) // the student's position of each original value, plus one
+	for j, v := range at {
+		index[pos(v)] = int32(j + 1)
+	}
+	for k, v := range to {
+		if j := index[pos(v)]; j > 0 {
+			vals[k] = from[j-1]
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -600,4 +601,33 @@ func TestAdaptRescues(t *testing.T) {
 		t.Errorf("the student keeps %d MACs, over the budget's %.0f", c.MACs, budget.Ratio*float64(before.MACs))
 	}
 	t.Logf("%s; agreement: %v", j, rep.Stages[len(rep.Stages)-1].Agreement.Top1)
+}
+
+// TestCarry: the merge of sorted positions and the table for unsorted ones carry the same values.
+func TestCarry(t *testing.T) {
+	p := func(xs ...uint32) []float32 {
+		out := make([]float32, len(xs))
+		for i, x := range xs {
+			out[i] = math.Float32frombits(x)
+		}
+		return out
+	}
+	from := []float32{10, 11, 12, 13}
+	for _, c := range []struct {
+		name   string
+		to, at []float32
+	}{
+		{"sorted", p(0, 2, 3, 5, 7), p(1, 2, 5, 6)},
+		{"unsorted", p(0, 2, 3, 5, 7), p(1, 5, 2, 6)},
+	} {
+		vals := []float32{-1, -1, -1, -1, -1}
+		carry(vals, from, c.to, c.at, 8)
+		want := []float32{-1, 11, -1, 12, -1}
+		if c.name == "unsorted" {
+			want = []float32{-1, 12, -1, 11, -1}
+		}
+		if !slices.Equal(vals, want) {
+			t.Errorf("%s: got %v, want %v", c.name, vals, want)
+		}
+	}
 }
