@@ -46,6 +46,9 @@ type DistillOptions struct {
 	Context context.Context
 	// OutputKinds names the kind of graph outputs outright (by name), over ClassifyOutput's rules.
 	OutputKinds map[string]OutputKind
+	// Adapt, if set, moves channels between groups during the fine-tuning (adapter; nil: the
+	// widths stay as cut). The report's Adapt says what it did and what the student keeps.
+	Adapt *AdaptOptions
 }
 
 // DistillReport is the record of a distillation.
@@ -59,6 +62,8 @@ type DistillReport struct {
 	Teacher  *float64 `json:"teacher_accuracy,omitempty"`
 	// Outputs are the model's outputs and their kinds, which chose the losses and the figures.
 	Outputs []Output `json:"outputs,omitempty"`
+	// Adapt is what the adaptive sizing did (DistillOptions.Adapt).
+	Adapt *AdaptReport `json:"adapt,omitempty"`
 }
 
 // Final is the agreement of the repaired student: that of the last stage kept.
@@ -227,15 +232,26 @@ func distillAgainst(teacher, student *onnx.Model, corr map[string]rewrite.Corres
 	}
 	if opt.Epochs > 0 {
 		t0 := time.Now()
-		ft, err := FineTune(teacher, student, calib, val, tout, FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
+		fopt := FineTuneOptions{Epochs: opt.Epochs, Batch: opt.Batch,
 			LR: opt.LR, Temperature: opt.Temperature, Threads: opt.Threads, Seed: opt.Seed, MaxTime: opt.MaxTime, LabelWeight: 0.5, Context: opt.Context,
 			Progress: func(s, total int, loss float64) {
 				if opt.Progress != nil {
 					opt.Progress("fine-tune", s, total)
 				}
-			}})
+			}}
+		var ad *adapter
+		if opt.Adapt != nil {
+			if ad, err = newAdapter(teacher, student, *opt.Adapt, opt.Seed, calib, stats, val, refitTime, tout, opt.Batch, opt.Threads); err != nil {
+				return nil, err
+			}
+			fopt.Adapt, fopt.AdaptPoints = ad.point, adaptPoints(opt.Epochs)
+		}
+		ft, err := FineTune(teacher, student, calib, val, tout, fopt)
 		if err != nil {
 			return nil, fmt.Errorf("fine-tune: %w", err)
+		}
+		if ad != nil {
+			rep.Adapt = ad.report(ft.Generation)
 		}
 		ag := ft.Agreement
 		rep.Stages = append(rep.Stages, Stage{Name: "fine-tune", Layers: ft.Steps, Agreement: ag, Seconds: time.Since(t0).Seconds(),

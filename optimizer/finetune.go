@@ -31,6 +31,13 @@ type FineTuneOptions struct {
 	// runs on each batch (zero: the images as they are). Off by default: no setting measured so
 	// far raised agreement on unseen images (augment.go).
 	Augment Augmentation
+	// Adapt, if set, may replace the student while it trains (CONetV2's adaptive sizing: see
+	// adapter). It is called at AdaptPoints points evenly spaced over the schedule, the k-th (from
+	// 1) once k/(AdaptPoints+1) of it is done, with the epoch reached and a copy of the student
+	// holding the weights trained so far. A model it returns is trained from there on, with the
+	// optimiser's moments started afresh (nil: the same student goes on). Nil Adapt: no points.
+	Adapt       func(point, points int, epoch float64, current *onnx.Model) (*onnx.Model, error)
+	AdaptPoints int
 	// cacheBytes replaces teacherCacheBytes when not zero (negative: never cache), for tests.
 	cacheBytes int
 }
@@ -103,13 +110,18 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 		}
 		defer tp.Close()
 	}
+	// The student trained: the caller's, until Adapt replaces it.
+	caller := student
 	tr, err := engine.NewTrainer(student, engine.TrainOptions{Threads: opt.Threads, SkipInputGrad: true})
 	if err != nil {
 		return FineTuneResult{}, err
 	}
-	defer tr.Close()
+	defer func() { tr.Close() }()
 	params := tr.Params()
 	adam := &engine.Adam{WeightDecay: 1e-4, Decoupled: true}
+	// Adaptation points: the next one and how many replacements the student has had (the
+	// generation of its weights, and of the best ones kept).
+	point, generation, bestGeneration := 1, 0, 0
 	per := calib.C * calib.H * calib.W
 	steps := int(opt.Epochs * float64(calib.N) / float64(opt.Batch))
 	if steps < 1 {
@@ -193,6 +205,25 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 		}
 		if done >= 1 {
 			break
+		}
+		if opt.Adapt != nil && point <= opt.AdaptPoints && done >= float64(point)/float64(opt.AdaptPoints+1) {
+			cur := student.Clone()
+			tr.WriteBack(cur)
+			next, err := opt.Adapt(point, opt.AdaptPoints, done*opt.Epochs, cur)
+			if err != nil {
+				return FineTuneResult{Steps: step}, fmt.Errorf("adaptive sizing: %w", err)
+			}
+			point++
+			if next != nil {
+				ntr, err := engine.NewTrainer(next, engine.TrainOptions{Threads: opt.Threads, SkipInputGrad: true})
+				if err != nil {
+					return FineTuneResult{Steps: step}, fmt.Errorf("adaptive sizing: %w", err)
+				}
+				tr.Close()
+				tr, student, generation = ntr, next, generation+1
+				params = tr.Params()
+				adam = &engine.Adam{WeightDecay: 1e-4, Decoupled: true}
+			}
 		}
 		for b := 0; b < opt.Batch; b++ {
 			if pos == len(order) {
@@ -293,12 +324,12 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 				}
 			}
 			if better(ag, best) {
-				best, bestModel = ag, cand
+				best, bestModel, bestGeneration = ag, cand, generation
 			}
 		}
 	}
-	*student.Graph = *bestModel.Graph
-	return FineTuneResult{Agreement: best, Steps: step, TimeBound: timeBound}, nil
+	*caller.Graph = *bestModel.Graph
+	return FineTuneResult{Agreement: best, Steps: step, TimeBound: timeBound, Generation: bestGeneration}, nil
 }
 
 // FineTuneResult is what a fine-tune did.
@@ -308,4 +339,7 @@ type FineTuneResult struct {
 	// TimeBound says MaxTime set the learning-rate schedule at some step (or ended the run): the
 	// weights then depend on the machine's speed.
 	TimeBound bool
+	// Generation is how many of Adapt's replacements the kept weights come after (0: they are
+	// the student's as given, trained).
+	Generation int
 }

@@ -82,6 +82,11 @@ type Options struct {
 	LR          float64       // fine-tuning learning rate (Adam, cosine schedule)
 	DistillTime time.Duration // cap on the fine-tuning (0: its share of Time)
 	Synthetic   int           // images synthesised from the original when there is no data
+	// Adapt moves channels between groups during the fine-tuning, under the same budget, by how
+	// each group's rank changes on the student as it trains (CONetV2's adaptive sizing: see
+	// adapter). It needs Data, the distill repair, Epochs and a macs or params budget (or none:
+	// the accuracy-first search's budgets are MACs). The report's distill.adapt says what moved.
+	Adapt bool
 
 	Batch, Threads int // images per engine batch; CPU threads (0: all cores)
 
@@ -97,6 +102,8 @@ type Options struct {
 	// OutputKinds names the kind of graph outputs outright, by name, where ClassifyOutput's
 	// rules would read them wrong (nil: its rules decide).
 	OutputKinds map[string]OutputKind
+	// adaptMetric replaces the metric of the adaptive sizing (AdaptOptions.metric), for tests.
+	adaptMetric func(*rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error)
 }
 
 // DefaultOptions are the CLI's defaults; set Budget (and Data) before calling Shrink.
@@ -409,6 +416,16 @@ func (opt Options) Validate() error {
 	if math.IsNaN(opt.LR) || math.IsInf(opt.LR, 0) || opt.LR <= 0 || opt.LR > 1 {
 		return optionsErrorf("learning rate %v: want more than 0 and at most 1", opt.LR)
 	}
+	if opt.Adapt {
+		switch {
+		case opt.Repair != RepairDistill:
+			return optionsErrorf("adaptive sizing moves channels during the fine-tuning: it needs the distill repair")
+		case opt.Epochs == 0:
+			return optionsErrorf("adaptive sizing moves channels during the fine-tuning: it needs epochs")
+		case opt.Budget.Kind == Latency:
+			return optionsErrorf("adaptive sizing keeps a macs or params budget, not a latency one")
+		}
+	}
 	if opt.Time < 0 || opt.SearchTime < 0 || opt.DistillTime < 0 {
 		return optionsErrorf("times must not be negative (0: the default share of Time, or no limit)")
 	}
@@ -435,6 +452,9 @@ func (opt Options) checkModel(m *onnx.Model) error {
 		}
 		if opt.MaxDrop > 0 {
 			return optionsErrorf("a maximum drop is measured on held-back images: it needs data")
+		}
+		if opt.Adapt {
+			return optionsErrorf("adaptive sizing measures the student as it trains on calibration data: give data")
 		}
 		return nil
 	}
@@ -606,13 +626,7 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	rep.After = CostReport{Params: slim.Costs.Params, MACs: slim.Costs.MACs}
-	for _, g := range a.Groups {
-		kept := g.Channels
-		if k, ok := slim.Keep[g.ID]; ok {
-			kept = len(k)
-		}
-		rep.Groups = append(rep.Groups, GroupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
-	}
+	rep.Groups = groupReports(a, slim.Keep)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -624,11 +638,59 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 		// The fine-tuning gets what is left after the repairs' share, at most half of Time.
 		opt.DistillTime = min(opt.Time/2, max(opt.Time/10, opt.Time-time.Since(began)-opt.Time/5))
 	}
-	if err := repair(ctx, m, slim.Model, corr, opt, shapes, p.calib, p.val, p.est, &rep); err != nil {
+	var adapt *AdaptOptions
+	if opt.Adapt {
+		imp := p.imp
+		if imp == nil {
+			imp = L1Importance(a)
+		}
+		adapt = &AdaptOptions{Analysis: a, Keep: slim.Keep, Budget: opt.Budget, Inputs: shapes, RoundTo: chosenGrid(p, opt, &rep), Importance: imp}
+		if opt.adaptMetric != nil {
+			adapt.metric = opt.adaptMetric(a)
+		}
+	}
+	if err := repair(ctx, m, slim.Model, corr, opt, adapt, shapes, p.calib, p.val, p.est, &rep); err != nil {
 		return nil, err
+	}
+	if d := rep.Distill; d != nil && d.Adapt != nil && len(d.Adapt.Reallocations) > 0 {
+		// The fine-tuning kept weights cut otherwise than the search's.
+		c, err := Measure(slim.Model, shapes)
+		if err != nil {
+			return nil, err
+		}
+		rep.After = CostReport{Params: c.Params, MACs: c.MACs}
+		rep.Groups = groupReports(a, d.Adapt.Keep)
 	}
 	proveLatency(p.rt, m, slim.Model, opt, shapes, &rep)
 	return &Result{Model: slim.Model, Report: rep}, nil
+}
+
+// groupReports are the groups' widths under keep.
+func groupReports(a *rewrite.Analysis, keep rewrite.Keep) []GroupReport {
+	var out []GroupReport
+	for _, g := range a.Groups {
+		kept := g.Channels
+		if k, ok := keep[g.ID]; ok {
+			kept = len(k)
+		}
+		out = append(out, GroupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
+	}
+	return out
+}
+
+// chosenGrid is the width grid the search's result is on: the one asked for, the one the runtime
+// chose among its grids, or the runtime's only grid.
+func chosenGrid(p *prepared, opt Options, rep *Report) int {
+	switch {
+	case opt.RoundTo > 0:
+		return opt.RoundTo
+	case rep.Runtime != nil && rep.Runtime.RoundTo > 0:
+		return rep.Runtime.RoundTo
+	}
+	if gs := p.rt.Grids(); len(gs) > 0 {
+		return gs[0]
+	}
+	return 1
 }
 
 // runtime is opt.Runtime, or the engine.
@@ -960,7 +1022,7 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 }
 
 // repair repairs the sliced student in place as opt.Repair says.
-func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options,
+func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options, adapt *AdaptOptions,
 	shapes map[string]onnx.Shape, calib, val *dataset.Set, est map[string]*Moments, rep *Report) error {
 	prog := opt.progress()
 	switch {
@@ -1005,14 +1067,14 @@ func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]r
 			return fmt.Errorf("mean compensation: %w", err)
 		}
 		rep.Compensation = &CompensationReport{CompensateReport: cr, Means: "estimated"}
-		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, scal, sval); err != nil {
+		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, nil, scal, sval); err != nil {
 			return err
 		}
 		rep.Distill.Mode = "data-free"
 		prog.Note(fmt.Sprintf("no data: repaired on %d images synthesised from the original (agreement is measured on synthetic images too)", synth.N))
 	default:
 		var err error
-		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, calib, val); err != nil {
+		if rep.Distill, err = distill(ctx, teacher, student, corr, opt, adapt, calib, val); err != nil {
 			return err
 		}
 	}
@@ -1020,13 +1082,13 @@ func repair(ctx context.Context, teacher, student *onnx.Model, corr map[string]r
 }
 
 // distill runs Distill with Shrink's options, reporting each of its stages.
-func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options, calib, val *dataset.Set) (*DistillReport, error) {
+func distill(ctx context.Context, teacher, student *onnx.Model, corr map[string]rewrite.Correspondence, opt Options, adapt *AdaptOptions, calib, val *dataset.Set) (*DistillReport, error) {
 	prog := opt.progress()
 	prog.Stage("repair", fmt.Sprintf("statistics and least-squares refit on %d images, then up to %g epochs of KD fine-tuning (at most %s)",
 		calib.N, opt.Epochs, roundDuration(opt.DistillTime)))
 	stage := ""
 	return Distill(teacher, student, corr, calib, val, DistillOptions{Batch: opt.Batch, Threads: opt.Threads, Seed: opt.Seed,
-		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx, OutputKinds: opt.OutputKinds,
+		Epochs: opt.Epochs, LR: opt.LR, MaxTime: opt.DistillTime, RepairTime: opt.Time / 5, Context: ctx, OutputKinds: opt.OutputKinds, Adapt: adapt,
 		Progress: func(s string, d, t int) {
 			if s != stage {
 				stage = s

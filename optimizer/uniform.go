@@ -177,6 +177,12 @@ func ShrinkUniformBy(a *rewrite.Analysis, b Budget, inputs map[string]onnx.Shape
 // allows, so that the split stays as even as the grid permits and lands just under the budget.
 // It returns nil when no group can grow.
 func fillUniform(a *rewrite.Analysis, widths map[rewrite.GroupID]int, roundTo int, fits func(map[rewrite.GroupID]int) bool) map[rewrite.GroupID]int {
+	return fillToward(a, widths, roundTo, func(g *rewrite.Group) float64 { return float64(g.Channels) }, fits)
+}
+
+// fillToward is fillUniform with each group's fraction taken of ref(g) instead of its channels:
+// the group furthest below its reference grows first.
+func fillToward(a *rewrite.Analysis, widths map[rewrite.GroupID]int, roundTo int, ref func(*rewrite.Group) float64, fits func(map[rewrite.GroupID]int) bool) map[rewrite.GroupID]int {
 	w := maps.Clone(widths)
 	grown := false
 	for {
@@ -189,7 +195,7 @@ func fillUniform(a *rewrite.Analysis, widths map[rewrite.GroupID]int, roundTo in
 			w[g.ID] = min(v+widthUnit(g, roundTo), g.Channels)
 			ok = fits(w)
 			w[g.ID] = v
-			if ok && (next == nil || float64(v)/float64(g.Channels) < float64(w[next.ID])/float64(next.Channels)) {
+			if ok && (next == nil || float64(v)/ref(g) < float64(w[next.ID])/ref(next)) {
 				next = g
 			}
 		}

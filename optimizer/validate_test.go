@@ -44,6 +44,9 @@ func TestValidateRefusesNonsense(t *testing.T) {
 		{"max drop 101", func(o *Options) { o.MaxDrop = 101 }, "maximum drop"},
 		{"no ratio, unknown kind", func(o *Options) { o.Budget = Budget{Kind: "flops"} }, "budget kind"},
 		{"ratio 1.5", func(o *Options) { o.Budget.Ratio = 1.5 }, "budget"},
+		{"adapt, compensate", func(o *Options) { o.Adapt, o.Repair = true, RepairCompensate }, "distill repair"},
+		{"adapt, no epochs", func(o *Options) { o.Adapt, o.Epochs = true, 0 }, "epochs"},
+		{"adapt, latency", func(o *Options) { o.Adapt, o.Budget = true, Budget{Kind: Latency, Ratio: 0.5} }, "latency"},
 	}
 	for _, c := range cases {
 		o := base
@@ -83,6 +86,8 @@ func TestAccuracyFirstOptions(t *testing.T) {
 		{"budget, data, compensation only", func(o *Options) {
 			o.Data, o.Repair, o.Budget = images, RepairCompensate, Budget{Kind: MACs, Ratio: 0.5}
 		}, ""},
+		{"adapt without data", func(o *Options) { o.Adapt, o.Budget = true, Budget{Kind: MACs, Ratio: 0.5} }, "give data"},
+		{"adapt, no budget, data", func(o *Options) { o.Adapt, o.Data = true, images }, ""},
 	}
 	for _, c := range cases {
 		o := DefaultOptions()

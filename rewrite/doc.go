@@ -1,8 +1,9 @@
 // Package rewrite owns the graph transforms of channel pruning: dependency extraction (which
 // channels must shrink together, through every op, with an index map per edge and a reason for
 // every pinned group), channel slicing (every tensor a group touches, shared constants un-shared,
-// Split sizes, Slice bounds and Reshape targets rewritten), and the masking used to prove a slice
-// exact.
+// Split sizes, Slice bounds and Reshape targets rewritten; SliceWeights applies the same cut to a
+// copy of the model holding other values, so a kept value can be traced to its origin), and the
+// masking used to prove a slice exact.
 //
 // Groups are found by union-find over channel elements: every producer (Conv, ConvTranspose, Gemm,
 // MatMul, a graph input, or an op chanopt cannot see through) makes a space of channels; ops that

@@ -153,11 +153,42 @@ func gather(t *onnx.Tensor, axis int, idx []int) (*onnx.Tensor, error) {
 // Slice returns a copy of the model with only the kept channels of each group. Shared constants are
 // un-shared before one user is sliced, shapes are inferred again, and dead nodes are dropped.
 func (a *Analysis) Slice(keep Keep) (*onnx.Model, error) {
+	out, err := a.slice(a.Model, keep)
+	if err != nil {
+		return nil, err
+	}
+	if err := reinfer(a.Model, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SliceWeights cuts src as Slice cuts the analysed model, where src is a copy of it with other
+// values in its constants (the same nodes, in the same order, reading the same inputs): channel
+// for channel, the result keeps of src's constants what Slice keeps of the original's. Shapes are
+// not inferred again, so the result is for reading constants, not for running. A weight transfer
+// can thus follow each kept value back to where it came from (src holding positions, say).
+func (a *Analysis) SliceWeights(src *onnx.Model, keep Keep) (*onnx.Model, error) {
+	orig := a.Model.Graph.Nodes
+	if src == nil || src.Graph == nil || len(src.Graph.Nodes) != len(orig) {
+		return nil, fmt.Errorf("slice weights: the model does not have the analysed model's nodes")
+	}
+	for i, n := range src.Graph.Nodes {
+		if n.OpType != orig[i].OpType || len(n.Inputs) != len(orig[i].Inputs) || n.Label() != orig[i].Label() {
+			return nil, fmt.Errorf("slice weights: node %d is %s %s, the analysed model's is %s %s", i, n.OpType, n.Label(), orig[i].OpType, orig[i].Label())
+		}
+	}
+	return a.slice(src, keep)
+}
+
+// slice is Slice on src (the analysed model or a copy with other constants), without inferring
+// shapes again.
+func (a *Analysis) slice(src *onnx.Model, keep Keep) (*onnx.Model, error) {
 	kept, err := a.keptSet(keep)
 	if err != nil {
 		return nil, err
 	}
-	out := a.Model.Clone()
+	out := src.Clone()
 	g := out.Graph
 	nodeOf := make(map[*onnx.Node]*onnx.Node, len(g.Nodes))
 	for i, n := range a.Model.Graph.Nodes {
@@ -261,9 +292,6 @@ func (a *Analysis) Slice(keep Keep) (*onnx.Model, error) {
 		}
 	}
 	onnx.RemoveDeadNodes(g)
-	if err := reinfer(a.Model, out); err != nil {
-		return nil, err
-	}
 	return out, nil
 }
 

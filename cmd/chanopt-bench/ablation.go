@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ import (
 type ablationConfig struct {
 	models     []string // paths
 	seeds      []uint64
-	variants   []string // "uniform" or a guide's name
+	variants   []string // "uniform", a guide's name, or "adapt" (the default guide, then --adapt)
 	iterations int      // proposals per search, fixed (no time limit): every guide does the same work
 	samples    int      // Fashion-MNIST training images handed to Shrink
 	holdBack   float64
@@ -35,7 +36,9 @@ type ablationConfig struct {
 //	                         ($CHANOPT_UNSEEN/NAME.onnx, default ~/.cache/chanopt/unseen, made by
 //	                         models/train/unseen.py); default all six bundled and the three unseen
 //	CHANOPT_ABLATION_SEEDS   comma-separated seeds (default 1,2,3)
-//	CHANOPT_ABLATION_GUIDES  comma-separated variants: uniform and guide names (default all)
+//	CHANOPT_ABLATION_GUIDES  comma-separated variants: uniform, guide names and adapt (the
+//	                         default search with the adaptive sizing during the fine-tuning,
+//	                         --adapt); default all
 //	CHANOPT_ABLATION_ITERS   proposals per search (default 150, the CLI's with data)
 //	CHANOPT_ABLATION_SAMPLES training images given to Shrink (default 6000)
 //	CHANOPT_ABLATION_HOLDBACK the share of them held back to judge agreement (default 0.25)
@@ -47,6 +50,7 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 	for _, g := range optimizer.Guides {
 		c.variants = append(c.variants, string(g))
 	}
+	c.variants = append(c.variants, variantAdapt)
 	unseen := os.Getenv("CHANOPT_UNSEEN")
 	if unseen == "" {
 		home, _ := os.UserHomeDir()
@@ -79,7 +83,7 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 	if v := os.Getenv("CHANOPT_ABLATION_GUIDES"); v != "" {
 		c.variants = strings.Split(v, ",")
 		for _, g := range c.variants {
-			if g == "uniform" {
+			if g == "uniform" || g == variantAdapt {
 				continue
 			}
 			if _, err := optimizer.ParseGuide(g); err != nil {
@@ -120,12 +124,19 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 		}
 		c.tune = d
 	}
+	if c.epochs == 0 && slices.Contains(c.variants, variantAdapt) {
+		return c, fmt.Errorf("the adapt variant moves channels during the fine-tuning: give CHANOPT_ABLATION_EPOCHS > 0, or leave adapt out of CHANOPT_ABLATION_GUIDES")
+	}
 	return c, nil
 }
 
+// variantAdapt is the ablation's variant with the adaptive sizing on (Options.Adapt).
+const variantAdapt = "adapt"
+
 // benchAblation: does the metric guidance earn its place? Each model is shrunk to half its MACs by
 // optimizer.Shrink with every guide of the annealer's proposals (rank, rank with degenerate sides
-// weighted, QC, MC, measured sensitivity, reversed rank, none) and by the uniform split, at the
+// weighted, QC, MC, measured sensitivity, reversed rank, none), by the uniform split, and by the
+// default search followed by the adaptive sizing during the fine-tuning (adapt), at the
 // same fixed number of proposals (no time limit), with the same repair, over several seeds (the
 // seed draws the held-back split, the search and the fine-tuning). It prints held-back agreement
 // with the original and Fashion-MNIST test accuracy, mean ± sd over seeds, as markdown.
@@ -183,9 +194,12 @@ func benchAblation(env *benchEnv) error {
 				opt.Time, opt.RoundTo, opt.Iterations = 0, 1, c.iterations
 				opt.Epochs, opt.DistillTime = c.epochs, c.tune
 				opt.Runtime = optimizer.EngineRuntime{}
-				if v == "uniform" {
+				switch v {
+				case "uniform":
 					opt.Search = optimizer.SearchUniform
-				} else {
+				case variantAdapt:
+					opt.Adapt = true
+				default:
 					opt.Guide = optimizer.Guide(v)
 				}
 				t0 := time.Now()
@@ -206,6 +220,9 @@ func benchAblation(env *benchEnv) error {
 					if f := st.Finalists; f != nil && f.ChoseStart {
 						evals += ", the finalists' judge kept the filled uniform start"
 					}
+				}
+				if a := res.Report.Distill.Adapt; a != nil {
+					evals += fmt.Sprintf(", %d reallocations, kept after %d", len(a.Reallocations), a.KeptAfter)
 				}
 				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed, 100*ag.Top1, 100*acc,
 					float64(res.Report.After.MACs)/float64(res.Report.Before.MACs), time.Since(t0).Round(time.Second), evals)
@@ -245,6 +262,23 @@ func benchAblation(env *benchEnv) error {
 			}
 		}
 		fmt.Printf("   %s beats the uniform split's agreement by more than the seed spread on %d of %d models\n", v, wins, len(names))
+	}
+	// The adaptive sizing against the same search without it (issue 19: it becomes the default
+	// only if it beats the static allocation on most models).
+	static := string(optimizer.GuideRank)
+	if results[names[0]][variantAdapt] != nil && results[names[0]][static] != nil {
+		wins, losses := 0, 0
+		for _, n := range names {
+			ms, ss := meanSD(results[n][static].agree)
+			ma, sa := meanSD(results[n][variantAdapt].agree)
+			switch {
+			case ma-ms > max(ss, sa):
+				wins++
+			case ms-ma > max(ss, sa):
+				losses++
+			}
+		}
+		fmt.Printf("   adapt against the same search without it (%s): better by more than the seed spread on %d of %d models, worse on %d\n", static, wins, len(names), losses)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func shrinkCommand() *cli.Command {
 		&cli.BoolFlag{Name: "allow-slower", Usage: "exit 0 even when the slim model is not faster than the original in --runtime"},
 		&cli.BoolFlag{Name: "no-distill", Usage: "no repair by data or training: slice, then fold each removed channel's mean into the biases of the layers that read it (means from --data, else estimated from the model alone)"},
 		&cli.Float64Flag{Name: "epochs", Value: d.Epochs, Usage: "epochs of knowledge-distillation fine-tuning on --data (0: repair only); --distill-time may end them sooner"},
+		&cli.BoolFlag{Name: "adapt", Usage: "with --data: move channels between groups during the fine-tuning, under the same budget, by how each group's EVBMF rank changes on the slim model as it trains (CONetV2's adaptive sizing; the report's distill.adapt says what moved)"},
 		&cli.IntFlag{Name: "synthetic", Value: d.Synthetic, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
 		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run: a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
@@ -175,6 +176,12 @@ func shrinkOptions(c *cli.Context) (optimizer.Options, error) {
 	}
 	if c.Bool("no-distill") {
 		opt.Repair = optimizer.RepairCompensate
+	}
+	if c.Bool("adapt") {
+		if !c.IsSet("data") {
+			return opt, usagef("shrink: --adapt measures the slim model as it trains on calibration images: give --data")
+		}
+		opt.Adapt = true
 	}
 	for name, dst := range map[string]*int{"round-to": &opt.RoundTo, "iterations": &opt.Iterations,
 		"synthetic": &opt.Synthetic, "batch": &opt.Batch, "threads": &opt.Threads} {
@@ -438,6 +445,27 @@ func shrinkRuntime(flag, lib string, threads int) (rt optimizer.Runtime, missing
 	return nil, "", usagef("--runtime %q: want ort or engine", flag)
 }
 
+// describeAdapt is one line on what the adaptive sizing did.
+func describeAdapt(a *optimizer.AdaptReport) string {
+	s := fmt.Sprintf("adaptive sizing: %d of %d measurements made", a.Measured, a.Points)
+	if len(a.Reallocations) == 0 {
+		return s + "; no group's width moved"
+	}
+	var parts []string
+	for _, r := range a.Reallocations {
+		var ch []string
+		for _, g := range r.Groups {
+			ch = append(ch, fmt.Sprintf("group %d %d→%d", g.ID, g.Before, g.After))
+		}
+		parts = append(parts, fmt.Sprintf("epoch %.2f: %s", r.Epoch, strings.Join(ch, ", ")))
+	}
+	kept := "the widths the search chose (the reallocated students judged no better)"
+	if a.KeptAfter > 0 {
+		kept = fmt.Sprintf("the widths after reallocation %d", a.KeptAfter)
+	}
+	return fmt.Sprintf("%s; %d reallocations (%s); kept %s", s, len(a.Reallocations), strings.Join(parts, "; "), kept)
+}
+
 func printShrink(w io.Writer, rep *shrinkReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\tbefore\tafter\tratio\t\n")
@@ -490,6 +518,9 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, strings.Join(figs, "; "), acc, note)
 		}
 		tw.Flush()
+		if a := d.Adapt; a != nil {
+			fmt.Fprintln(w, describeAdapt(a))
+		}
 	}
 	shrunk := 0
 	for _, g := range rep.Groups {
