@@ -28,7 +28,8 @@ const runtimeTiming = 4 * time.Second
 // 224×224 zoo at batch 1, the bundled 28×28 models at batch 64 (`--latency-batch 64`) and at
 // batch 1. The floor is the latency of the model with every prunable group at its smallest width
 // (one channel, or on the grid of 8, whichever runs faster): what the ops no channel cut shrinks
-// take, the best any width search can reach.
+// take, the best any width search can reach. CHANOPT_BENCH_KEEP=1 keeps the slim models and
+// their reports (the grids' timings, the proof) for study.
 func benchRuntime(env *benchEnv) error {
 	rt, err := optimizer.NewORTRuntime("", 0)
 	if err != nil {
@@ -38,7 +39,12 @@ func benchRuntime(env *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("CHANOPT_BENCH_KEEP") != "" {
+		// The slim models and their reports (the grids' timings, the proof) stay for study.
+		fmt.Printf("   slim models and reports kept in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately (median of ≥ %s each); load average %s\n",
 		rt.Version(), rt.Threads(), runtimeTiming, strings.Join(strings.Fields(string(load))[:3], " "))
