@@ -220,10 +220,15 @@ func TestFineTuneAugmented(t *testing.T) {
 		}
 		return s, ft.Agreement
 	}
-	// A time limit shorter than a step sets the schedule, and the result says so.
+	// A time limit shorter than a step sets the schedule, and the result says so; one far longer
+	// than the run does not (the first step once counted as ahead of its time).
 	ft, err := FineTune(teacher, student.Clone(), calib, val, valT, FineTuneOptions{Epochs: 2, Batch: 32, Threads: 2, Seed: 5, MaxTime: time.Nanosecond})
 	if err != nil || !ft.TimeBound {
 		t.Errorf("a fine-tune limited to 1 ns: time bound %v, error %v; want true, nil", ft.TimeBound, err)
+	}
+	ft, err = FineTune(teacher, student.Clone(), calib, val, valT, FineTuneOptions{Epochs: 0.25, Batch: 32, Threads: 2, Seed: 5, MaxTime: time.Hour})
+	if err != nil || ft.TimeBound {
+		t.Errorf("a fine-tune limited to an hour: time bound %v, error %v; want false, nil", ft.TimeBound, err)
 	}
 	weights := func(m *onnx.Model) []float32 {
 		var all []float32

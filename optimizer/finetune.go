@@ -198,7 +198,9 @@ func FineTune(teacher, student *onnx.Model, calib, val *dataset.Set, valTeacher 
 		// binds, the learning rate still decays to zero by the end instead of stopping at its
 		// peak, which would leave the weights noisy.
 		done := float64(step) / float64(steps)
-		if opt.MaxTime > 0 {
+		if opt.MaxTime > 0 && step > 0 {
+			// From the first step on: at step 0 any elapsed time is ahead of no steps, which
+			// would call every capped run time-bound.
 			if byTime := float64(time.Since(start)) / float64(opt.MaxTime); byTime > done {
 				done, timeBound = byTime, true
 			}

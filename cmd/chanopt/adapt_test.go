@@ -39,8 +39,8 @@ func TestShrinkAdaptFlags(t *testing.T) {
 
 // TestShrinkAdapt: with --adapt the report says under distill.adapt what the adaptive sizing
 // measured and moved, the groups and costs reported are those of the model written, the budget
-// holds, and the same seed gives the same bytes (the default --time leaves a run this small unbound
-// by time: the CLI takes no --time 0).
+// holds, and the same seed gives the same bytes (--time 0 and --round-to 1 take timing out of every
+// choice, and the report says nothing depended on it).
 func TestShrinkAdapt(t *testing.T) {
 	src := filepath.Join(testenv.ModelsDir(t), "resnet8.onnx")
 	data := filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz")
@@ -50,7 +50,7 @@ func TestShrinkAdapt(t *testing.T) {
 	for _, tag := range []string{"a", "b"} {
 		out, rep := filepath.Join(dir, tag+".onnx"), filepath.Join(dir, tag+".json")
 		code, _, stderr := runCLI("shrink", src, "--macs", "0.5", "--epochs", "1", "--search", "uniform", "--samples", "400",
-			"--data", data, "--threads", "2", "--round-to", "1", "--allow-slower", "--adapt", "-q", "-o", out, "--report", rep)
+			"--data", data, "--threads", "2", "--round-to", "1", "--time", "0", "--allow-slower", "--adapt", "-q", "-o", out, "--report", rep)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -76,6 +76,12 @@ func TestShrinkAdapt(t *testing.T) {
 		}
 		if a := raw.Distill.Adapt; a == nil || a.Points != 3 || a.Measured != 3 || a.Reallocations == nil {
 			t.Fatalf("distill.adapt is %+v; want 3 points measured and a list of reallocations", a)
+		}
+		var dep struct {
+			TimingDependent []string `json:"timing_dependent"`
+		}
+		if err := json.Unmarshal(rb, &dep); err != nil || len(dep.TimingDependent) > 0 {
+			t.Errorf("timing_dependent is %q (%v); want nothing with --time 0 --round-to 1", dep.TimingDependent, err)
 		}
 		var r shrinkReport
 		if err := json.Unmarshal(withoutTimings(t, rb), &r); err != nil {

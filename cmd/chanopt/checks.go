@@ -58,9 +58,16 @@ func checkFloatFlag(c *cli.Context, name string, lo, hi float64, open bool) erro
 	return nil
 }
 
-// checkDurationFlag checks that a duration flag, when set, is positive.
-func checkDurationFlag(c *cli.Context, name string) error {
+// checkDurationFlag checks that a duration flag, when set, is positive (or zero where zero0 says
+// what zero means).
+func checkDurationFlag(c *cli.Context, name, zero0 string) error {
+	if c.IsSet(name) && c.Duration(name) == 0 && zero0 != "" {
+		return nil
+	}
 	if c.IsSet(name) && c.Duration(name) <= 0 {
+		if zero0 != "" {
+			return usagef("--%s %v: want a positive duration, or 0 for %s", name, c.Duration(name), zero0)
+		}
 		return usagef("--%s %v: want a positive duration", name, c.Duration(name))
 	}
 	return nil

@@ -254,6 +254,7 @@ func TestRobustFailures(t *testing.T) {
 		{"16 macs NaN", []string{"shrink", "in.onnx", "--macs", "NaN"}, 2, "--macs"},
 		{"16 search-time 0s", []string{"shrink", "in.onnx", "--macs", "0.5", "--search-time", "0s"}, 2, "--search-time"},
 		{"16 search-time -1s", []string{"shrink", "in.onnx", "--macs", "0.5", "--search-time", "-1s"}, 2, "--search-time"},
+		{"16 time -1s", []string{"shrink", "in.onnx", "--macs", "0.5", "--time", "-1s"}, 2, "or 0 for no bound"},
 		{"16 distill-time 0s", []string{"shrink", "in.onnx", "--macs", "0.5", "--distill-time", "0s"}, 2, "--distill-time"},
 		{"16 samples 0", shrink("in.onnx", "--data", "calib.gz", "--samples", "0"), 2, "--samples"},
 		{"16 samples -5", []string{"eval", "in.onnx", "--data", "calib.gz", "--labels", "lab.idx", "--samples", "-5"}, 2, "--samples"},

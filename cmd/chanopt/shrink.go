@@ -51,7 +51,7 @@ func shrinkCommand() *cli.Command {
 		&cli.BoolFlag{Name: "adapt", Usage: "with --data: move channels between groups during the fine-tuning, under the same budget, by how each group's EVBMF rank changes on the slim model as it trains (CONetV2's adaptive sizing; the report's distill.adapt says what moved)"},
 		&cli.IntFlag{Name: "synthetic", Value: d.Synthetic, Usage: "without --data: how many images to synthesise from the original for the repair"},
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
-		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run: a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
+		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run (0: no bound): a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
 		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
 		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (unset: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
@@ -246,8 +246,10 @@ func checkShrinkFlags(c *cli.Context) error {
 	if err := checkFloatFlag(c, "lr", 0, 1, true); err != nil {
 		return err
 	}
-	for _, k := range []string{"time", "search-time", "distill-time"} {
-		if err := checkDurationFlag(c, k); err != nil {
+	// --time 0 lifts the bound (the library's Time 0); 0 for a stage's cap would read as its
+	// default share, which leaving the flag out already says.
+	for _, f := range [][2]string{{"time", "no bound"}, {"search-time", ""}, {"distill-time", ""}} {
+		if err := checkDurationFlag(c, f[0], f[1]); err != nil {
 			return err
 		}
 	}
