@@ -85,13 +85,13 @@ func TestShrinkChoosesTheFastestGrid(t *testing.T) {
 				t.Fatalf("runtime report %+v, want the fake runtime's timing at batch 1 and 4", rr)
 			}
 			for _, g := range rr.Grids {
-				if g.RoundTo == rr.RoundTo && g.MS <= 0 {
+				if g.RoundTo == rr.RoundTo && (g.MS <= 0 || g.QuarterMS <= 0) {
 					t.Errorf("kept grid %d has no time (trials %+v)", g.RoundTo, rr.Grids)
 				}
 				for _, h := range rr.Grids {
 					// The fake's times are exact: the original's is the proof's.
 					enough := (1 + gridTolerance) * 0.5 * rr.Batches[0].BeforeMS
-					if g.RoundTo == rr.RoundTo && h.Error == "" && (1+gridTolerance)*h.MS < g.MS && g.MS > enough {
+					if g.RoundTo == rr.RoundTo && h.Error == "" && (1+gridTolerance)*h.QuarterMS < g.QuarterMS && g.QuarterMS > enough {
 						t.Errorf("kept multiples of %d (%.3f ms) although multiples of %d ran in %.3f ms", g.RoundTo, g.MS, h.RoundTo, h.MS)
 					}
 				}
