@@ -31,7 +31,16 @@ const runtimeTiming = 4 * time.Second
 // take, the best any width search can reach. CHANOPT_BENCH_KEEP=1 keeps the slim models and
 // their reports (the grids' timings, the proof) for study.
 func benchRuntime(env *benchEnv) error {
-	rt, err := optimizer.NewORTRuntime("", 0)
+	// CHANOPT_BENCH_THREADS sets ONNX Runtime's threads, for shrink's timings and the table's
+	// alike (0 or unset: all cores): one thread shows the widths' effect without the host's
+	// preemption of a second thread, which makes two-thread timings bimodal on a 2-vCPU VM.
+	threads := 0
+	if v := os.Getenv("CHANOPT_BENCH_THREADS"); v != "" {
+		if _, err := fmt.Sscan(v, &threads); err != nil || threads < 0 {
+			return fmt.Errorf("CHANOPT_BENCH_THREADS=%q: want a thread count", v)
+		}
+	}
+	rt, err := optimizer.NewORTRuntime("", threads)
 	if err != nil {
 		return err
 	}
@@ -56,7 +65,7 @@ func benchRuntime(env *benchEnv) error {
 		zoo = strings.FieldsFunc(only, func(r rune) bool { return r == ',' })
 	}
 	for _, name := range zoo {
-		if err := runtimeRow(bin, dir, filepath.Join(env.zoo, name+".onnx"), rt, 1); err != nil {
+		if err := runtimeRow(bin, dir, filepath.Join(env.zoo, name+".onnx"), rt, 1, threads); err != nil {
 			fmt.Printf("   | %s | FAILED: %v |\n", name, err)
 		}
 	}
@@ -64,16 +73,17 @@ func benchRuntime(env *benchEnv) error {
 	fmt.Println("   | model | --macs 0.5: latency (MACs, grid) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
 	fmt.Println("   |---|---|---|---|---|")
 	for _, path := range bundledModels(env) {
-		if err := runtimeRow(bin, dir, path, rt, 64); err != nil {
+		if err := runtimeRow(bin, dir, path, rt, 64, threads); err != nil {
 			fmt.Printf("   | %s | FAILED: %v |\n", filepath.Base(path), err)
 		}
 	}
 	return nil
 }
 
-// runtimeRow shrinks one model both ways, budgeting latency at batch, and prints its row: the
-// latency ratios at batch, and when batch > 1 also at batch 1.
-func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch int) error {
+// runtimeRow shrinks one model both ways, budgeting latency at batch in ONNX Runtime with threads
+// (0: all cores), and prints its row: the latency ratios at batch, and when batch > 1 also at
+// batch 1.
+func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int) error {
 	name := strings.TrimSuffix(filepath.Base(model), ".onnx")
 	type run struct {
 		budget string
@@ -88,7 +98,7 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch int) error {
 		rep := filepath.Join(dir, name+r.budget+".json")
 		start := time.Now()
 		out, err := exec.Command(bin, "shrink", model, r.budget, "0.5", "--no-distill", "--latency-batch", fmt.Sprint(batch),
-			"-o", r.slim, "--report", rep).CombinedOutput()
+			"--threads", fmt.Sprint(threads), "-o", r.slim, "--report", rep).CombinedOutput()
 		r.took = time.Since(start)
 		if err != nil {
 			if !strings.Contains(string(out), "SLOWER") {
