@@ -133,11 +133,22 @@ type shrinkRun struct {
 
 // cells formats the run as the common cells of the scale tables (total to held-back agreement).
 func (r shrinkRun) cells() string {
-	var stages []string
+	// A stage that recurs (the search and its parts, once per width grid) is summed under its
+	// name, in the order the stages first ran.
+	var names []string
+	seconds := map[string]float64{}
 	for _, t := range r.report.Timings {
-		if t.Stage != "total" {
-			stages = append(stages, fmt.Sprintf("%s %.0f", t.Stage, t.Seconds))
+		if t.Stage == "total" {
+			continue
 		}
+		if _, seen := seconds[t.Stage]; !seen {
+			names = append(names, t.Stage)
+		}
+		seconds[t.Stage] += t.Seconds
+	}
+	var stages []string
+	for _, n := range names {
+		stages = append(stages, fmt.Sprintf("%s %.0f", n, seconds[n]))
 	}
 	agree := "-"
 	if d := r.report.Distill; d != nil && len(d.Stages) > 0 {
