@@ -10,7 +10,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
@@ -276,13 +275,10 @@ type adapted struct {
 // under a MACs budget just above the student's, with the metric given (nil: the rank).
 func adaptRun(t *testing.T, model string, metric func(*rewrite.Analysis) func(*onnx.Model) (map[rewrite.GroupID]float64, error)) adapted {
 	t.Helper()
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 400})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 400)
 	calib, val := set.Split(0.25, 1)
 	var r adapted
+	var err error
 	if r.m, err = onnx.Load(filepath.Join(testenv.ModelsDir(t), model+".onnx")); err != nil {
 		t.Fatal(err)
 	}
@@ -411,11 +407,7 @@ func TestAdaptPoints(t *testing.T) {
 // teacher itself, which agrees with itself better than any student can: the weights kept must be
 // the teacher's shape, one replacement on.
 func TestFineTuneAdaptReplaces(t *testing.T) {
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 600)
 	calib, val := set.Split(0.25, 1)
 	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
 	if err != nil {
@@ -460,11 +452,7 @@ func TestFineTuneAdaptReplaces(t *testing.T) {
 // costs are those of the model returned (measured again here), whichever reallocation its weights
 // come after, and the budget holds.
 func TestShrinkAdapt(t *testing.T) {
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 400})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 400)
 	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8_bn.onnx"))
 	if err != nil {
 		t.Fatal(err)
@@ -518,11 +506,7 @@ func TestShrinkAdapt(t *testing.T) {
 // widen it under the same budget, and the fine-tuning keeps the weights of a reallocated student:
 // the student returned is a fresh cut's shape with the keep of that reallocation.
 func TestAdaptRescues(t *testing.T) {
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 600)
 	calib, val := set.Split(0.25, 1)
 	m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
 	if err != nil {

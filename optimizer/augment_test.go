@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chanopt/chanopt/dataset"
 	"github.com/chanopt/chanopt/engine"
 	"github.com/chanopt/chanopt/internal/testenv"
 	"github.com/chanopt/chanopt/onnx"
@@ -189,11 +188,7 @@ func TestMixedCrossEntropy(t *testing.T) {
 // held-back agreement against the slice it started from. Without augmentation, the teacher run
 // on each batch (as for outputs too large to cache) gives the weights of the cached teacher.
 func TestFineTuneAugmented(t *testing.T) {
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 400})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 400)
 	calib, val := set.Split(0.25, 1)
 	teacher, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), "resnet8.onnx"))
 	if err != nil {

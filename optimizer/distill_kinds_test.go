@@ -34,11 +34,7 @@ func withSoftmax(t *testing.T, both bool) *onnx.Model {
 // on the losses of all of them and improves on the refit, and the repaired student agrees with
 // the original on most held-back images.
 func TestDistillOutputKinds(t *testing.T) {
-	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
-		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: 800})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := labelledCalib(t, 800)
 	calib, val := set.Split(0.25, 1)
 	for _, tc := range []struct {
 		name  string
@@ -82,6 +78,17 @@ func TestDistillOutputKinds(t *testing.T) {
 			t.Errorf("%s: held-back agreement %.3f after the repair, want ≥ 0.8 and an accuracy", tc.name, final.Top1)
 		}
 	}
+}
+
+// labelledCalib is the first n of the bundled calibration images with their labels.
+func labelledCalib(t *testing.T, n int) *dataset.Set {
+	t.Helper()
+	set, err := dataset.Load(filepath.Join(testenv.ModelsDir(t), "data", "calib-images-idx3-ubyte.gz"),
+		filepath.Join(testenv.ModelsDir(t), "data", "calib-labels-idx1-ubyte.gz"), dataset.Options{Channels: 1, Height: 28, Width: 28, Samples: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
 
 // threeQuarterSlice cuts every prunable group of m to three quarters of its width (at least one
