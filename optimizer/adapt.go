@@ -217,10 +217,7 @@ func (ad *adapter) measure(m *onnx.Model) (map[rewrite.GroupID]float64, error) {
 func (ad *adapter) widths(keep rewrite.Keep) Widths {
 	w := Widths{}
 	for _, g := range ad.groups {
-		w[g.ID] = g.Channels
-		if k, ok := keep[g.ID]; ok {
-			w[g.ID] = len(k)
-		}
+		w[g.ID] = keptWidth(g, keep)
 	}
 	return w
 }

@@ -83,14 +83,7 @@ func sameSlots(got, want *onnx.Model) error {
 func TestTransferWeights(t *testing.T) {
 	for _, name := range []string{"resnet8", "resnet8_bn", "resnext", "mobilenetv2_se", "vgg", "densenet"} {
 		t.Run(name, func(t *testing.T) {
-			m, err := onnx.Load(filepath.Join(testenv.ModelsDir(t), name+".onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := rewrite.Groups(m)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, _, a := bundled(t, name)
 			trained := perturbed(m, 7)
 			at, err := rewrite.Groups(trained)
 			if err != nil {

@@ -671,13 +671,17 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 func groupReports(a *rewrite.Analysis, keep rewrite.Keep) []GroupReport {
 	var out []GroupReport
 	for _, g := range a.Groups {
-		kept := g.Channels
-		if k, ok := keep[g.ID]; ok {
-			kept = len(k)
-		}
-		out = append(out, GroupReport{ID: g.ID, Channels: g.Channels, Kept: kept, Prunable: g.Prunable, Reason: g.Reason})
+		out = append(out, GroupReport{ID: g.ID, Channels: g.Channels, Kept: keptWidth(g, keep), Prunable: g.Prunable, Reason: g.Reason})
 	}
 	return out
+}
+
+// keptWidth is how many of g's channels keep holds (all of them when keep leaves g out).
+func keptWidth(g *rewrite.Group, keep rewrite.Keep) int {
+	if k, ok := keep[g.ID]; ok {
+		return len(k)
+	}
+	return g.Channels
 }
 
 // chosenGrid is the width grid the search's result is on: the one asked for, the one the runtime
