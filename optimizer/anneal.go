@@ -96,6 +96,12 @@ type SearchOptions struct {
 	// Random makes the search a baseline: every proposal is accepted, unguided, without judging
 	// candidates, so the result is a random allocation under the same budget.
 	Random bool
+	// Speed, if set, predicts a candidate's latency in the runtime the model is deployed in (any
+	// unit: only ratios are used) for a MACs or params budget. Among the allocations that meet
+	// the budget the search then keeps to those predicted to run about as much faster as the
+	// budget is smaller (see speedLimit), so that half the MACs is about half the time where
+	// the runtime's time does not follow MACs.
+	Speed func(Widths) float64
 }
 
 // Why a search stopped (SearchResult.Stopped): its proposals were all made, or its time ran out.
@@ -119,6 +125,9 @@ type SearchResult struct {
 	Target, Base float64
 	// Confirmation is set when SearchOptions.Confirm judged the finalists.
 	Confirmation *Confirmation
+	// SpeedLimit and PredictedSpeed are set under SearchOptions.Speed: the predicted latency
+	// ratio (to the full width's) the search kept under, and the result's.
+	SpeedLimit, PredictedSpeed float64
 }
 
 // Confirmation records how the finalists fared under SearchOptions.Confirm.
@@ -149,6 +158,9 @@ type annealer struct {
 	fitness    Fitness
 	base       int64 // the original's measured cost, once computed
 	iters      int   // proposals planned
+	// speedTarget bounds SearchOptions.Speed's prediction (+Inf: unbounded), and under it no
+	// proposal keeps less than floor of the budgeted cost (see speedLimit).
+	speedTarget, floor float64
 }
 
 // cost predicts the budgeted cost of a candidate.
@@ -163,7 +175,10 @@ func (s *annealer) cost(w Widths) float64 {
 	return macs // MACs, or latency when the predictor was built on per-node latency
 }
 
-func (s *annealer) feasible(w Widths) bool { return s.cost(w) <= s.target }
+// feasible says whether w meets the budget, and the speed limit if there is one.
+func (s *annealer) feasible(w Widths) bool {
+	return s.cost(w) <= s.target && (s.opt.Speed == nil || s.opt.Speed(w) <= s.speedTarget)
+}
 
 func (s *annealer) fit(w Widths) (float64, error) {
 	k := w.key()
@@ -216,7 +231,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		return nil, err
 	}
 	s := &annealer{a: a, opt: opt, unit: map[rewrite.GroupID]int{}, cache: map[string]float64{}, seen: map[string]Widths{},
-		rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))}
+		rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)), speedTarget: math.Inf(1)}
 	for _, g := range a.Prunable() {
 		s.groups = append(s.groups, g)
 		s.unit[g.ID] = widthUnit(g, opt.RoundTo)
@@ -270,11 +285,20 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 	}
 
 	s.iters = iters
+	res := &SearchResult{Stopped: stoppedByIterations, Target: s.target, Base: baseCost}
 	cur, err := s.uniformStart()
 	if err != nil {
 		return nil, err
 	}
 	s.fill(cur)
+	if opt.Speed != nil && opt.Cost == nil {
+		s.speedLimit(cur, full, res)
+		if res.SpeedLimit > 0 {
+			if cur, err = s.speedStart(cur); err != nil {
+				return nil, err
+			}
+		}
+	}
 	start := cur.clone()
 	curF, err := s.fit(cur)
 	if err != nil {
@@ -289,7 +313,6 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 	s.stage("proposals", fmt.Sprintf("%d proposals, accepted by simulated annealing", iters))
-	res := &SearchResult{Stopped: stoppedByIterations, Target: s.target, Base: baseCost}
 	limit := opt.TimeLimit
 	if opt.Confirm != nil {
 		limit /= 2 // the rest is for the finalists
@@ -394,6 +417,9 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 	res.Slim = Slim{Model: m, Keep: keep, Widths: best, Costs: c}
+	if opt.Speed != nil && res.SpeedLimit > 0 {
+		res.PredictedSpeed = opt.Speed(best) / opt.Speed(full)
+	}
 	res.Fitness, res.Evaluations = bestF, s.evals
 	return res, nil
 }
@@ -552,10 +578,17 @@ func (s *annealer) uniformStart() (Widths, error) {
 }
 
 // fill grows groups one unit at a time, best retention gain per cost first, while the budget
-// allows, so the result lands just under it.
+// allows, so the result lands just under it. Under a speed limit a unit's price is the share it
+// takes of what is left of each of the two budgets, summed, so that where time is scarcer than
+// MACs the groups the runtime runs fast are grown first.
 func (s *annealer) fill(w Widths) {
+	limited := s.opt.Speed != nil && !math.IsInf(s.speedTarget, 1)
 	for {
 		cur := s.cost(w)
+		var curSpeed float64
+		if limited {
+			curSpeed = s.opt.Speed(w)
+		}
 		bestGain, bestID := 0.0, rewrite.GroupID(-1)
 		for _, g := range s.groups {
 			v := w[g.ID]
@@ -564,9 +597,13 @@ func (s *annealer) fill(w Widths) {
 			}
 			next := s.clampWidth(g, v+s.unit[g.ID])
 			w[g.ID] = next
-			c := s.cost(w)
+			c, ok := s.cost(w), s.feasible(w)
+			price := c - cur
+			if ok && limited {
+				price = price/max(s.target-cur, 1e-12) + max(s.opt.Speed(w)-curSpeed, 0)/max(s.speedTarget-curSpeed, 1e-12)
+			}
 			w[g.ID] = v
-			if c > s.target || c <= cur {
+			if !ok || c <= cur {
 				continue
 			}
 			curve := s.ret[g.ID]
@@ -574,7 +611,7 @@ func (s *annealer) fill(w Widths) {
 			if len(curve) > next {
 				gain += curve[next] - curve[v]
 			}
-			if r := gain / (c - cur); r > bestGain {
+			if r := gain / price; r > bestGain {
 				bestGain, bestID = r, g.ID
 			}
 		}
@@ -659,7 +696,7 @@ func (s *annealer) propose(cur Widths) Widths {
 		}
 		cand[r.ID] = widthAt(lo)
 	}
-	if !s.feasible(cand) || cand.key() == cur.key() {
+	if !s.feasible(cand) || s.cost(cand) < s.floor || cand.key() == cur.key() {
 		return nil
 	}
 	return cand
@@ -711,4 +748,84 @@ func (s *annealer) initialTemperature(cur Widths, curF float64, began time.Time)
 	}
 	sort.Float64s(ds)
 	return ds[len(ds)/2], nil
+}
+
+// speedSlack is how far under a MACs or params budget (as a share of the original's cost) a
+// search under a speed limit may keep: its start is found within it and no proposal goes under
+// it, so that keeping to allocations the runtime runs fast does not become a deeper cut than was
+// asked.
+const speedSlack = 0.02
+
+// speedLimit sets the bound on SearchOptions.Speed's prediction: the lowest predicted latency
+// ratio at which the start (speedStart) still keeps the budget to within speedSlack, found by
+// bisection between the budget's ratio (time in proportion to the cost, the speed the budget
+// asked for) and the ratio start, the budget's filled uniform start, is predicted at. The cost of a channel in
+// time is not the same as in MACs (a depthwise conv's channel costs more time per MAC than a
+// pointwise one's, and widths off the runtime's blocks cost more), so at the same MACs some
+// allocations run faster than others, and the search keeps to those.
+func (s *annealer) speedLimit(start, full Widths, res *SearchResult) {
+	whole := s.opt.Speed(full)
+	if whole <= 0 {
+		return
+	}
+	hi := s.opt.Speed(start) / whole
+	lo := s.opt.Budget.Ratio
+	// Within speedSlack of the budget, or of what the grid's rounding keeps if that is less.
+	enough := min(s.cost(start), s.target-speedSlack*s.cost(full))
+	keeps := func(r float64) bool {
+		s.speedTarget = r * whole
+		w, err := s.speedStart(start)
+		return err == nil && s.cost(w) >= enough
+	}
+	limit := lo // the start is as fast as asked already, or can be
+	if hi > lo && !keeps(lo) {
+		for i := 0; i < 10; i++ {
+			mid := (lo + hi) / 2
+			if keeps(mid) {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		limit = hi
+	}
+	s.speedTarget, s.floor = limit*whole, enough
+	res.SpeedLimit = limit
+}
+
+// speedStart is the search's start under a speed limit: from the budget's start (filled), while
+// it is predicted slower than the limit, units are taken from the group that saves the most
+// predicted time per cost lost, and the budget freed is then filled again (fill prices time too).
+func (s *annealer) speedStart(from Widths) (Widths, error) {
+	w := from.clone()
+	speed := s.opt.Speed(w)
+	for speed > s.speedTarget {
+		cost := s.cost(w)
+		best, bestID, bestSpeed := 0.0, rewrite.GroupID(-1), 0.0
+		for _, g := range s.groups {
+			v := w[g.ID]
+			if v <= s.unit[g.ID] {
+				continue
+			}
+			// A few per cent of the width at a time: one unit at a time is thousands of steps on
+			// a wide net, and the start needs no finer grain (the search moves single units).
+			step := max(1, g.Channels/32/s.unit[g.ID]) * s.unit[g.ID]
+			w[g.ID] = s.clampWidth(g, v-step)
+			sp, c := s.opt.Speed(w), s.cost(w)
+			w[g.ID] = v
+			if saved := speed - sp; saved > 0 {
+				if r := saved / max(cost-c, 1e-12); r > best {
+					best, bestID, bestSpeed = r, g.ID, sp
+				}
+			}
+		}
+		if bestID < 0 {
+			return nil, fmt.Errorf("the predicted latency cannot be brought under the limit")
+		}
+		g := s.a.Groups[bestID]
+		w[bestID] = s.clampWidth(g, w[bestID]-max(1, g.Channels/32/s.unit[bestID])*s.unit[bestID])
+		speed = bestSpeed
+	}
+	s.fill(w)
+	return w, nil
 }

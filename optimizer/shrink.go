@@ -264,6 +264,11 @@ type SearchStats struct {
 	// at a tenth of the starting temperature or less).
 	Cooled            float64 `json:"cooled"`
 	ScheduleCompleted bool    `json:"schedule_completed"`
+	// SpeedLimit and PredictedSpeed are set when a MACs or params search kept to allocations
+	// the runtime runs fast (SearchResult.SpeedLimit): the predicted latency ratio it kept under,
+	// and the result's, both from the runtime's per-layer table.
+	SpeedLimit     float64 `json:"speed_limit,omitempty"`
+	PredictedSpeed float64 `json:"predicted_speed,omitempty"`
 }
 
 // CostReport is a model's cost; LatencyMS is filled by callers that measure it.
@@ -550,6 +555,9 @@ func timingDependence(rep *Report) []string {
 	}
 	if rep.LatencySearch != nil {
 		why = append(why, "a latency budget is judged by timing")
+	}
+	if s := rep.SearchStats; s != nil && s.SpeedLimit > 0 {
+		why = append(why, "the widths were kept to those a latency table (timings, cached) predicts fast")
 	}
 	if d := rep.Distill; d != nil {
 		for _, s := range d.Stages {
@@ -996,6 +1004,21 @@ func newSearcher(ctx context.Context, p *prepared, opt Options) (*searcher, erro
 		}
 		s.fitness = "consumer variance lost after mean compensation (data-free)"
 	}
+	if opt.Budget.Kind != Latency && opt.RoundTo == 0 && len(p.rt.Grids()) > 1 {
+		// The runtime's time does not follow MACs (it has blocked layouts, so it has grids to
+		// choose from): its per-layer table steers a MACs or params search towards allocations
+		// it runs fast. A width grid the user fixed keeps the runtime out of the widths.
+		prog := opt.progress()
+		prog.Stage("latency table", fmt.Sprintf("each layer's time in %s at a ladder of widths (cached), to prefer widths it runs fast", p.rt.Name()))
+		speed, err := p.rt.Predictor(a, p.timed, func(d, t int) { prog.Step(d, t, 0) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			prog.Note(fmt.Sprintf("no latency table in %s (%v): widths chosen by the budget alone", p.rt.Name(), err))
+		}
+		s.sopt.Speed = speed
+	}
 	return s, nil
 }
 
@@ -1032,7 +1055,12 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 	}
 	rep.SearchStats = &SearchStats{Iterations: sr.Iterations, Accepted: sr.Accepts, Evaluations: sr.Evaluations,
 		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation,
-		Guide: cmp.Or(opt.Guide, GuideRank), Cooled: sr.Cooled, ScheduleCompleted: sr.Cooled >= 0.9}
+		Guide: cmp.Or(opt.Guide, GuideRank), Cooled: sr.Cooled, ScheduleCompleted: sr.Cooled >= 0.9,
+		SpeedLimit: sr.SpeedLimit, PredictedSpeed: sr.PredictedSpeed}
+	if sr.SpeedLimit > 0 {
+		prog.Note(fmt.Sprintf("widths kept to those %s runs fast: predicted latency %.3f of the original's (limit %.3f)",
+			rt.Name(), sr.PredictedSpeed, sr.SpeedLimit))
+	}
 	return &sr.Slim, nil
 }
 

@@ -59,7 +59,7 @@ func benchRuntime(env *benchEnv) error {
 	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately for ≥ %s, of medians [of lower quartiles]; load average %s\n",
 		rt.Version(), rt.Threads(), runtimeTiming, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Println("\n   torchvision at 224×224, batch 1:")
-	fmt.Println("   | model | --macs 0.5: latency (MACs, grid) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
+	fmt.Println("   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
 	fmt.Println("   |---|---|---|---|---|")
 	zoo := runtimeModels
 	if only, ok := os.LookupEnv("CHANOPT_BENCH_ZOO"); ok {
@@ -71,7 +71,7 @@ func benchRuntime(env *benchEnv) error {
 		}
 	}
 	fmt.Println("\n   bundled 28×28 models, budgeted and timed at batch 64 (batch 1 after the slash):")
-	fmt.Println("   | model | --macs 0.5: latency (MACs, grid) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
+	fmt.Println("   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor | shrink s (macs, latency) |")
 	fmt.Println("   |---|---|---|---|---|")
 	for _, path := range bundledModels(env) {
 		if err := runtimeRow(bin, dir, path, rt, 64, threads); err != nil {
@@ -174,6 +174,10 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	grid := "-"
 	if rr := runs[0].rep.Runtime; rr != nil && rr.RoundTo > 0 {
 		grid = fmt.Sprint(rr.RoundTo)
+	}
+	if st := runs[0].rep.SearchStats; st != nil && st.PredictedSpeed > 0 {
+		// What the latency table predicted for the widths kept (the speed limit's figure).
+		grid += fmt.Sprintf(", predicted %.3f", st.PredictedSpeed)
 	}
 	fmt.Printf("   | %s | %s (%.3f, %s)%s | %s (%.3f)%s | %.3f | %.0f, %.0f |\n", name,
 		at(1), macs(runs[0]), grid, runs[0].note, at(2), macs(runs[1]), runs[1].note,
