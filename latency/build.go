@@ -21,8 +21,15 @@ import (
 )
 
 // formatVersion changes whenever what a table holds or how it is measured changes, so old cached
-// tables are not reused.
-const formatVersion = 3
+// tables are not reused. 4: times are lower quartiles (timingStatistic), not medians, and the
+// calibration waits ort.SwitchPause between sessions.
+const formatVersion = 4
+
+// timingStatistic is the figure of a set of timed runs a table keeps: the lower quartile, as the
+// optimizer's grid choice compares. Noise only adds time (another process, the host, a session's
+// threads still spinning), so the lower runs rank widths steadily where a median of seven runs
+// can fall among the slow ones.
+func timingStatistic(t ort.Timing) time.Duration { return t.Q1 }
 
 // Options says where and how to measure.
 type Options struct {
@@ -200,7 +207,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 	if err != nil {
 		return fmt.Errorf("latency table: %w", err)
 	}
-	t.FullMS, t.FullSpreadMS = ms(whole.Median), ms(whole.Spread())
+	t.FullMS, t.FullSpreadMS = ms(timingStatistic(whole)), ms(whole.Spread())
 
 	consumers, producers := map[string][]*rewrite.Group{}, map[string][]*rewrite.Group{}
 	for _, g := range a.Prunable() {
@@ -330,7 +337,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // run and would slow the next session down.
 var branchOptions = ort.TimeOptions{Warmup: 2, Runs: 7, Budget: 6 * time.Millisecond}
 
-// timeBranches returns the median time of l at each width pair of the plan, each cut into a model of
+// timeBranches returns the time (timingStatistic) of l at each width pair of the plan, each cut into a model of
 // its own.
 func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads int) ([]time.Duration, error) {
 	out := make([]time.Duration, len(plan))
@@ -357,7 +364,7 @@ func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads
 		}
 		defer s.Close()
 		tm, err := s.Time([]ort.Tensor{{Shape: shape, Data: data[:n]}}, branchOptions)
-		return tm.Median, err
+		return timingStatistic(tm), err
 	}
 	for b := range plan {
 		t, err := timeOne(b)
@@ -366,7 +373,7 @@ func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads
 		}
 		out[b] = t
 	}
-	// A median far above what its neighbours allow was taken while the machine was busy: time it
+	// A time far above what its neighbours allow was taken while the machine was busy: time it
 	// again and keep the lower, so one bad spell does not bend the ladder (times grow with width).
 	for retry := 0; retry < maxRetries; retry++ {
 		suspects := suspectPoints(plan, out)
@@ -554,7 +561,7 @@ func gcd(a, b int) int {
 
 // timeAlternately times the models in rounds, each in turn (a pause, an untimed run, three timed
 // runs), after a warm-up round: at least 5 rounds and more while budget lasts. It returns each
-// model's median.
+// model's time (timingStatistic).
 func timeAlternately(names []string, models [][]byte, shapes map[string][]int64, threads int, budget time.Duration) ([]time.Duration, error) {
 	var runners []*ort.Runner
 	var sessions []*ort.Session
@@ -600,7 +607,7 @@ func timeAlternately(names []string, models [][]byte, shapes map[string][]int64,
 	for round := 0; round < 1+5 || (time.Since(start) < budget && round < 500); round++ {
 		for i, r := range runners {
 			// A pause and an untimed run first: the other session's idle threads spin a while.
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(ort.SwitchPause)
 			for k := 0; k < 4; k++ {
 				d, err := r.Once()
 				if err != nil {
@@ -614,7 +621,7 @@ func timeAlternately(names []string, models [][]byte, shapes map[string][]int64,
 	}
 	out := make([]time.Duration, len(runners))
 	for i := range samples {
-		out[i] = ort.Summarize(samples[i]).Median
+		out[i] = timingStatistic(ort.Summarize(samples[i]))
 	}
 	return out, nil
 }

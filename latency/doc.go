@@ -3,7 +3,7 @@
 // Runtime fuses into it) is cut from the real graph at its real input shape, and the single-layer
 // model is timed at a ladder of input and output widths (multiples of 8 and 16, where ONNX
 // Runtime's blocked NCHWc kernels are fast, a few widths off that grid, and the full width), with
-// warm-up and medians. Layers with the same configuration share one measurement.
+// warm-up and lower quartiles. Layers with the same configuration share one measurement.
 //
 // Table.Predict turns a candidate's group widths into a latency: each layer's time at the widths
 // the groups give its input and output (interpolated along its ladders, combined as time(in, out)

@@ -6,7 +6,7 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
-// Point is one measured width: the median time of the single-layer model in ms.
+// Point is one measured width: the time (lower quartile of its runs) of the single-layer model in ms.
 type Point struct {
 	Width int     `json:"width"`
 	MS    float64 `json:"ms"`
@@ -64,7 +64,7 @@ type Table struct {
 	Threads int                `json:"threads"`
 	Batch   int                `json:"batch"`
 	Inputs  map[string][]int64 `json:"inputs"`
-	// FullMS is the whole model's median time and FullSpreadMS half its interquartile range.
+	// FullMS is the whole model's time (lower quartile) and FullSpreadMS half its interquartile range.
 	FullMS       float64  `json:"full_ms"`
 	FullSpreadMS float64  `json:"full_spread_ms"`
 	Kernels      []Kernel `json:"kernels"`

@@ -195,16 +195,12 @@ func (r *ORTRuntime) Predictor(a *rewrite.Analysis, inputs map[string]onnx.Shape
 // Timed is one model's alternated measurement.
 type Timed = ort.Timing
 
-// switchPause is how long timing waits before it switches to another model: ONNX Runtime's idle
-// threads spin for a while after a run, and would slow the next session's runs (measured: a 2 ms
-// mobilenet_v3_small took 9 ms when runs of five sessions were interleaved one by one).
-const switchPause = 20 * time.Millisecond
+// blockRuns is how many timed runs each model gets per round, after a pause (ort.SwitchPause) and
+// one untimed run: five, so the pause is not most of a round's time on a small net.
+const blockRuns = 5
 
-// blockRuns is how many timed runs each model gets per round, after one untimed run.
-const blockRuns = 3
-
-// TimeAlternately times the models in rounds, each round running every model in turn (a short
-// pause, one untimed run, then blockRuns timed runs), so a change in the machine's load falls on
+// TimeAlternately times the models in rounds, each round running every model in turn (a pause
+// while the last model's threads stop spinning, one untimed run, then blockRuns timed runs), so a change in the machine's load falls on
 // all of them alike while no model is timed among another's spinning threads: a warm-up round,
 // then at least 5 rounds (15 when they are quick) and more while budget lasts, up to 500.
 func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Shape, budget time.Duration) ([]Timed, error) {
@@ -225,7 +221,7 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	round := func(keep bool) (time.Duration, error) {
 		var total time.Duration
 		for i, t := range timers {
-			time.Sleep(switchPause)
+			time.Sleep(ort.SwitchPause)
 			if _, err := t.Once(); err != nil {
 				return 0, fmt.Errorf("timing in %s: %w", rt.Name(), err)
 			}

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// SwitchPause is how long to wait before timing a session after another session has run: an
+// idle session's intra-op threads spin for tens of milliseconds after a run, and on a machine with
+// as many cores as threads they take the next session's cores. Measured with onnxruntime-node 1.30
+// on a 2-vCPU VM, three sessions of mobilenet_v3_small at 2 threads timed in turn (a pause, one
+// untimed run, three timed): median 6.7 ms after a 20 ms pause, 2.4 ms after 50 ms or 100 ms,
+// 2.1 ms for one session alone. One thread has no pool to spin, and timed steadily either way.
+const SwitchPause = 60 * time.Millisecond
+
 // Timing summarises timed runs: the median, and the spread as the interquartile range (robust to
 // the odd run another process on the machine slowed down).
 type Timing struct {

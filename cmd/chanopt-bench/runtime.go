@@ -33,8 +33,8 @@ const runtimeTiming = 4 * time.Second
 // their reports (the grids' timings, the proof) for study.
 func benchRuntime(env *benchEnv) error {
 	// CHANOPT_BENCH_THREADS sets ONNX Runtime's threads, for shrink's timings and the table's
-	// alike (0 or unset: all cores): one thread shows the widths' effect without the host's
-	// preemption of a second thread, which makes two-thread timings bimodal on a 2-vCPU VM.
+	// alike (0 or unset: all cores). One thread has no pool of threads that spin between runs
+	// (see ort.SwitchPause), so it times steadily even where sessions alternate quickly.
 	threads := 0
 	if v := os.Getenv("CHANOPT_BENCH_THREADS"); v != "" {
 		if _, err := fmt.Sscan(v, &threads); err != nil || threads < 0 {

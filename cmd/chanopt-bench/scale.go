@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chanopt/chanopt/dataset"
+	"github.com/chanopt/chanopt/engine"
+	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/optimizer"
 )
 
@@ -120,7 +124,105 @@ func benchScaleTrained(env *benchEnv, bin, dir, photos string) error {
 	}
 	fmt.Printf("   | %s | %s | %.2f%% → %.2f%% (%d images) | %.2f%% |\n", trainedScaleName,
 		run.cells(), 100**ev.Agree.Teacher, 100**ev.Accuracy, ev.Images, 100*ev.Agree.Top1)
+	bands, err := agreementByMargin(model, run.slim, images)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n   test top-1 agreement by the original's margin (its top softmax probability minus its second):\n")
+	fmt.Println("   | original's margin | share of test images | agreement there | disagreements, % of all images |")
+	fmt.Println("   |---|---|---|---|")
+	for _, b := range bands {
+		fmt.Printf("   | %s | %.2f%% | %.2f%% | %.2f |\n", b.name, 100*float64(b.images)/float64(ev.Images),
+			100*float64(b.agree)/float64(max(b.images, 1)), 100*float64(b.images-b.agree)/float64(ev.Images))
+	}
 	return nil
+}
+
+// marginBand is the slim model's top-1 agreement on the test images whose original's margin
+// falls in a band.
+type marginBand struct {
+	name          string
+	images, agree int
+}
+
+// marginEdges bound the bands: where the original's two best classes are nearly tied, any
+// student flips many images (a coin toss), so agreement there says little about the repair.
+var marginEdges = []float64{0.2, 0.4, 0.7}
+
+// agreementByMargin runs the original and the slim model on the test images in chanopt's engine
+// and splits their top-1 agreement by the original's margin.
+func agreementByMargin(original, slim, images string) ([]marginBand, error) {
+	// The trained model reads 3×112×112 (pixel/255); the .npy holds the images at that size.
+	set, err := dataset.Load(images, "", dataset.Options{Channels: 3})
+	if err != nil {
+		return nil, err
+	}
+	logits := func(path string) ([]float32, int, error) {
+		m, err := onnx.Load(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		p, err := engine.Compile(m, engine.Options{})
+		if err != nil {
+			return nil, 0, err
+		}
+		defer p.Close()
+		return optimizer.Logits(p, set, 64)
+	}
+	t, classes, err := logits(original)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := logits(slim)
+	if err != nil {
+		return nil, err
+	}
+	bands := make([]marginBand, len(marginEdges)+1)
+	lo := 0.0
+	for i := range bands {
+		hi := "1"
+		if i < len(marginEdges) {
+			hi = fmt.Sprint(marginEdges[i])
+		}
+		bands[i].name = fmt.Sprintf("%v–%s", lo, hi)
+		if i < len(marginEdges) {
+			lo = marginEdges[i]
+		}
+	}
+	for i := 0; i < len(t)/classes; i++ {
+		row := t[i*classes : (i+1)*classes]
+		first, margin := topTwo(row)
+		k := 0
+		for k < len(marginEdges) && margin >= marginEdges[k] {
+			k++
+		}
+		bands[k].images++
+		if s, _ := topTwo(st[i*classes : (i+1)*classes]); s == first {
+			bands[k].agree++
+		}
+	}
+	return bands, nil
+}
+
+// topTwo is the top class of a row of logits and its softmax probability's lead over the second.
+func topTwo(logits []float32) (int, float64) {
+	first, second := -1, -1
+	for c, v := range logits {
+		switch {
+		case first < 0 || v > logits[first]:
+			first, second = c, first
+		case second < 0 || v > logits[second]:
+			second = c
+		}
+	}
+	if second < 0 {
+		return first, 1
+	}
+	sum := 0.0
+	for _, v := range logits {
+		sum += math.Exp(float64(v - logits[first]))
+	}
+	return first, (1 - math.Exp(float64(logits[second]-logits[first]))) / sum
 }
 
 // shrinkRun is what one `chanopt shrink` as a user runs it measured.

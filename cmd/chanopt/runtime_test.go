@@ -121,8 +121,8 @@ func TestShrinkRuntimeORT(t *testing.T) {
 // TestShrinkLatencyORT: a latency budget is predicted from ONNX Runtime's per-layer table and
 // measured in it; the slim model's measured ratio is near the budget (loosely: the machine may be
 // busy, and at 28×28 a run takes a fraction of a millisecond). One thread: with two on a 2-vCPU
-// VM the runs time bimodally (a run waits whenever the host preempts either thread), and the
-// search once measured 0.640 where the proof measured 0.858 seconds later.
+// VM, when sessions were switched after 20 ms (the last one's threads still spinning, see
+// ort.SwitchPause), the search once measured 0.640 where the proof measured 0.858 seconds later.
 func TestShrinkLatencyORT(t *testing.T) {
 	if err := ort.Available(); err != nil {
 		testenv.Missing(t, "ONNX Runtime: %v", err)
