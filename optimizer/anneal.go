@@ -417,7 +417,7 @@ func Anneal(a *rewrite.Analysis, opt SearchOptions) (*SearchResult, error) {
 		}
 	}
 	res.Slim = Slim{Model: m, Keep: keep, Widths: best, Costs: c}
-	if opt.Speed != nil && res.SpeedLimit > 0 {
+	if res.SpeedLimit > 0 {
 		res.PredictedSpeed = opt.Speed(best) / opt.Speed(full)
 	}
 	res.Fitness, res.Evaluations = bestF, s.evals
@@ -759,10 +759,10 @@ const speedSlack = 0.02
 // speedLimit sets the bound on SearchOptions.Speed's prediction: the lowest predicted latency
 // ratio at which the start (speedStart) still keeps the budget to within speedSlack, found by
 // bisection between the budget's ratio (time in proportion to the cost, the speed the budget
-// asked for) and the ratio start, the budget's filled uniform start, is predicted at. The cost of a channel in
-// time is not the same as in MACs (a depthwise conv's channel costs more time per MAC than a
-// pointwise one's, and widths off the runtime's blocks cost more), so at the same MACs some
-// allocations run faster than others, and the search keeps to those.
+// asked for) and the ratio start, the budget's filled uniform start, is predicted at. The cost of
+// a channel in time is not the same as in MACs (a depthwise conv's channel costs more time per
+// MAC than a pointwise one's, and widths off the runtime's blocks cost more), so at the same MACs
+// some allocations run faster than others, and the search keeps to those.
 func (s *annealer) speedLimit(start, full Widths, res *SearchResult) {
 	whole := s.opt.Speed(full)
 	if whole <= 0 {
@@ -801,7 +801,7 @@ func (s *annealer) speedStart(from Widths) (Widths, error) {
 	speed := s.opt.Speed(w)
 	for speed > s.speedTarget {
 		cost := s.cost(w)
-		best, bestID, bestSpeed := 0.0, rewrite.GroupID(-1), 0.0
+		best, bestID, bestWidth, bestSpeed := 0.0, rewrite.GroupID(-1), 0, 0.0
 		for _, g := range s.groups {
 			v := w[g.ID]
 			if v <= s.unit[g.ID] {
@@ -809,22 +809,20 @@ func (s *annealer) speedStart(from Widths) (Widths, error) {
 			}
 			// A few per cent of the width at a time: one unit at a time is thousands of steps on
 			// a wide net, and the start needs no finer grain (the search moves single units).
-			step := max(1, g.Channels/32/s.unit[g.ID]) * s.unit[g.ID]
-			w[g.ID] = s.clampWidth(g, v-step)
+			next := s.clampWidth(g, v-max(1, g.Channels/32/s.unit[g.ID])*s.unit[g.ID])
+			w[g.ID] = next
 			sp, c := s.opt.Speed(w), s.cost(w)
 			w[g.ID] = v
 			if saved := speed - sp; saved > 0 {
 				if r := saved / max(cost-c, 1e-12); r > best {
-					best, bestID, bestSpeed = r, g.ID, sp
+					best, bestID, bestWidth, bestSpeed = r, g.ID, next, sp
 				}
 			}
 		}
 		if bestID < 0 {
 			return nil, fmt.Errorf("the predicted latency cannot be brought under the limit")
 		}
-		g := s.a.Groups[bestID]
-		w[bestID] = s.clampWidth(g, w[bestID]-max(1, g.Channels/32/s.unit[bestID])*s.unit[bestID])
-		speed = bestSpeed
+		w[bestID], speed = bestWidth, bestSpeed
 	}
 	s.fill(w)
 	return w, nil

@@ -719,10 +719,10 @@ func (opt Options) runtime() Runtime {
 const gridTiming = 4 * time.Second
 
 // gridStatistic is the figure of a grid's timed runs the choice compares: the lower quartile, not
-// the median. Noise only adds time: on a 2-vCPU VM, with ONNX Runtime's two threads and a pause of
-// 20 ms between sessions (too short: the other sessions' threads were still spinning, see
-// ort.SwitchPause), timed alternately for 4 s, resnet18's slim models on grids 1, 8 and 16 had median ratios of 0.81,
-// 0.61, 0.59 in one run and 0.78, 0.67, 0.69 in the next (16 slower than 8), lower-quartile
+// the median. Noise only adds time: on a 2-vCPU VM, with ONNX Runtime's two threads and a pause
+// of 20 ms between sessions (too short: the other sessions' threads were still spinning, see
+// ort.SwitchPause), timed alternately for 4 s, resnet18's slim models on grids 1, 8 and 16 had
+// median ratios of 0.81, 0.61, 0.59 in one run and 0.78, 0.67, 0.69 in the next (16 slower than 8), lower-quartile
 // ratios of 0.75, 0.60, 0.57 and 0.75, 0.60, 0.59; one model timed twice in a run differed by 33%
 // in median (mobilenet_v3_small). The lower runs rank models steadily.
 func gridStatistic(t Timed) float64 { return durationMS(t.Q1) }
