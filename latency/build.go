@@ -22,8 +22,9 @@ import (
 
 // formatVersion changes whenever what a table holds or how it is measured changes, so old cached
 // tables are not reused. 4: times are lower quartiles (timingStatistic), not medians, and the
-// calibration waits ort.SwitchPause between sessions.
-const formatVersion = 4
+// calibration waits ort.SwitchPause between sessions. 5: block-diagonal grouped convs are timed
+// dropping whole groups, as rewrite now cuts them.
+const formatVersion = 5
 
 // timingStatistic is the figure of a set of timed runs a table keeps: the lower quartile, as the
 // optimizer's grid choice compares. Noise only adds time (another process, the host, a session's
@@ -243,12 +244,12 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		if !ok {
 			k = len(t.Kernels)
 			bySig[sig] = k
-			t.Kernels = append(t.Kernels, Kernel{Op: n.OpType, In: l.inFull, Out: l.outFull, Depthwise: l.depthwise, Signature: sig})
+			t.Kernels = append(t.Kernels, Kernel{Op: n.OpType, In: l.inFull, Out: l.outFull, Diagonal: l.diagonal, Signature: sig})
 			cut = append(cut, l)
 		}
 		entry := Layer{Kernel: k, In: side(l.inFull, consumers[n.Label()], n.OpType != "Conv"),
 			Out: side(l.outFull, producers[n.Label()], false)}
-		if l.depthwise {
+		if l.diagonal {
 			entry.In = Side{Full: l.inFull, Multiplier: 1}
 		}
 		for _, x := range l.nodes {
@@ -260,8 +261,8 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		}
 		if len(entry.Out.Groups) > 0 {
 			needOut[k] = l.group
-			if l.depthwise {
-				needOut[k] = 1
+			if l.diagonal {
+				needOut[k] = l.outFull / l.group // whole blocks
 			}
 		}
 	}
@@ -281,7 +282,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 			for _, w := range ladder(kn.Out, unit) {
 				switch {
 				case w == kn.Out:
-				case kn.Depthwise:
+				case kn.Diagonal:
 					plan = append(plan, branch{w, w})
 				default:
 					plan = append(plan, branch{kn.In, w})
@@ -300,7 +301,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		kn.FullMS = ms(times[0])
 		for i, br := range plan[1:] {
 			p := Point{Width: br.out, MS: ms(times[i+1])}
-			if br.out == kn.Out && !kn.Depthwise {
+			if br.out == kn.Out && !kn.Diagonal {
 				p.Width = br.in
 				kn.InLadder = append(kn.InLadder, p)
 			} else {
@@ -478,10 +479,7 @@ func (t *Table) calibrate(a *rewrite.Analysis, modelBytes []byte, name string, t
 	widths := map[rewrite.GroupID]int{}
 	keep := rewrite.Keep{}
 	for _, g := range a.Prunable() {
-		unit := calibrationGrid
-		if g.Blocks > 1 {
-			unit = unit * g.Blocks / gcd(unit, g.Blocks)
-		}
+		unit := calibrationGrid * g.Step() / gcd(calibrationGrid, g.Step())
 		w := max(unit, int(math.Round(calibrationFraction*float64(g.Channels)/float64(unit)))*unit)
 		if w >= g.Channels {
 			continue
@@ -521,8 +519,9 @@ func (t *Table) calibrate(a *rewrite.Analysis, modelBytes []byte, name string, t
 const maxSlope = 2
 
 // spreadChannels keeps w channels of g spread evenly over its channels (w/Blocks of each block of
-// a grouped conv, spread over the block): which channels does not change the time, but the first
-// w alone can empty an output of a Split the group runs through (resnext's blocks).
+// a grouped conv, spread over the block, or whole blocks spread over the blocks): which channels
+// does not change the time, but the first w alone can empty an output of a Split the group runs
+// through (resnext's blocks).
 func spreadChannels(g *rewrite.Group, w int) []int {
 	if g.Blocks > 1 {
 		members := make([][]int, g.Blocks)
@@ -530,8 +529,18 @@ func spreadChannels(g *rewrite.Group, w int) []int {
 			members[b] = append(members[b], c)
 		}
 		var out []int
-		for _, m := range members {
-			out = append(out, spread(m, w/g.Blocks)...)
+		if g.Whole {
+			blocks := make([]int, g.Blocks)
+			for b := range blocks {
+				blocks[b] = b
+			}
+			for _, b := range spread(blocks, w/g.Step()) {
+				out = append(out, members[b]...)
+			}
+		} else {
+			for _, m := range members {
+				out = append(out, spread(m, w/g.Blocks)...)
+			}
 		}
 		sort.Ints(out)
 		return out

@@ -54,7 +54,7 @@ func checkTable(t *testing.T, a *rewrite.Analysis, tb *Table) {
 			driven[g] = true
 		}
 		k := tb.Kernels[l.Kernel]
-		if len(l.In.Groups) > 0 && !k.Depthwise && len(k.InLadder) < 2 || len(l.Out.Groups) > 0 && len(k.OutLadder) < 2 {
+		if len(l.In.Groups) > 0 && !k.Diagonal && len(k.InLadder) < 2 || len(l.Out.Groups) > 0 && len(k.OutLadder) < 2 {
 			t.Errorf("layer %v has groups but kernel %d has no ladder: %+v", l.Nodes, l.Kernel, k)
 		}
 	}

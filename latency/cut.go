@@ -22,10 +22,10 @@ type layer struct {
 	input   onnx.Shape   // the weighted node's input, static
 	inFull  int          // input channels (the weight's input axis)
 	outFull int          // output channels
-	// group is a Conv's group attribute; depthwise convs (group = channels) shrink in and out
-	// together.
-	group     int
-	depthwise bool
+	// group is a Conv's group attribute; block-diagonal convs (as many channels in as out per
+	// group: depthwise, RegNet's) shrink in and out together by whole groups.
+	group    int
+	diagonal bool
 }
 
 // channelAxis is the input axis that holds channels: 1 for a Conv (NCHW), the last for Gemm/MatMul.
@@ -91,11 +91,10 @@ func weighted(g *onnx.Graph, n *onnx.Node) *layer {
 		if l.group < 1 || l.inFull%l.group != 0 || l.outFull%l.group != 0 || int(w.Dims[1])*l.group != l.inFull {
 			return nil
 		}
-		if l.group > 1 && l.group == l.inFull {
-			if l.outFull != l.inFull {
-				return nil // a channel multiplier: rewrite pins these
-			}
-			l.depthwise = true
+		if l.group > 1 && l.outFull == l.inFull {
+			l.diagonal = true
+		} else if l.group > 1 && l.group == l.inFull {
+			return nil // a channel multiplier: rewrite pins these
 		}
 	case "Gemm":
 		if len(w.Dims) != 2 || len(x.Shape) != 2 || n.Int("transA", 0) != 0 {
@@ -141,7 +140,7 @@ func (l *layer) signature(g *onnx.Graph) string {
 	return b.String()
 }
 
-// branch is one width pair to time: in input and out output channels (equal for a depthwise conv).
+// branch is one width pair to time: in input and out output channels (equal for a block-diagonal conv).
 type branch struct{ in, out int }
 
 // inputName and outputName name a cut model's graph input of a given width and a branch's output.
@@ -208,9 +207,10 @@ func (l *layer) cut(src *onnx.Model, branches []branch, seed uint64) ([]byte, er
 			case i == 0 && n.OpType == "Conv":
 				w := g.Inits[n.Input(1)]
 				dims := append([]int64{int64(out), int64(in / l.group)}, w.Dims[2:]...)
-				if l.depthwise {
-					c.SetInt("group", int64(in))
-					dims[1] = 1
+				if l.diagonal {
+					// whole blocks of the original's size: as many groups as blocks kept
+					dims[1] = w.Dims[1]
+					c.SetInt("group", int64(in)/w.Dims[1])
 				}
 				addInit(random(c.Inputs[1], dims, false))
 				if c.Input(2) != "" {

@@ -14,14 +14,16 @@ type Point struct {
 
 // Kernel is one layer configuration and its measurements.
 type Kernel struct {
-	Op        string `json:"op"`
-	In        int    `json:"in"`  // full input channels
-	Out       int    `json:"out"` // full output channels
-	Depthwise bool   `json:"depthwise,omitempty"`
+	Op  string `json:"op"`
+	In  int    `json:"in"`  // full input channels
+	Out int    `json:"out"` // full output channels
+	// Diagonal marks a block-diagonal conv (depthwise, or grouped with as many channels in as
+	// out per group): in and out shrink together, by whole blocks.
+	Diagonal bool `json:"diagonal,omitempty"`
 	// FullMS is the time at full widths.
 	FullMS float64 `json:"full_ms"`
 	// InLadder varies the input channels with the output at full; OutLadder varies the output with
-	// the input at full (for a depthwise conv, both together). Each includes the full width.
+	// the input at full (for a block-diagonal conv, both together). Each includes the full width.
 	InLadder  []Point `json:"in_ladder,omitempty"`
 	OutLadder []Point `json:"out_ladder,omitempty"`
 	Signature string  `json:"signature"`
@@ -131,7 +133,7 @@ func interpolate(pts []Point, w int) float64 {
 // layerMS is a layer's predicted time at the given widths.
 func (t *Table) layerMS(l Layer, widths map[rewrite.GroupID]int) float64 {
 	k := t.Kernels[l.Kernel]
-	if k.Depthwise {
+	if k.Diagonal {
 		if len(k.OutLadder) == 0 {
 			return k.FullMS
 		}

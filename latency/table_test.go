@@ -100,7 +100,7 @@ func TestPredict(t *testing.T) {
 		FullMS: 10,
 		Kernels: []Kernel{
 			{Op: "Conv", In: 32, Out: 64, FullMS: 4, InLadder: []Point{{16, 2}, {32, 4}}, OutLadder: []Point{{32, 1}, {64, 4}}},
-			{Op: "Conv", In: 64, Out: 64, Depthwise: true, FullMS: 1, OutLadder: []Point{{32, 0.25}, {64, 1}}},
+			{Op: "Conv", In: 64, Out: 64, Diagonal: true, FullMS: 1, OutLadder: []Point{{32, 0.25}, {64, 1}}},
 		},
 		Layers: []Layer{
 			{Kernel: 0, In: Side{Full: 32, Groups: []rewrite.GroupID{0}, Channels: []int{32}}, Out: Side{Full: 64, Groups: []rewrite.GroupID{1}, Channels: []int{64}}},

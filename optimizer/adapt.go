@@ -405,7 +405,7 @@ func (ad *adapter) regroup(w Widths) rewrite.Keep {
 				scores[c] += lift
 			}
 		}
-		keep[g.ID] = TopK(scores, w[g.ID], g.Blocks, g.BlockOf)
+		keep[g.ID] = TopK(scores, w[g.ID], g)
 	}
 	return keep
 }

@@ -90,8 +90,10 @@ func TestCompensateConstantChannels(t *testing.T) {
 			return "y"
 		}, true, 2},
 		{"grouped conv 1×1", func(g *onnx.Graph, init func(string, []int64, []float32)) string {
-			init("w2", []int64{4, 2, 1, 1}, nil)
-			init("b2", []int64{4}, nil)
+			// 2 in → 3 out per group: a block-diagonal conv (as many out as in) carries its
+			// input's channels and would drop blocks, not read thinned ones
+			init("w2", []int64{6, 2, 1, 1}, nil)
+			init("b2", []int64{6}, nil)
 			g.Nodes = append(g.Nodes, &onnx.Node{Name: "y", OpType: "Conv", Inputs: []string{"r", "w2", "b2"}, Outputs: []string{"y"},
 				Attrs: map[string]*onnx.Attr{"group": {Kind: onnx.AttrInt, I: 2}}})
 			return "y"

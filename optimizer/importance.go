@@ -51,34 +51,44 @@ func L1Importance(a *rewrite.Analysis) map[rewrite.GroupID][]float64 {
 	return imp
 }
 
-// TopK returns the indices of the k largest scores, ascending; ties keep the lower index. With
-// blocks > 1 it takes k/blocks from each block.
-func TopK(scores []float64, k int, blocks int, blockOf []int) []int {
-	if blocks > 1 {
-		per := k / blocks
-		if per < 1 {
-			per = 1
+// TopK returns the indices of the k largest scores of g's channels, ascending; ties keep the lower
+// index. Where a grouped conv splits g into blocks it keeps the k/Step() best blocks whole (by
+// their summed scores) when they go whole, or the k/Blocks best channels of each block.
+func TopK(scores []float64, k int, g *rewrite.Group) []int {
+	if g != nil && g.Blocks > 1 {
+		members := make([][]int, g.Blocks)
+		for c, b := range g.BlockOf {
+			members[b] = append(members[b], c)
 		}
 		var out []int
-		for b := 0; b < blocks; b++ {
-			var idx []int
-			for i := range scores {
-				if blockOf[i] == b {
-					idx = append(idx, i)
-				}
+		if g.Whole {
+			sums := make([]float64, g.Blocks)
+			for c, b := range g.BlockOf {
+				sums[b] += scores[c]
 			}
-			out = append(out, topOf(scores, idx, per)...)
+			for _, b := range topOf(sums, index(g.Blocks), max(k/g.Step(), 1)) {
+				out = append(out, members[b]...)
+			}
+		} else {
+			for _, m := range members {
+				out = append(out, topOf(scores, m, max(k/g.Blocks, 1))...)
+			}
 		}
 		sort.Ints(out)
 		return out
 	}
-	idx := make([]int, len(scores))
+	out := topOf(scores, index(len(scores)), k)
+	sort.Ints(out)
+	return out
+}
+
+// index is 0, 1, …, n-1.
+func index(n int) []int {
+	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	out := topOf(scores, idx, k)
-	sort.Ints(out)
-	return out
+	return idx
 }
 
 func topOf(scores []float64, idx []int, k int) []int {

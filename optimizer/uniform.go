@@ -26,14 +26,10 @@ func Width(g *rewrite.Group, target float64, roundTo int) int {
 	return w
 }
 
-// widthUnit is the step a group's width moves in: a multiple of --round-to and of the blocks of
-// a grouped convolution, which must all keep the same count.
+// widthUnit is the step a group's width moves in: a multiple of --round-to and of the group's
+// own step (a grouped convolution's blocks).
 func widthUnit(g *rewrite.Group, roundTo int) int {
-	unit := max(roundTo, 1)
-	if g.Blocks > 1 {
-		unit = lcm(unit, g.Blocks)
-	}
-	return unit
+	return lcm(max(roundTo, 1), g.Step())
 }
 
 func gcd(a, b int) int {
@@ -53,7 +49,7 @@ func KeepWidths(a *rewrite.Analysis, imp map[rewrite.GroupID][]float64, widths m
 		if !ok || w >= g.Channels || !g.Prunable {
 			continue
 		}
-		keep[g.ID] = TopK(imp[g.ID], w, g.Blocks, g.BlockOf)
+		keep[g.ID] = TopK(imp[g.ID], w, g)
 	}
 	return keep
 }

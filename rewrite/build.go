@@ -91,7 +91,7 @@ func (a *Analysis) resolveBlocks() {
 		}
 		s := byGroup[g][bn.tag.by]
 		if s == nil {
-			s = &blockSource{blocks: bn.tag.blocks, of: map[int]int{}}
+			s = &blockSource{blocks: bn.tag.blocks, size: bn.tag.size, whole: bn.tag.whole, of: map[int]int{}}
 			byGroup[g][bn.tag.by] = s
 		}
 		s.of[a.compIndex[r]] = bn.tag.block
@@ -106,7 +106,7 @@ func (a *Analysis) resolveBlocks() {
 		ok := len(first.of) == g.Channels
 		for _, name := range names[1:] {
 			s := srcs[name]
-			if s.blocks != first.blocks || len(s.of) != g.Channels {
+			if s.blocks != first.blocks || s.whole != first.whole || len(s.of) != g.Channels {
 				ok = false
 				break
 			}
@@ -122,6 +122,32 @@ func (a *Analysis) resolveBlocks() {
 		if !ok {
 			if g.Prunable {
 				g.Prunable, g.Reason = false, fmt.Sprintf("grouped convolutions %s split these channels in different ways", strings.Join(names, ", "))
+			}
+			continue
+		}
+		if first.whole {
+			// Blocks go whole only where the group holds all of each block it touches: a Concat
+			// of other groups into one block would need them to drop it jointly.
+			if !first.full() {
+				if g.Prunable {
+					g.Prunable, g.Reason = false, fmt.Sprintf("grouped convolution %s has blocks shared with other channel groups", names[0])
+				}
+				continue
+			}
+			g.Whole = true
+			g.BlockOf = make([]int, g.Channels)
+			dense := map[int]int{} // the conv's block numbers, renumbered in channel order
+			for ch := range g.Channels {
+				b, seen := dense[first.of[ch]]
+				if !seen {
+					b = len(dense)
+					dense[first.of[ch]] = b
+				}
+				g.BlockOf[ch] = b
+			}
+			g.Blocks = len(dense)
+			if g.Blocks == 1 && g.Prunable {
+				g.Prunable, g.Reason = false, fmt.Sprintf("these channels are one block of grouped convolution %s", names[0])
 			}
 			continue
 		}
@@ -151,8 +177,23 @@ func (a *Analysis) resolveBlocks() {
 
 // blockSource is how one grouped conv splits a group's channels: channel index → block.
 type blockSource struct {
-	blocks int
-	of     map[int]int
+	blocks, size int
+	whole        bool
+	of           map[int]int
+}
+
+// full says whether every block that holds a channel of the group holds only the group's channels.
+func (s *blockSource) full() bool {
+	counts := map[int]int{}
+	for _, b := range s.of {
+		counts[b]++
+	}
+	for _, c := range counts {
+		if c != s.size {
+			return false
+		}
+	}
+	return true
 }
 
 // even says whether every block holds the same share of the group's channels.
@@ -196,7 +237,7 @@ func (a *Analysis) listMembers() {
 			if g := a.compGroup[a.find(e)]; g != nil {
 				if !seen[g][m] && act.input == 1 {
 					switch act.role {
-					case "out", "depthwise":
+					case "out", "depthwise", "grouped":
 						g.Producers = append(g.Producers, act.node.Label())
 					case "in":
 						g.Consumers = append(g.Consumers, act.node.Label())
@@ -244,7 +285,7 @@ func (a *Analysis) ProducerSlices() []ProducerSlice {
 	var out []ProducerSlice
 	g := a.Model.Graph
 	for _, act := range a.actions {
-		if act.kind != sliceAxis || act.input != 1 || (act.role != "out" && act.role != "depthwise") {
+		if act.kind != sliceAxis || act.input != 1 || (act.role != "out" && !carriesInput(act.role)) {
 			continue
 		}
 		t := g.Inits[act.tensor]

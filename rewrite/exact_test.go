@@ -15,29 +15,45 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
-// randomKeep keeps a random ~60% of every prunable group (the same count in each block).
+// randomKeep keeps a random ~60% of every prunable group (the same count in each block, or ~60% of
+// the blocks when blocks go whole).
 func randomKeep(a *rewrite.Analysis, rng *rand.Rand) rewrite.Keep {
+	return keepRandomly(a, rng, func(n int) int {
+		k := int(math.Ceil(0.6 * float64(n)))
+		if k >= n && n > 1 {
+			k = n - 1
+		}
+		return k
+	})
+}
+
+// keepRandomly keeps, of every prunable group, a random choice of k(n) of its n channels, of each
+// block's n channels when a grouped conv thins its blocks equally (k is asked once a group: the
+// blocks are equal), or of its n blocks when they go whole.
+func keepRandomly(a *rewrite.Analysis, rng *rand.Rand, k func(n int) int) rewrite.Keep {
 	keep := rewrite.Keep{}
 	for _, g := range a.Prunable() {
-		blocks := g.Blocks
-		if blocks < 1 {
-			blocks = 1
-		}
-		per := g.Channels / blocks
-		k := int(math.Ceil(0.6 * float64(per)))
-		if k >= per && per > 1 {
-			k = per - 1
+		blocks := max(g.Blocks, 1)
+		members := make([][]int, blocks)
+		for i := 0; i < g.Channels; i++ {
+			b := 0
+			if blocks > 1 {
+				b = g.BlockOf[i]
+			}
+			members[b] = append(members[b], i)
 		}
 		var idx []int
-		for b := 0; b < blocks; b++ {
-			var in []int
-			for i := 0; i < g.Channels; i++ {
-				if blocks == 1 || g.BlockOf[i] == b {
-					in = append(in, i)
-				}
+		if g.Whole {
+			rng.Shuffle(blocks, func(i, j int) { members[i], members[j] = members[j], members[i] })
+			for _, m := range members[:k(blocks)] {
+				idx = append(idx, m...)
 			}
-			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-			idx = append(idx, in[:k]...)
+		} else {
+			per := k(len(members[0]))
+			for _, in := range members {
+				rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+				idx = append(idx, in[:per]...)
+			}
 		}
 		sortInts(idx)
 		keep[g.ID] = idx

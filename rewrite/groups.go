@@ -18,8 +18,10 @@ type Group struct {
 	Reason   string   `json:"reason,omitempty"` // why the group is pinned
 	Members  []string `json:"members"`
 	// Blocks > 1 says a grouped convolution splits the group's channels into that many blocks, which
-	// must all keep the same number of channels; BlockOf gives each channel's block.
+	// must all keep the same number of channels, or, when Whole, are each kept or dropped whole (a
+	// block-diagonal conv's groups); BlockOf gives each channel's block.
 	Blocks  int   `json:"blocks,omitempty"`
+	Whole   bool  `json:"whole_blocks,omitempty"`
 	BlockOf []int `json:"-"`
 	// Producers and Consumers name the nodes whose weights make and read the group's channels.
 	Producers []string `json:"-"`
@@ -27,6 +29,22 @@ type Group struct {
 	// comps are the union-find roots of the group's channels, in channel order.
 	comps []int
 }
+
+// Step is the least a width can change by: one block when blocks go whole, one channel of every
+// block when they thin equally, one channel otherwise. Every width of the group is a multiple.
+func (g *Group) Step() int {
+	switch {
+	case g.Whole:
+		return g.Channels / max(g.Blocks, 1)
+	case g.Blocks > 1:
+		return g.Blocks
+	}
+	return 1
+}
+
+// carriesInput says whether an action's role is the weight of a block-diagonal conv ("depthwise"
+// with one channel per group, "grouped" with more), whose output carries its input's channels.
+func carriesInput(role string) bool { return role == "depthwise" || role == "grouped" }
 
 // Analysis is the result of dependency extraction: the groups and everything Slice needs.
 type Analysis struct {
@@ -54,7 +72,9 @@ type blockNote struct {
 
 type blockTag struct {
 	blocks, block int
+	size          int // channels per block
 	by            string
+	whole         bool // blocks are kept or dropped whole, not thinned equally
 }
 
 // space is a set of channels made by one producer (or one graph input, or an op chanopt does not
@@ -97,7 +117,7 @@ type action struct {
 	axis   int
 	refs   []int
 	flat   *flatMap
-	groups int     // sliceGroupedIn: the conv's group count
+	groups int     // sliceGroupedIn and a block-diagonal conv's weight: the conv's group count
 	outs   [][]int // splitSizes: each output's refs
 	dim    int     // reshapeDim: the target dim; sliceBounds: the axis
 	mult   int     // reshapeDim: elements per channel

@@ -104,28 +104,10 @@ func randomNet(seed uint64) *graphBuilder {
 	return b
 }
 
-// randomCut keeps a random non-empty subset of each prunable group, the same count in each block.
+// randomCut keeps a random non-empty subset of each prunable group, the same count in each block
+// (or whole blocks).
 func randomCut(a *rewrite.Analysis, rng *rand.Rand) rewrite.Keep {
-	keep := rewrite.Keep{}
-	for _, g := range a.Prunable() {
-		blocks := max(g.Blocks, 1)
-		per := g.Channels / blocks
-		k := 1 + rng.IntN(per)
-		var idx []int
-		for bl := 0; bl < blocks; bl++ {
-			var in []int
-			for i := 0; i < g.Channels; i++ {
-				if blocks == 1 || g.BlockOf[i] == bl {
-					in = append(in, i)
-				}
-			}
-			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-			idx = append(idx, in[:k]...)
-		}
-		slices.Sort(idx)
-		keep[g.ID] = idx
-	}
-	return keep
+	return keepRandomly(a, rng, func(n int) int { return 1 + rng.IntN(n) })
 }
 
 // TestRandomNetsSliceExactly: on random nets the rules must find groups that Slice can cut at any

@@ -13,6 +13,22 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
+// buildBlockDiagonal builds a conv, a block-diagonal grouped conv (4 groups of 2 → 2, RegNet's
+// kind) and a conv.
+func buildBlockDiagonal(b *graphBuilder) {
+	x := b.input("x", 2, 3, 8, 8)
+	gc := b.conv("gc", b.conv("c1", x, 3, 8, 3, 1), 8, 8, 3, 4)
+	b.output(b.conv("c2", gc, 8, 4, 1, 1))
+}
+
+// blockDiagonalGroups are buildBlockDiagonal's groups: the grouped conv carries its input's
+// channels, in 4 blocks.
+var blockDiagonalGroups = []wantGroup{
+	{3, inputPinned, 0, []string{"Conv c1 (in)"}},
+	{8, "", 4, []string{"Conv c1 (out)", "Conv gc (grouped)", "Conv gc (param)", "Conv c2 (in)"}},
+	{4, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
+}
+
 // wantGroup is what a rule test expects of one group, in the order Groups lists them.
 type wantGroup struct {
 	channels int
@@ -132,38 +148,73 @@ func ruleCases() []ruleCase {
 			},
 		},
 		{
-			// A grouped conv (2 groups) splits its input and output channels into two blocks each.
+			// A grouped conv (2 groups of 4 → 6 channels) splits its input and output channels into
+			// two blocks each, which thin equally.
 			name: "grouped conv",
 			build: func(b *graphBuilder) {
 				x := b.input("x", 2, 3, 8, 8)
-				gc := b.conv("gc", b.conv("c1", x, 3, 8, 3, 1), 8, 8, 3, 2)
-				b.output(b.conv("c2", gc, 8, 4, 1, 1))
+				gc := b.conv("gc", b.conv("c1", x, 3, 8, 3, 1), 8, 12, 3, 2)
+				b.output(b.conv("c2", gc, 12, 4, 1, 1))
 			},
 			groups: []wantGroup{
 				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
 				{8, "", 2, []string{"Conv c1 (out)", "Conv gc (in)"}},
-				{8, "", 2, []string{"Conv gc (out)", "Conv c2 (in)"}},
+				{12, "", 2, []string{"Conv gc (out)", "Conv c2 (in)"}},
 				{4, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
 			},
-			keep:   map[rewrite.GroupID][]int{1: {0, 2, 5, 7}, 2: {1, 2, 3, 4, 6, 7}},
-			shapes: map[string][]int64{"c1.w": {4, 3, 3, 3}, "gc.w": {6, 2, 3, 3}, "gc.b": {6}, "c2.w": {4, 6, 1, 1}},
+			keep:   map[rewrite.GroupID][]int{1: {0, 2, 5, 7}, 2: {1, 2, 3, 4, 6, 7, 9, 11}},
+			shapes: map[string][]int64{"c1.w": {4, 3, 3, 3}, "gc.w": {8, 2, 3, 3}, "gc.b": {8}, "c2.w": {4, 8, 1, 1}},
 			attrs:  map[string][]int64{"gc.group": {2}},
 		},
 		{
 			name: "grouped conv with unequal blocks",
 			build: func(b *graphBuilder) {
 				x := b.input("x", 2, 3, 8, 8)
-				gc := b.conv("gc", b.conv("c1", x, 3, 8, 3, 1), 8, 8, 3, 2)
-				b.output(b.conv("c2", gc, 8, 4, 1, 1))
+				gc := b.conv("gc", b.conv("c1", x, 3, 8, 3, 1), 8, 12, 3, 2)
+				b.output(b.conv("c2", gc, 12, 4, 1, 1))
 			},
 			groups: []wantGroup{
 				{3, inputPinned, 0, []string{"Conv c1 (in)"}},
 				{8, "", 2, []string{"Conv c1 (out)", "Conv gc (in)"}},
-				{8, "", 2, []string{"Conv gc (out)", "Conv c2 (in)"}},
+				{12, "", 2, []string{"Conv gc (out)", "Conv c2 (in)"}},
 				{4, outputPinned("c2"), 0, []string{"Conv c2 (out)"}},
 			},
 			keep:     map[rewrite.GroupID][]int{1: {0, 1, 2, 4}},
 			sliceErr: "group 1: grouped convolution needs the same number of channels in each of its 2 blocks, got [3 1]",
+		},
+		{
+			// A block-diagonal grouped conv (4 groups of 2 → 2, RegNet's kind) carries its input's
+			// channels like a depthwise conv: its blocks are kept or dropped whole, and its group
+			// count follows the kept blocks.
+			name:   "block-diagonal grouped conv",
+			build:  buildBlockDiagonal,
+			groups: blockDiagonalGroups,
+			keep:   map[rewrite.GroupID][]int{1: {2, 3, 6, 7}},
+			shapes: map[string][]int64{"c1.w": {4, 3, 3, 3}, "gc.w": {4, 2, 3, 3}, "gc.b": {4}, "gc": {2, 4, 8, 8}, "c2.w": {4, 4, 1, 1}},
+			attrs:  map[string][]int64{"gc.group": {2}},
+		},
+		{
+			name:     "block-diagonal grouped conv thinned",
+			build:    buildBlockDiagonal,
+			groups:   blockDiagonalGroups,
+			keep:     map[rewrite.GroupID][]int{1: {0, 2, 4, 6}},
+			sliceErr: "group 1: grouped convolution keeps or drops whole blocks of 2 channels, got [1 1 1 1]",
+		},
+		{
+			// A Concat of 3 and 5 channels into a block-diagonal conv with blocks of 4: the
+			// middle block holds channels of both groups, which would have to drop it together.
+			name: "concat into block-diagonal conv",
+			build: func(b *graphBuilder) {
+				x := b.input("x", 2, 3, 8, 8)
+				cat := b.op("Concat", "cat", []string{b.conv("c1", x, 3, 3, 3, 1), b.conv("c2", x, 3, 5, 3, 1)}, integer("axis", 1))
+				b.output(b.conv("c3", b.conv("gc", cat, 8, 8, 3, 2), 8, 4, 1, 1))
+			},
+			groups: []wantGroup{
+				{3, inputPinned, 0, []string{"Conv c1 (in)", "Conv c2 (in)"}},
+				{3, "grouped convolution Conv gc has blocks shared with other channel groups", 0, []string{"Conv c1 (out)", "Conv gc (grouped)", "Conv gc (param)", "Conv c3 (in)"}},
+				{5, "grouped convolution Conv gc has blocks shared with other channel groups", 0, []string{"Conv c2 (out)", "Conv gc (grouped)", "Conv gc (param)", "Conv c3 (in)"}},
+				{4, outputPinned("c3"), 0, []string{"Conv c3 (out)"}},
+			},
 		},
 		{
 			name: "batch norm between convs",

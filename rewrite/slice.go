@@ -40,7 +40,10 @@ func (a *Analysis) keptSet(keep Keep) (func(e int) bool, error) {
 				per[g.BlockOf[i]]++
 			}
 			for _, c := range per {
-				if c != per[0] {
+				if g.Whole && c != 0 && c != g.Step() {
+					return nil, fmt.Errorf("group %d: grouped convolution keeps or drops whole blocks of %d channels, got %v", id, g.Step(), per)
+				}
+				if !g.Whole && c != per[0] {
 					return nil, fmt.Errorf("group %d: grouped convolution needs the same number of channels in each of its %d blocks, got %v", id, g.Blocks, per)
 				}
 			}
@@ -250,8 +253,9 @@ func (a *Analysis) slice(src *onnx.Model, keep Keep) (*onnx.Model, error) {
 			if len(pos) == int(t.Dims[act.axis]) {
 				continue
 			}
-			if act.role == "depthwise" {
-				n.SetInt("group", int64(len(pos))) // one group per remaining channel
+			if carriesInput(act.role) {
+				// one group per remaining block (per remaining channel when depthwise)
+				n.SetInt("group", int64(len(pos)*act.groups/len(act.refs)))
 			}
 			nt, err := gather(t, act.axis, pos)
 			if err != nil {
@@ -454,7 +458,7 @@ func (a *Analysis) Correspond(keep Keep) (map[string]Correspondence, error) {
 			pos = keptPositions(act.refs, kept)
 		}
 		switch act.role {
-		case "out", "depthwise":
+		case "out", "depthwise", "grouped":
 			c.Out = pos
 		case "in":
 			c.In = pos

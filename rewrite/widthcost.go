@@ -92,7 +92,7 @@ func (a *Analysis) WidthCost(macs map[*onnx.Node]int64) *WidthCost {
 		c := scaledCost{base: float64(base)}
 		for _, act := range byNode[n] {
 			// The weight's in and out slices (and a depthwise filter's one) scale the work.
-			if act.input == 1 && (act.role == "in" || act.role == "out" || act.role == "depthwise") {
+			if act.input == 1 && (act.role == "in" || act.role == "out" || carriesInput(act.role)) {
 				c.shares = append(c.shares, a.share(act.refs))
 			}
 		}
