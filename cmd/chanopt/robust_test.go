@@ -365,7 +365,9 @@ func TestRobustSuccesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := snapshot(t, f.dir)
-		code, _, stderr := runCLI("shrink", "ext.onnx", "--macs", "0.5", "--no-distill", "-q", "-o", "elsewhere/e.onnx")
+		// --allow-slower: the case is about external data; this net runs in 0.14 ms at batch 1,
+		// where the proof once timed the slim model 2% slower in CI (0.144 against 0.141 ms).
+		code, _, stderr := runCLI("shrink", "ext.onnx", "--macs", "0.5", "--no-distill", "--allow-slower", "-q", "-o", "elsewhere/e.onnx")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
