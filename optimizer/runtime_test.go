@@ -91,7 +91,7 @@ func TestShrinkChoosesTheFastestGrid(t *testing.T) {
 				for _, h := range rr.Grids {
 					// The fake's times are exact: the original's is the proof's.
 					enough := (1 + gridTolerance) * 0.5 * rr.Batches[0].BeforeMS
-					if g.RoundTo == rr.RoundTo && h.Error == "" && (1+gridTolerance)*h.QuarterMS < g.QuarterMS && g.QuarterMS > enough {
+					if g.RoundTo == rr.RoundTo && h.Error == "" && (1+gridTolerance)*h.MS < g.MS && g.MS > enough {
 						t.Errorf("kept multiples of %d (%.3f ms) although multiples of %d ran in %.3f ms", g.RoundTo, g.MS, h.RoundTo, h.MS)
 					}
 				}
