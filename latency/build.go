@@ -524,17 +524,10 @@ const maxSlope = 2
 // through (resnext's blocks).
 func spreadChannels(g *rewrite.Group, w int) []int {
 	if g.Blocks > 1 {
-		members := make([][]int, g.Blocks)
-		for c, b := range g.BlockOf {
-			members[b] = append(members[b], c)
-		}
+		members := g.BlockMembers()
 		var out []int
 		if g.Whole {
-			blocks := make([]int, g.Blocks)
-			for b := range blocks {
-				blocks[b] = b
-			}
-			for _, b := range spread(blocks, w/g.Step()) {
+			for _, b := range spread(identity(g.Blocks), w/g.Step()) {
 				out = append(out, members[b]...)
 			}
 		} else {
@@ -545,11 +538,16 @@ func spreadChannels(g *rewrite.Group, w int) []int {
 		sort.Ints(out)
 		return out
 	}
-	all := make([]int, g.Channels)
-	for c := range all {
-		all[c] = c
+	return spread(identity(g.Channels), w)
+}
+
+// identity is 0, 1, …, n-1.
+func identity(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = i
 	}
-	return spread(all, w)
+	return v
 }
 
 // spread picks k of the values evenly spaced, in order.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/rewrite"
 )
 
 // fusedOps are the ops ONNX Runtime folds into the Conv or Gemm before them (BN into the weights,
@@ -91,7 +92,7 @@ func weighted(g *onnx.Graph, n *onnx.Node) *layer {
 		if l.group < 1 || l.inFull%l.group != 0 || l.outFull%l.group != 0 || int(w.Dims[1])*l.group != l.inFull {
 			return nil
 		}
-		if l.group > 1 && l.outFull == l.inFull {
+		if rewrite.BlockDiagonal(l.group, l.inFull, l.outFull) {
 			l.diagonal = true
 		} else if l.group > 1 && l.group == l.inFull {
 			return nil // a channel multiplier: rewrite pins these

@@ -56,10 +56,7 @@ func L1Importance(a *rewrite.Analysis) map[rewrite.GroupID][]float64 {
 // their summed scores) when they go whole, or the k/Blocks best channels of each block.
 func TopK(scores []float64, k int, g *rewrite.Group) []int {
 	if g != nil && g.Blocks > 1 {
-		members := make([][]int, g.Blocks)
-		for c, b := range g.BlockOf {
-			members[b] = append(members[b], c)
-		}
+		members := g.BlockMembers()
 		var out []int
 		if g.Whole {
 			sums := make([]float64, g.Blocks)

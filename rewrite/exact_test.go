@@ -33,19 +33,17 @@ func randomKeep(a *rewrite.Analysis, rng *rand.Rand) rewrite.Keep {
 func keepRandomly(a *rewrite.Analysis, rng *rand.Rand, k func(n int) int) rewrite.Keep {
 	keep := rewrite.Keep{}
 	for _, g := range a.Prunable() {
-		blocks := max(g.Blocks, 1)
-		members := make([][]int, blocks)
-		for i := 0; i < g.Channels; i++ {
-			b := 0
-			if blocks > 1 {
-				b = g.BlockOf[i]
+		members := g.BlockMembers()
+		if members == nil {
+			members = [][]int{make([]int, g.Channels)}
+			for i := range members[0] {
+				members[0][i] = i
 			}
-			members[b] = append(members[b], i)
 		}
 		var idx []int
 		if g.Whole {
-			rng.Shuffle(blocks, func(i, j int) { members[i], members[j] = members[j], members[i] })
-			for _, m := range members[:k(blocks)] {
+			rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+			for _, m := range members[:k(len(members))] {
 				idx = append(idx, m...)
 			}
 		} else {

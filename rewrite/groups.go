@@ -42,6 +42,23 @@ func (g *Group) Step() int {
 	return 1
 }
 
+// BlockMembers lists the channels of each block, in channel order (nil without blocks).
+func (g *Group) BlockMembers() [][]int {
+	if g.Blocks < 1 {
+		return nil
+	}
+	members := make([][]int, g.Blocks)
+	for c, b := range g.BlockOf {
+		members[b] = append(members[b], c)
+	}
+	return members
+}
+
+// BlockDiagonal says whether a conv with these channels and groups is block-diagonal: several
+// groups, each reading and writing as many channels (depthwise: one each). Its output carries its
+// input's channels, and it shrinks by whole groups.
+func BlockDiagonal(group, cin, cout int) bool { return group > 1 && cout == cin && cin%group == 0 }
+
 // carriesInput says whether an action's role is the weight of a block-diagonal conv ("depthwise"
 // with one channel per group, "grouped" with more), whose output carries its input's channels.
 func carriesInput(role string) bool { return role == "depthwise" || role == "grouped" }

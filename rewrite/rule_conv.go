@@ -31,7 +31,7 @@ func (a *Analysis) conv(n *onnx.Node) error {
 	switch {
 	case group == 1:
 		a.add(action{kind: sliceAxis, node: n, role: "in", tensor: w, input: 1, axis: 1, refs: lx.refs})
-	case group > 1 && cout == cin && cinPerGroup*group == cin:
+	case BlockDiagonal(group, cin, cout) && cinPerGroup*group == cin:
 		// block-diagonal (depthwise when cinPerGroup is 1): output channel c reads the input
 		// block c is in
 		role := "depthwise"
