@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"os"
@@ -44,6 +44,8 @@ type ablationConfig struct {
 //	CHANOPT_ABLATION_HOLDBACK the share of them held back to judge agreement (default 0.25)
 //	CHANOPT_ABLATION_EPOCHS  KD fine-tuning epochs (default 1; 0: statistics and refit only)
 //	CHANOPT_ABLATION_TUNE    cap on each fine-tuning, a Go duration (default none)
+//	CHANOPT_ABLATION_RESULTS where finished runs are kept so that a stopped run resumes (default
+//	                         ~/.cache/chanopt/ablation.jsonl; see ablation_kept.go)
 func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 	c := ablationConfig{seeds: []uint64{1, 2, 3}, iterations: 150, samples: 6000, holdBack: 0.25, epochs: 1}
 	c.variants = []string{"uniform"}
@@ -163,8 +165,14 @@ func benchAblation(env *benchEnv) error {
 	results := map[string]map[string]*cell{}
 	var names []string
 	models := map[string]*onnx.Model{}
+	hashes := map[string]string{} // of each model's file: a regenerated unseen model is another model
 	for _, p := range c.models {
 		name := strings.TrimSuffix(filepath.Base(p), ".onnx")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		hashes[name] = fmt.Sprintf("%x", sha256.Sum256(b))
 		m, err := onnx.Load(p)
 		if err != nil {
 			return err
@@ -181,6 +189,12 @@ func benchAblation(env *benchEnv) error {
 			results[name][v] = &cell{}
 		}
 	}
+	kept, why := openAblationResults(c)
+	if why != "" {
+		fmt.Printf("   results are not kept between runs: %s\n", why)
+	} else {
+		fmt.Printf("   results kept in %s (a run stopped early resumes there; build %s)\n", kept.path, kept.revision)
+	}
 	began := time.Now()
 	// Seeds outermost: a run stopped early still has every model and variant at the first seeds.
 	for _, seed := range c.seeds {
@@ -188,44 +202,25 @@ func benchAblation(env *benchEnv) error {
 			m := models[name]
 			for _, v := range c.variants {
 				cl := results[name][v]
-				opt := optimizer.DefaultOptions()
-				opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
-				opt.Data, opt.HoldBack, opt.Seed = all, c.holdBack, seed
-				opt.Time, opt.RoundTo, opt.Iterations = 0, 1, c.iterations
-				opt.Epochs, opt.DistillTime = c.epochs, c.tune
-				opt.Runtime = optimizer.EngineRuntime{}
-				switch v {
-				case "uniform":
-					opt.Search = optimizer.SearchUniform
-				case variantAdapt:
-					opt.Adapt = true
-				default:
-					opt.Guide = optimizer.Guide(v)
+				key := kept.key(c, hashes[name], v, seed)
+				if r, ok := kept.done[key]; ok {
+					cl.agree = append(cl.agree, r.Agreement)
+					cl.acc = append(cl.acc, r.Accuracy)
+					fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s; kept from a run on %s)\n", name, v, seed,
+						r.Agreement, r.Accuracy, r.MACs, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Detail, r.Date)
+					continue
 				}
-				t0 := time.Now()
-				res, err := optimizer.Shrink(context.Background(), m, opt)
+				r, err := ablationRun(c, name, m, test, all, v, seed)
 				if err != nil {
 					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
 				}
-				acc, err := testAccuracy(res.Model, test)
-				if err != nil {
-					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
+				cl.agree = append(cl.agree, r.Agreement)
+				cl.acc = append(cl.acc, r.Accuracy)
+				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed,
+					r.Agreement, r.Accuracy, r.MACs, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Detail)
+				if err := kept.add(key, r); err != nil {
+					return err
 				}
-				ag := res.Report.Distill.Final()
-				cl.agree = append(cl.agree, 100*ag.Top1)
-				cl.acc = append(cl.acc, 100*acc)
-				evals := ""
-				if st := res.Report.SearchStats; st != nil {
-					evals = fmt.Sprintf(", %d evaluations", st.Evaluations)
-					if f := st.Finalists; f != nil && f.ChoseStart {
-						evals += ", the finalists' judge kept the filled uniform start"
-					}
-				}
-				if a := res.Report.Distill.Adapt; a != nil {
-					evals += fmt.Sprintf(", %d reallocations, kept after %d", len(a.Reallocations), a.KeptAfter)
-				}
-				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed, 100*ag.Top1, 100*acc,
-					float64(res.Report.After.MACs)/float64(res.Report.Before.MACs), time.Since(t0).Round(time.Second), evals)
 			}
 		}
 	}

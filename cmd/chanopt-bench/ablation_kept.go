@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/chanopt/chanopt/dataset"
+	"github.com/chanopt/chanopt/onnx"
+	"github.com/chanopt/chanopt/optimizer"
+)
+
+// The full ablation is hours of machine time (models/README.md), more than one sitting, so each
+// finished run is appended to a results file and a later invocation of the same build with the
+// same settings skips the runs it finds there. Runs are deterministic (a fixed number of
+// proposals, no time limit, seeded), so a kept result is the one a fresh run would print.
+
+// ablationResult is one finished run: a model shrunk by one variant at one seed.
+type ablationResult struct {
+	Key       string  `json:"key"`
+	Model     string  `json:"model"`
+	Variant   string  `json:"variant"`
+	Seed      uint64  `json:"seed"`
+	Agreement float64 `json:"agreement"` // held-back top-1 agreement with the original, %
+	Accuracy  float64 `json:"accuracy"`  // Fashion-MNIST test accuracy, %
+	MACs      float64 `json:"macs"`      // kept, as a share of the original's
+	Seconds   float64 `json:"seconds"`
+	Detail    string  `json:"detail"` // the search's evaluations, the judge's choice, the adaptation
+	Revision  string  `json:"revision"`
+	Date      string  `json:"date"`
+	Load      string  `json:"load"` // the load average when it finished
+}
+
+// ablationKept is the results file of one build: what it holds, keyed by ablationKept.key.
+type ablationKept struct {
+	path, revision string
+	done           map[string]ablationResult
+}
+
+// openAblationResults reads $CHANOPT_ABLATION_RESULTS (default ~/.cache/chanopt/ablation.jsonl).
+// Results are only kept for a build from a clean commit: code with uncommitted changes has no
+// name to key them by. why says why nothing is kept (the returned value then keeps nothing).
+func openAblationResults(c ablationConfig) (k *ablationKept, why string) {
+	k = &ablationKept{done: map[string]ablationResult{}}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return k, "the bench was built without build information"
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	switch {
+	case rev == "":
+		return k, "the bench was built without version control information (go run, or outside the repository)"
+	case modified != "false":
+		return k, "the bench was built from a tree with uncommitted changes"
+	}
+	k.revision = rev
+	k.path = os.Getenv("CHANOPT_ABLATION_RESULTS")
+	if k.path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return &ablationKept{done: k.done}, err.Error()
+		}
+		k.path = filepath.Join(home, ".cache", "chanopt", "ablation.jsonl")
+	}
+	if err := readKept(k); err != nil {
+		return &ablationKept{done: k.done}, err.Error()
+	}
+	return k, ""
+}
+
+// readKept reads the results in k.path, if the file is there.
+func readKept(k *ablationKept) error {
+	f, err := os.Open(k.path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		var r ablationResult
+		// A line cut short by a killed run does not parse and is run again.
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Key != "" {
+			k.done[r.Key] = r
+		}
+	}
+	return sc.Err()
+}
+
+// key names a run by everything its result depends on: the build, the model's bytes, the
+// variant, the seed and the settings.
+func (k *ablationKept) key(c ablationConfig, modelHash, variant string, seed uint64) string {
+	if k.path == "" {
+		return ""
+	}
+	s := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%g|%g|%s", k.revision, modelHash, variant, seed, c.iterations, c.samples, c.holdBack, c.epochs, c.tune)
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(s)))
+}
+
+// add appends a finished run to the file (nothing when results are not kept).
+func (k *ablationKept) add(key string, r ablationResult) error {
+	if k.path == "" || key == "" {
+		return nil
+	}
+	r.Key, r.Revision, r.Date, r.Load = key, k.revision, time.Now().UTC().Format(time.RFC3339), loadAverage()
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(k.path, os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	// After a line cut short by a killed run, start a new one.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	k.done[key] = r
+	return f.Close()
+}
+
+// ablationRun shrinks m to half its MACs with one variant at one seed and judges the result.
+func ablationRun(c ablationConfig, name string, m *onnx.Model, test, all *dataset.Set, variant string, seed uint64) (ablationResult, error) {
+	opt := optimizer.DefaultOptions()
+	opt.Budget = optimizer.Budget{Kind: optimizer.MACs, Ratio: 0.5}
+	opt.Data, opt.HoldBack, opt.Seed = all, c.holdBack, seed
+	opt.Time, opt.RoundTo, opt.Iterations = 0, 1, c.iterations
+	opt.Epochs, opt.DistillTime = c.epochs, c.tune
+	opt.Runtime = optimizer.EngineRuntime{}
+	switch variant {
+	case "uniform":
+		opt.Search = optimizer.SearchUniform
+	case variantAdapt:
+		opt.Adapt = true
+	default:
+		opt.Guide = optimizer.Guide(variant)
+	}
+	t0 := time.Now()
+	res, err := optimizer.Shrink(context.Background(), m, opt)
+	if err != nil {
+		return ablationResult{}, err
+	}
+	acc, err := testAccuracy(res.Model, test)
+	if err != nil {
+		return ablationResult{}, err
+	}
+	var detail string
+	if st := res.Report.SearchStats; st != nil {
+		detail = fmt.Sprintf(", %d evaluations", st.Evaluations)
+		if f := st.Finalists; f != nil && f.ChoseStart {
+			detail += ", the finalists' judge kept the filled uniform start"
+		}
+	}
+	if a := res.Report.Distill.Adapt; a != nil {
+		detail += fmt.Sprintf(", %d reallocations, kept after %d", len(a.Reallocations), a.KeptAfter)
+	}
+	return ablationResult{Model: name, Variant: variant, Seed: seed,
+		Agreement: 100 * res.Report.Distill.Final().Top1, Accuracy: 100 * acc,
+		MACs:    float64(res.Report.After.MACs) / float64(res.Report.Before.MACs),
+		Seconds: time.Since(t0).Seconds(), Detail: detail}, nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestAblationKeptResumes: a result appended by one run is found by the next with the same key,
+// a line cut short by a killed run is ignored, and any change of build, model, variant, seed or
+// setting is another key.
+func TestAblationKeptResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "ablation.jsonl")
+	c := ablationConfig{iterations: 60, samples: 6000, holdBack: 0.25, epochs: 1}
+	k := &ablationKept{path: path, revision: "abc", done: map[string]ablationResult{}}
+	key := k.key(c, "m1", "rank", 1)
+	if err := k.add(key, ablationResult{Model: "resnet8", Variant: "rank", Seed: 1, Agreement: 92.6, Accuracy: 86.15, MACs: 0.498}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"key":"cut short`)
+	f.Close()
+
+	if err := k.add(k.key(c, "m1", "rank", 2), ablationResult{Model: "resnet8", Variant: "rank", Seed: 2, Agreement: 91}); err != nil {
+		t.Fatal(err)
+	}
+	again := &ablationKept{path: path, revision: "abc", done: map[string]ablationResult{}}
+	if err := readKept(again); err != nil {
+		t.Fatal(err)
+	}
+	if len(again.done) != 2 {
+		t.Fatalf("read %d results, want the two whole lines around the one cut short", len(again.done))
+	}
+	r, ok := again.done[again.key(c, "m1", "rank", 1)]
+	if !ok || r.Agreement != 92.6 || r.Accuracy != 86.15 || r.Revision != "abc" || r.Date == "" {
+		t.Fatalf("kept result %+v (found %v): want the one added, with its build and date", r, ok)
+	}
+	other := c
+	other.iterations = 150
+	otherBuild := &ablationKept{path: path, revision: "def"}
+	for what, k2 := range map[string]string{
+		"another build":   otherBuild.key(c, "m1", "rank", 1),
+		"another model":   again.key(c, "m2", "rank", 1),
+		"another variant": again.key(c, "m1", "none", 1),
+		"another seed":    again.key(c, "m1", "rank", 2),
+		"another setting": again.key(other, "m1", "rank", 1),
+	} {
+		if k2 == key {
+			t.Errorf("%s has the same key", what)
+		}
+	}
+	if (&ablationKept{}).key(c, "m1", "rank", 1) != "" {
+		t.Error("a build that keeps nothing gives a key")
+	}
+}
