@@ -193,7 +193,7 @@ func benchAblation(env *benchEnv) error {
 	if why != "" {
 		fmt.Printf("   results are not kept between runs: %s\n", why)
 	} else {
-		fmt.Printf("   results kept in %s (a run stopped early resumes there; build %s)\n", kept.path, kept.revision)
+		fmt.Printf("   results kept in %s (a run stopped early resumes there; code %s)\n", kept.path, kept.code)
 	}
 	began := time.Now()
 	// Seeds outermost: a run stopped early still has every model and variant at the first seeds.

@@ -6,9 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/chanopt/chanopt/dataset"
@@ -32,54 +33,76 @@ type ablationResult struct {
 	MACs      float64 `json:"macs"`      // kept, as a share of the original's
 	Seconds   float64 `json:"seconds"`
 	Detail    string  `json:"detail"` // the search's evaluations, the judge's choice, the adaptation
-	Revision  string  `json:"revision"`
+	Code      string  `json:"code"`   // sourceDigest of the code that ran it
 	Date      string  `json:"date"`
 	Load      string  `json:"load"` // the load average when it finished
 }
 
 // ablationKept is the results file of one build: what it holds, keyed by ablationKept.key.
 type ablationKept struct {
-	path, revision string
-	done           map[string]ablationResult
+	path, code string
+	done       map[string]ablationResult
 }
 
 // openAblationResults reads $CHANOPT_ABLATION_RESULTS (default ~/.cache/chanopt/ablation.jsonl).
-// Results are only kept for a build from a clean commit: code with uncommitted changes has no
-// name to key them by. why says why nothing is kept (the returned value then keeps nothing).
+// Results are keyed by the code that produced them: a digest of the module's Go sources in the
+// working directory, which is what `make bench` (go run) builds the bench from. (Build information
+// would name the commit, but these machines set GOFLAGS=-buildvcs=false and go run never stamps
+// it.) why says why nothing is kept (the returned value then keeps nothing).
 func openAblationResults(c ablationConfig) (k *ablationKept, why string) {
 	k = &ablationKept{done: map[string]ablationResult{}}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return k, "the bench was built without build information"
+	code, err := sourceDigest(".")
+	if err != nil {
+		return k, fmt.Sprintf("the sources could not be read to key results by: %v", err)
 	}
-	var rev, modified string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value
-		}
-	}
-	switch {
-	case rev == "":
-		return k, "the bench was built without version control information (go run, or outside the repository)"
-	case modified != "false":
-		return k, "the bench was built from a tree with uncommitted changes"
-	}
-	k.revision = rev
-	k.path = os.Getenv("CHANOPT_ABLATION_RESULTS")
-	if k.path == "" {
+	path := os.Getenv("CHANOPT_ABLATION_RESULTS")
+	if path == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return &ablationKept{done: k.done}, err.Error()
+			return k, err.Error()
 		}
-		k.path = filepath.Join(home, ".cache", "chanopt", "ablation.jsonl")
+		path = filepath.Join(home, ".cache", "chanopt", "ablation.jsonl")
 	}
+	k.path, k.code = path, code
 	if err := readKept(k); err != nil {
-		return &ablationKept{done: k.done}, err.Error()
+		return &ablationKept{done: map[string]ablationResult{}}, err.Error()
 	}
 	return k, ""
+}
+
+// sourceDigest hashes go.mod, go.sum and every non-test Go file under the module root dir, in
+// path order: the same digest means the same code.
+func sourceDigest(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return "", fmt.Errorf("not run from the module's root: %w", err)
+	}
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != dir && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !(name == "go.mod" || name == "go.sum" || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(p), len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))[:16], nil
 }
 
 // readKept reads the results in k.path, if the file is there.
@@ -110,7 +133,7 @@ func (k *ablationKept) key(c ablationConfig, modelHash, variant string, seed uin
 	if k.path == "" {
 		return ""
 	}
-	s := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%g|%g|%s", k.revision, modelHash, variant, seed, c.iterations, c.samples, c.holdBack, c.epochs, c.tune)
+	s := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%g|%g|%s", k.code, modelHash, variant, seed, c.iterations, c.samples, c.holdBack, c.epochs, c.tune)
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(s)))
 }
 
@@ -119,7 +142,7 @@ func (k *ablationKept) add(key string, r ablationResult) error {
 	if k.path == "" || key == "" {
 		return nil
 	}
-	r.Key, r.Revision, r.Date, r.Load = key, k.revision, time.Now().UTC().Format(time.RFC3339), loadAverage()
+	r.Key, r.Code, r.Date, r.Load = key, k.code, time.Now().UTC().Format(time.RFC3339), loadAverage()
 	line, err := json.Marshal(r)
 	if err != nil {
 		return err
