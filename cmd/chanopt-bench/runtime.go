@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,12 @@ import (
 // (CHANOPT_BENCH_ZOO, comma-separated, names others; empty: none).
 var runtimeModels = []string{"resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf", "mobilenet_v3_small"}
 
+// runtimeHeader heads each table of benchRuntime.
+const runtimeHeader = "   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor (bound) | random allocations: fastest, median (count) | shrink s (macs, latency) |\n   |---|---|---|---|---|---|"
+
+// randomCutCount is how many random allocations at the --macs result's MACs are timed beside it.
+const randomCutCount = 6
+
 // runtimeTiming is how long the originals and their slim models are timed, alternately.
 const runtimeTiming = 4 * time.Second
 
@@ -31,7 +38,9 @@ const runtimeTiming = 4 * time.Second
 // (one channel, or on the grid of 8, whichever runs faster): what the ops no channel cut shrinks
 // take, the best any width search can reach; the bound beside it is the floor kept whole and the
 // rest shrunk with the --macs result's MACs (what the issue asks a net to come within 0.05 of
-// where the floor holds it above 0.6). CHANOPT_BENCH_KEEP=1 keeps the slim models and
+// where the floor holds it above 0.6). Beside them, random allocations at the --macs result's
+// MACs on its grid (randomCuts), timed in the same rounds: the fastest of them says whether the
+// search's allocation is what holds a net above its goal. CHANOPT_BENCH_KEEP=1 keeps the slim models and
 // their reports (the grids' timings, the proof) for study.
 func benchRuntime(env *benchEnv) error {
 	// CHANOPT_BENCH_THREADS sets ONNX Runtime's threads, for shrink's timings and the table's
@@ -61,8 +70,7 @@ func benchRuntime(env *benchEnv) error {
 	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately for ≥ %s, of medians [of lower quartiles]; load average %s\n",
 		rt.Version(), rt.Threads(), runtimeTiming, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Println("\n   torchvision at 224×224, batch 1:")
-	fmt.Println("   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor (bound) | shrink s (macs, latency) |")
-	fmt.Println("   |---|---|---|---|---|")
+	fmt.Println(runtimeHeader)
 	zoo := runtimeModels
 	if only, ok := os.LookupEnv("CHANOPT_BENCH_ZOO"); ok {
 		zoo = strings.FieldsFunc(only, func(r rune) bool { return r == ',' })
@@ -73,8 +81,7 @@ func benchRuntime(env *benchEnv) error {
 		}
 	}
 	fmt.Println("\n   bundled 28×28 models, budgeted and timed at batch 64 (batch 1 after the slash):")
-	fmt.Println("   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor (bound) | shrink s (macs, latency) |")
-	fmt.Println("   |---|---|---|---|---|")
+	fmt.Println(runtimeHeader)
 	for _, path := range bundledModels(env) {
 		if err := runtimeRow(bin, dir, path, rt, 64, threads); err != nil {
 			fmt.Printf("   | %s | FAILED: %v |\n", filepath.Base(path), err)
@@ -117,6 +124,7 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 			return fmt.Errorf("%s: %w", rep, err)
 		}
 	}
+	macs := func(r *run) float64 { return float64(r.rep.After.MACs) / float64(r.rep.Before.MACs) }
 	m, err := onnx.Load(model)
 	if err != nil {
 		return err
@@ -147,6 +155,24 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	if len(models) == 3 {
 		return fmt.Errorf("floor: %w", floorErr)
 	}
+	floors := len(models)
+	// Random allocations at the --macs result's MACs on its grid, timed in the same rounds.
+	cutGrid := 1
+	if rr := runs[0].rep.Runtime; rr != nil && rr.RoundTo > 0 {
+		cutGrid = rr.RoundTo
+	}
+	cuts, err := randomCuts(m, optimizer.AtBatch(m, shapes, batch), cutGrid, macs(runs[0]), randomCutCount, 1)
+	if err != nil {
+		return err
+	}
+	models = append(models, cuts...)
+	if os.Getenv("CHANOPT_BENCH_KEEP") != "" {
+		for i, c := range cuts {
+			if err := onnx.Save(filepath.Join(dir, fmt.Sprintf("%s-random%d.onnx", name, i)), c, onnx.WriteOptions{}); err != nil {
+				return err
+			}
+		}
+	}
 	batches := []int{batch}
 	if batch > 1 {
 		batches = append(batches, 1)
@@ -172,7 +198,6 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 		}
 		return s
 	}
-	macs := func(r *run) float64 { return float64(r.rep.After.MACs) / float64(r.rep.Before.MACs) }
 	grid := "-"
 	if rr := runs[0].rep.Runtime; rr != nil && rr.RoundTo > 0 {
 		grid = fmt.Sprint(rr.RoundTo)
@@ -184,10 +209,12 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	// The bound is what the --macs result would take if the floor's time stayed whole and the rest
 	// shrank with the MACs kept: the issue's "floor at half the MACs". The floor model still has
 	// a channel or a block in every group, so the bound is a little high for tiny nets.
-	floor := slices.Min(ratios[0][3:])
-	fmt.Printf("   | %s | %s (%.3f, %s)%s | %s (%.3f)%s | %.3f (%.3f) | %.0f, %.0f |\n", name,
+	floor := slices.Min(ratios[0][3:floors])
+	random := slices.Clone(ratios[0][floors:])
+	slices.Sort(random)
+	fmt.Printf("   | %s | %s (%.3f, %s)%s | %s (%.3f)%s | %.3f (%.3f) | %.3f, %.3f (%d) | %.0f, %.0f |\n", name,
 		at(1), macs(runs[0]), grid, runs[0].note, at(2), macs(runs[1]), runs[1].note,
-		floor, floor+(1-floor)*macs(runs[0]), runs[0].took.Seconds(), runs[1].took.Seconds())
+		floor, floor+(1-floor)*macs(runs[0]), random[0], random[len(random)/2], len(random), runs[0].took.Seconds(), runs[1].took.Seconds())
 	return nil
 }
 
@@ -211,4 +238,61 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// randomCuts are up to k models cut from m at random allocations of the MACs the search's result
+// keeps (target, a share of m's; each within 0.02 under it) on the same width grid: each group's
+// share drawn from [0.15, 1], all scaled together to the target and rounded to the grid, channels
+// by L1 norm. Timed beside the search's result they say whether another allocation would have run
+// faster: where none does, what holds a net at its ratio is the runtime's speed at narrow widths,
+// not the allocation chosen.
+func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, target float64, k int, seed uint64) ([]*onnx.Model, error) {
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		return nil, err
+	}
+	nm, err := onnx.NodeMACsAt(m, shapes)
+	if err != nil {
+		return nil, err
+	}
+	wc := a.WidthCost(nm)
+	base, _ := wc.Eval(nil)
+	groups := a.Prunable()
+	rng := rand.New(rand.NewPCG(seed, 14))
+	imp := optimizer.L1Importance(a)
+	var out []*onnx.Model
+	for try := 0; try < 40*k && len(out) < k; try++ {
+		share := make([]float64, len(groups))
+		for i := range share {
+			share[i] = 0.15 + 0.85*rng.Float64()
+		}
+		at := func(s float64) map[rewrite.GroupID]int {
+			w := map[rewrite.GroupID]int{}
+			for i, g := range groups {
+				w[g.ID] = optimizer.Width(g, min(1, s*share[i])*float64(g.Channels), grid)
+			}
+			return w
+		}
+		ratio := func(s float64) float64 { c, _ := wc.Eval(at(s)); return c / base }
+		lo, hi := 0.0, 1/slices.Min(share)
+		for i := 0; i < 30; i++ {
+			if mid := (lo + hi) / 2; ratio(mid) <= target {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		if r := ratio(lo); r > target || r < target-0.02 {
+			continue
+		}
+		slim, err := a.Slice(optimizer.KeepWidths(a, imp, at(lo)))
+		if err != nil {
+			continue // a width that empties a Split's output: draw again
+		}
+		out = append(out, slim)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no random allocation within 0.02 under %.3f of the MACs on the grid of %d", target, grid)
+	}
+	return out, nil
 }
