@@ -161,7 +161,8 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	if rr := runs[0].rep.Runtime; rr != nil && rr.RoundTo > 0 {
 		cutGrid = rr.RoundTo
 	}
-	cuts, err := randomCuts(m, optimizer.AtBatch(m, shapes, batch), cutGrid, macs(runs[0]), randomCutCount, 1)
+	kept := macs(runs[0])
+	cuts, err := randomCuts(m, optimizer.AtBatch(m, shapes, batch), cutGrid, kept-0.01, min(0.5, kept+0.01), randomCutCount, 1)
 	if err != nil {
 		return err
 	}
@@ -240,13 +241,13 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// randomCuts are up to k models cut from m at random allocations of the MACs the search's result
-// keeps (target, a share of m's; each within 0.02 under it) on the same width grid: each group's
-// share drawn from [0.15, 1], all scaled together to the target and rounded to the grid, channels
-// by L1 norm. Timed beside the search's result they say whether another allocation would have run
-// faster: where none does, what holds a net at its ratio is the runtime's speed at narrow widths,
-// not the allocation chosen.
-func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, target float64, k int, seed uint64) ([]*onnx.Model, error) {
+// randomCuts are up to k models cut from m at random allocations of MACs between lo and hi
+// (shares of m's: the MACs the search's result keeps, give or take 0.01, never over the budget)
+// on the same width grid: each group's share drawn from [0.15, 1], all scaled together to hi and
+// rounded to the grid, channels by L1 norm. Timed beside the search's result they say whether
+// another allocation would have run faster: where none does, what holds a net at its ratio is the
+// runtime's speed at narrow widths, not the allocation chosen.
+func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, lo, hi float64, k int, seed uint64) ([]*onnx.Model, error) {
 	a, err := rewrite.Groups(m)
 	if err != nil {
 		return nil, err
@@ -274,25 +275,25 @@ func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, target fl
 			return w
 		}
 		ratio := func(s float64) float64 { c, _ := wc.Eval(at(s)); return c / base }
-		lo, hi := 0.0, 1/slices.Min(share)
+		small, large := 0.0, 1/slices.Min(share)
 		for i := 0; i < 30; i++ {
-			if mid := (lo + hi) / 2; ratio(mid) <= target {
-				lo = mid
+			if mid := (small + large) / 2; ratio(mid) <= hi {
+				small = mid
 			} else {
-				hi = mid
+				large = mid
 			}
 		}
-		if r := ratio(lo); r > target || r < target-0.02 {
+		if r := ratio(small); r > hi || r < lo {
 			continue
 		}
-		slim, err := a.Slice(optimizer.KeepWidths(a, imp, at(lo)))
+		slim, err := a.Slice(optimizer.KeepWidths(a, imp, at(small)))
 		if err != nil {
 			continue // a width that empties a Split's output: draw again
 		}
 		out = append(out, slim)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no random allocation within 0.02 under %.3f of the MACs on the grid of %d", target, grid)
+		return nil, fmt.Errorf("no random allocation of %.3f to %.3f of the MACs on the grid of %d", lo, hi, grid)
 	}
 	return out, nil
 }
