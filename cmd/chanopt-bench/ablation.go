@@ -203,23 +203,21 @@ func benchAblation(env *benchEnv) error {
 			for _, v := range c.variants {
 				cl := results[name][v]
 				key := kept.key(c, hashes[name], v, seed)
-				if r, ok := kept.done[key]; ok {
-					cl.agree = append(cl.agree, r.Agreement)
-					cl.acc = append(cl.acc, r.Accuracy)
-					fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s; kept from a run on %s)\n", name, v, seed,
-						r.Agreement, r.Accuracy, r.MACs, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Detail, r.Date)
-					continue
-				}
-				r, err := ablationRun(c, name, m, test, all, v, seed)
-				if err != nil {
+				r, done := kept.done[key]
+				from := ""
+				if done {
+					from = "; kept from a run on " + r.Date
+				} else if r, err = ablationRun(c, name, m, test, all, v, seed); err != nil {
 					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
 				}
 				cl.agree = append(cl.agree, r.Agreement)
 				cl.acc = append(cl.acc, r.Accuracy)
-				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s)\n", name, v, seed,
-					r.Agreement, r.Accuracy, r.MACs, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Detail)
-				if err := kept.add(key, r); err != nil {
-					return err
+				fmt.Printf("   %s %s seed %d: agreement %.2f%%, test accuracy %.2f%%, MACs %.3f (%s%s%s)\n", name, v, seed,
+					r.Agreement, r.Accuracy, r.MACs, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Detail, from)
+				if !done {
+					if err := kept.add(key, r); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -143,9 +143,15 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	}
 	// The floor is the faster of the smallest cuts that slice: one channel a group can empty an
 	// output of a Split the group runs through (resnext), which the grid of 8 does not.
+	// One analysis and one channel ranking serve the floors and the random allocations.
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		return err
+	}
+	imp := optimizer.L1Importance(a)
 	var floorErr error
 	for _, grid := range []int{1, 8} {
-		f, err := smallest(m, grid)
+		f, err := smallest(a, imp, grid)
 		if err != nil {
 			floorErr = err
 			continue
@@ -162,7 +168,7 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 		cutGrid = rr.RoundTo
 	}
 	kept := macs(runs[0])
-	cuts, err := randomCuts(m, optimizer.AtBatch(m, shapes, batch), cutGrid, kept-0.01, min(0.5, kept+0.01), randomCutCount, 1)
+	cuts, err := randomCuts(a, imp, optimizer.AtBatch(m, shapes, batch), cutGrid, kept-0.01, min(0.5, kept+0.01), randomCutCount, 1)
 	if err != nil {
 		return err
 	}
@@ -219,18 +225,14 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	return nil
 }
 
-// smallest is m with every prunable group at its smallest width on the grid (the group's blocks
-// for a grouped conv), keeping the channels of largest L1 norm.
-func smallest(m *onnx.Model, grid int) (*onnx.Model, error) {
-	a, err := rewrite.Groups(m)
-	if err != nil {
-		return nil, err
-	}
+// smallest is the analysed model with every prunable group at its smallest width on the grid
+// (the group's blocks for a grouped conv), keeping the channels of highest importance imp.
+func smallest(a *rewrite.Analysis, imp map[rewrite.GroupID][]float64, grid int) (*onnx.Model, error) {
 	widths := map[rewrite.GroupID]int{}
 	for _, g := range a.Prunable() {
 		widths[g.ID] = optimizer.Width(g, 0, grid)
 	}
-	return a.Slice(optimizer.KeepWidths(a, optimizer.L1Importance(a), widths))
+	return a.Slice(optimizer.KeepWidths(a, imp, widths))
 }
 
 func lastLines(s string, n int) string {
@@ -241,18 +243,14 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// randomCuts are up to k models cut from m at random allocations of MACs between lo and hi
+// randomCuts are up to k models cut from the analysed model at random allocations of MACs between lo and hi
 // (shares of m's: the MACs the search's result keeps, give or take 0.01, never over the budget)
 // on the same width grid: each group's share drawn from [0.15, 1], all scaled together to hi and
-// rounded to the grid, channels by L1 norm. Timed beside the search's result they say whether
+// rounded to the grid, channels by importance imp. Timed beside the search's result they say whether
 // another allocation would have run faster: where none does, what holds a net at its ratio is the
 // runtime's speed at narrow widths, not the allocation chosen.
-func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, lo, hi float64, k int, seed uint64) ([]*onnx.Model, error) {
-	a, err := rewrite.Groups(m)
-	if err != nil {
-		return nil, err
-	}
-	nm, err := onnx.NodeMACsAt(m, shapes)
+func randomCuts(a *rewrite.Analysis, imp map[rewrite.GroupID][]float64, shapes map[string]onnx.Shape, grid int, lo, hi float64, k int, seed uint64) ([]*onnx.Model, error) {
+	nm, err := onnx.NodeMACsAt(a.Model, shapes)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +258,6 @@ func randomCuts(m *onnx.Model, shapes map[string]onnx.Shape, grid int, lo, hi fl
 	base, _ := wc.Eval(nil)
 	groups := a.Prunable()
 	rng := rand.New(rand.NewPCG(seed, 14))
-	imp := optimizer.L1Importance(a)
 	var out []*onnx.Model
 	for try := 0; try < 40*k && len(out) < k; try++ {
 		share := make([]float64, len(groups))

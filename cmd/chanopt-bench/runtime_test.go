@@ -27,7 +27,11 @@ func TestRandomCutsKeepTheirMACs(t *testing.T) {
 		t.Fatal(err)
 	}
 	const lo, hi, grid = 0.48, 0.50, 8
-	cuts, err := randomCuts(m, shapes, grid, lo, hi, 4, 1)
+	a, err := rewrite.Groups(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cuts, err := randomCuts(a, optimizer.L1Importance(a), shapes, grid, lo, hi, 4, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +47,12 @@ func TestRandomCutsKeepTheirMACs(t *testing.T) {
 		if r := float64(costs.MACs) / float64(base.MACs); r < lo || r > hi {
 			t.Errorf("allocation %d keeps %.4f of the MACs: want %.2f to %.2f", i, r, lo, hi)
 		}
-		a, err := rewrite.Groups(c)
+		ca, err := rewrite.Groups(c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var widths []int
-		for _, g := range a.Groups {
+		for _, g := range ca.Groups {
 			widths = append(widths, g.Channels)
 		}
 		seen[fmt.Sprint(widths)] = true
