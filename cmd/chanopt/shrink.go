@@ -53,7 +53,7 @@ func shrinkCommand() *cli.Command {
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "fine-tuning learning rate (Adam, cosine schedule)"},
 		&cli.DurationFlag{Name: "time", Value: d.Time, Usage: "bound the whole run (0: no bound): a fifth for the search, a fifth for the statistics repairs and refit, what is left (at most half) for the fine-tuning; stages use fewer images where the model is slow"},
 		&cli.DurationFlag{Name: "distill-time", Usage: "fine-tune for at most this long (default: what is left of --time, at most half of it): the learning-rate schedule is fitted to whichever ends first, the epochs or this time (a run ended by time may differ between machines)"},
-		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (unset: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, of those that run about as fast as the fastest, the best-judged kept)"},
+		&cli.IntFlag{Name: "round-to", Usage: "keep widths multiples of K (unset: the runtime's choice: 1 in the engine; in ONNX Runtime each of 1, 8 and 16 is searched and, the best-judged of those as fast as the budget asks is kept, or the fastest)"},
 		&cli.StringFlag{Name: "search", Value: string(d.Search), Usage: "width search: anneal (metric-guided simulated annealing) or uniform (same fraction everywhere)"},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "random seed: the same seed and inputs write the same bytes, unless a time limit or a timing chose (the run then says so, and the report lists it under timing_dependent)"},
 		&cli.IntFlag{Name: "iterations", Usage: "proposals the annealer makes (default 4000 without --data, 150 with)"},
