@@ -202,7 +202,10 @@ const blockRuns = 5
 // TimeAlternately times the models in rounds, each round running every model in turn (a pause
 // while the last model's threads stop spinning, one untimed run, then blockRuns timed runs), so a change in the machine's load falls on
 // all of them alike while no model is timed among another's spinning threads: a warm-up round,
-// then at least 5 rounds (15 when they are quick) and more while budget lasts, up to 500.
+// then at least 10 rounds (20 when they are quick) and more while budget lasts, up to 500. The
+// rounds are what average the machine's drift out, not the runs within one: resnet18 and eight
+// slim models alternated in onnxruntime-node at two threads for 4 s (2–3 rounds) gave its --macs
+// result 0.52, 0.60 and 0.63 of the original in three runs, and for 15 s 0.539 and 0.545.
 func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Shape, budget time.Duration) ([]Timed, error) {
 	timers := make([]Timer, 0, len(models))
 	defer func() {
@@ -242,9 +245,9 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	if err != nil {
 		return nil, err
 	}
-	minRounds := 15
+	minRounds := 20
 	if one > 0 {
-		minRounds = max(5, min(15, int(budget/one)))
+		minRounds = max(10, min(20, int(budget/one)))
 	}
 	deadline := time.Now().Add(budget)
 	for r := 0; r < minRounds || (time.Now().Before(deadline) && r < 500); r++ {

@@ -26,8 +26,10 @@ const runtimeHeader = "   | model | --macs 0.5: latency (MACs, grid, predicted) 
 // randomCutCount is how many random allocations at the --macs result's MACs are timed beside it.
 const randomCutCount = 6
 
-// runtimeTiming is how long the originals and their slim models are timed, alternately.
-const runtimeTiming = 4 * time.Second
+// runtimeTiming is how long the originals and their slim models are timed, alternately: nine
+// models take a zoo net several seconds a round, and the ratios need about ten rounds or more to
+// settle (optimizer.TimeAlternately).
+const runtimeTiming = 15 * time.Second
 
 // benchRuntime runs the built binary as a user would, `chanopt shrink MODEL --macs 0.5
 // --no-distill` and `--latency 0.5 --no-distill` with every other flag at its default (so
