@@ -29,7 +29,7 @@ const formatVersion = 5
 // timingStatistic is the figure of a set of timed runs a table keeps: the lower quartile. Noise
 // only adds time (another process, the host, a session's threads still spinning), so the lower
 // runs rank widths steadily where a median of seven runs can fall among the slow ones. (Whole
-// models, timed for seconds, are compared by their medians: optimizer's gridStatistic.)
+// models, timed for seconds, are compared by their medians, round by round: optimizer's gridFigure.)
 func timingStatistic(t ort.Timing) time.Duration { return t.Q1 }
 
 // Options says where and how to measure.

@@ -2,7 +2,9 @@ package optimizer
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/chanopt/chanopt/engine"
@@ -221,9 +223,11 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 		timers = append(timers, t)
 	}
 	samples := make([][]time.Duration, len(models))
+	rounds := make([][]time.Duration, len(models))
 	round := func(keep bool) (time.Duration, error) {
 		var total time.Duration
 		for i, t := range timers {
+			first := len(samples[i])
 			time.Sleep(ort.SwitchPause)
 			if _, err := t.Once(); err != nil {
 				return 0, fmt.Errorf("timing in %s: %w", rt.Name(), err)
@@ -237,6 +241,9 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 				if keep {
 					samples[i] = append(samples[i], d)
 				}
+			}
+			if keep {
+				rounds[i] = append(rounds[i], ort.Summarize(samples[i][first:]).Median)
 			}
 		}
 		return total, nil
@@ -258,8 +265,38 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	out := make([]Timed, len(models))
 	for i := range samples {
 		out[i] = ort.Summarize(samples[i])
+		out[i].Rounds = rounds[i]
 	}
 	return out, nil
+}
+
+// PairedRatio is t's time as a share of base's, both timed by TimeAlternately in the same rounds:
+// the median over rounds of each round's ratio, so a drift in the machine's speed from round to
+// round, which a ratio of the two medians keeps, cancels. On this project's 2-vCPU VM at two
+// threads, regnet_y_400mf's --macs result alternated with eight other models for 15 s measured
+// 0.544–0.594 of the original as a ratio of medians in four runs, and 0.562–0.587 paired (scratch
+// timings in onnxruntime-node). Without rounds to pair, it is the ratio of the medians.
+func PairedRatio(t, base Timed) float64 {
+	if len(t.Rounds) == 0 || len(t.Rounds) != len(base.Rounds) {
+		if base.Median <= 0 {
+			return math.NaN()
+		}
+		return float64(t.Median) / float64(base.Median)
+	}
+	rs := make([]float64, 0, len(t.Rounds))
+	for r, d := range t.Rounds {
+		if b := base.Rounds[r]; b > 0 {
+			rs = append(rs, float64(d)/float64(b))
+		}
+	}
+	if len(rs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
 }
 
 // AtBatch is the input shapes with every symbolic batch dim of m's inputs set to batch.

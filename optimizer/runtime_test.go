@@ -241,3 +241,55 @@ func TestAnnealLatencyCorrectsThePrediction(t *testing.T) {
 		})
 	}
 }
+
+// TestPairedRatio: the median of the rounds' ratios (the two middle ones averaged for an even
+// count), which a drift between rounds does not move where the ratio of the medians moves; the
+// ratio of the medians when there are no rounds to pair.
+func TestPairedRatio(t *testing.T) {
+	ms := func(xs ...float64) []time.Duration {
+		var out []time.Duration
+		for _, x := range xs {
+			out = append(out, time.Duration(x*float64(time.Millisecond)))
+		}
+		return out
+	}
+	// The machine slows down after the first round; the slim model, timed after the original in
+	// each round, gets more of the slow rounds' runs: its median is from a slow round, the
+	// original's from a fast one.
+	base := Timed{Median: 10 * time.Millisecond, Rounds: ms(10, 10, 20)}
+	slim := Timed{Median: 10 * time.Millisecond, Rounds: ms(5, 10, 10)}
+	if got := PairedRatio(slim, base); math.Abs(got-0.5) > 1e-12 {
+		t.Errorf("paired ratio %.4f, want 0.5 (round ratios 0.5, 1, 0.5)", got)
+	}
+	even := Timed{Rounds: ms(5, 6, 8, 9)}
+	if got := PairedRatio(even, Timed{Median: time.Millisecond, Rounds: ms(10, 10, 10, 10)}); math.Abs(got-0.7) > 1e-12 {
+		t.Errorf("paired ratio of an even count %.4f, want 0.7, the middle two averaged", got)
+	}
+	if got := PairedRatio(Timed{Median: 3 * time.Millisecond}, Timed{Median: 4 * time.Millisecond}); math.Abs(got-0.75) > 1e-12 {
+		t.Errorf("without rounds %.4f, want the ratio of medians 0.75", got)
+	}
+}
+
+// TestTimeAlternatelyKeepsRounds: every model gets one median per round timed, the same count
+// for all, so they can be paired.
+func TestTimeAlternatelyKeepsRounds(t *testing.T) {
+	m, shapes, _ := bundled(t, "resnet8")
+	ts, err := TimeAlternately(blockRuntime{[]int{1}, 1}, []*onnx.Model{m, m}, shapes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts[0].Rounds) < 10 || len(ts[0].Rounds) != len(ts[1].Rounds) {
+		t.Fatalf("rounds %d and %d, want the same count, at least 10", len(ts[0].Rounds), len(ts[1].Rounds))
+	}
+	if ts[0].Runs != blockRuns*len(ts[0].Rounds) {
+		t.Errorf("%d runs in %d rounds, want %d a round", ts[0].Runs, len(ts[0].Rounds), blockRuns)
+	}
+	for _, d := range ts[1].Rounds {
+		if d != ts[1].Median {
+			t.Fatalf("a round's median %v, want the fixed timer's %v", d, ts[1].Median)
+		}
+	}
+	if got := PairedRatio(ts[1], ts[0]); got != 1 {
+		t.Errorf("a model paired with itself: %.4f, want 1", got)
+	}
+}

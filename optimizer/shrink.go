@@ -337,12 +337,14 @@ type BatchLatency struct {
 }
 
 // GridTrial is one width grid's search result, timed alternately with the others: MS is the
-// median of its runs, which the choice compares (gridStatistic), QuarterMS their lower quartile.
+// median of its runs and QuarterMS their lower quartile; Ratio, what the choice compares
+// (gridFigure), is its time as a share of the original's, paired round by round (PairedRatio).
 type GridTrial struct {
 	RoundTo   int     `json:"round_to"`
 	MACs      int64   `json:"macs,omitempty"`
 	MS        float64 `json:"ms,omitempty"`
 	QuarterMS float64 `json:"q1_ms,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"`
 	Error     string  `json:"error,omitempty"`
 }
 
@@ -721,14 +723,16 @@ func (opt Options) runtime() Runtime {
 // 0.61 of the original in the bench's 4-s timing and 0.53–0.55 when timed for 10–15 s.
 const gridTiming = 8 * time.Second
 
-// gridStatistic is the figure of a grid's timed runs the choice compares: the median, the figure
-// the proof reports and the user sees. The lower quartile, compared before, favours a model whose
-// times spread: resnet8_bn's `--latency 0.5` at batch 64 chose the grid-1 result by its lower
-// quartile (3.68 ms against 3.84 for grid 8) although its median was the slower (4.89 against
-// 4.02), and the proof then measured it over budget (0.585 of the original). The lower quartile was
-// chosen when sessions were switched after 20 ms, while the previous one's threads still spun (see
-// ort.SwitchPause): that noise is gone since.
-func gridStatistic(t Timed) float64 { return durationMS(t.Median) }
+// gridFigure is the figure of a grid's timed runs the choice compares, in ms: its time as a share
+// of the original's, the median of the rounds' ratios (PairedRatio, so a drift in the machine's
+// speed between rounds cancels), times the original's median. Medians, not the lower quartiles
+// compared before, which favour a model whose times spread: resnet8_bn's `--latency 0.5` at batch
+// 64 chose the grid-1 result by its lower quartile (3.68 ms against 3.84 for grid 8) although its
+// median was the slower (4.89 against 4.02), and the proof then measured it over budget (0.585 of
+// the original).
+func gridFigure(t, original Timed) float64 {
+	return PairedRatio(t, original) * durationMS(original.Median)
+}
 
 // searchGrids runs the search on each width grid the runtime likes (one search when opt.RoundTo
 // is given or the runtime has one grid), times the results alternately with the original in the
@@ -786,17 +790,18 @@ func searchGrids(ctx context.Context, p *prepared, opt Options, rep *Report) (*S
 	if err != nil {
 		prog.Note(fmt.Sprintf("could not time the grids' results (%v): keeping multiples of %d", err, results[0].grid))
 	} else {
-		before := gridStatistic(ts[0])
+		before := durationMS(ts[0].Median)
 		for i, f := range results {
 			for j := range trials {
 				if trials[j].RoundTo == f.grid {
-					trials[j].MS, trials[j].QuarterMS = gridStatistic(ts[i+1]), durationMS(ts[i+1].Q1)
+					trials[j].MS, trials[j].QuarterMS = durationMS(ts[i+1].Median), durationMS(ts[i+1].Q1)
+					trials[j].Ratio = PairedRatio(ts[i+1], ts[0])
 				}
 			}
 		}
 		cands := make([]gridResult, len(results))
 		for i, f := range results {
-			cands[i] = gridResult{MS: gridStatistic(ts[i+1]), MACs: f.slim.Costs.MACs, Fitness: math.Inf(-1)}
+			cands[i] = gridResult{MS: gridFigure(ts[i+1], ts[0]), MACs: f.slim.Costs.MACs, Fitness: math.Inf(-1)}
 			if k := opt.Budget.Kind; k != Latency {
 				// A grid that rounds widths far under a MACs or params budget buys its speed
 				// with a deeper cut than was asked.
@@ -840,7 +845,7 @@ const gridCostSlack = 0.05
 
 // gridResult is one grid's search result as chooseGrid sees it.
 type gridResult struct {
-	MS      float64 // measured: gridStatistic
+	MS      float64 // measured: gridFigure
 	MACs    int64
 	Fitness float64 // the search's judgement (-Inf: none)
 	Short   bool    // keeps less than the budget by more than gridCostSlack
@@ -917,7 +922,7 @@ func describeTrials(trials []GridTrial) string {
 		case t.Error != "":
 			parts = append(parts, fmt.Sprintf("multiples of %d failed: %s", t.RoundTo, t.Error))
 		case t.MS > 0:
-			parts = append(parts, fmt.Sprintf("multiples of %d ran in %.3f ms (median; lower quartile %.3f)", t.RoundTo, t.MS, t.QuarterMS))
+			parts = append(parts, fmt.Sprintf("multiples of %d ran in %.3f ms (median; %.3f of the original's, round by round)", t.RoundTo, t.MS, t.Ratio))
 		}
 	}
 	return strings.Join(parts, ", ")

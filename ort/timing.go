@@ -23,6 +23,9 @@ type Timing struct {
 	Q1, Q3 time.Duration // 25th and 75th percentiles
 	Min    time.Duration
 	Max    time.Duration
+	// Rounds, when the runs were timed in rounds alternately with other models, is each round's
+	// median, in round order, so that two models' times can be compared round by round.
+	Rounds []time.Duration
 }
 
 // Spread is half the interquartile range: a typical run is within Median ± Spread.

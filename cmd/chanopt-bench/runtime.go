@@ -69,7 +69,7 @@ func benchRuntime(env *benchEnv) error {
 		defer os.RemoveAll(dir)
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately for ≥ %s, of medians [of lower quartiles]; load average %s\n",
+	fmt.Printf("   ONNX Runtime %s, %d threads; ratios are slim/original latency timed alternately for ≥ %s, the median of the rounds' ratios [the ratio of medians]; load average %s\n",
 		rt.Version(), rt.Threads(), runtimeTiming, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Println("\n   torchvision at 224×224, batch 1:")
 	fmt.Println(runtimeHeader)
@@ -186,24 +186,25 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	if batch > 1 {
 		batches = append(batches, 1)
 	}
-	// Ratios of medians, and of lower quartiles (what the grid choice compares: on a VM the
-	// upper runs are mostly the host's noise).
+	// Paired ratios (what the grid choice compares), and the ratios of medians.
 	ratios := make([][]float64, len(batches))
-	quartiles := make([][]float64, len(batches))
+	medians := make([][]float64, len(batches))
 	for i, b := range batches {
 		ts, err := optimizer.TimeAlternately(rt, models, optimizer.AtBatch(m, shapes, b), runtimeTiming)
 		if err != nil {
 			return err
 		}
 		for j := range ts {
-			ratios[i] = append(ratios[i], float64(ts[j].Median)/float64(ts[0].Median))
-			quartiles[i] = append(quartiles[i], float64(ts[j].Q1)/float64(ts[0].Q1))
+			// Paired round by round, so the machine's drift between rounds cancels; the ratio of
+			// the medians beside it in brackets.
+			ratios[i] = append(ratios[i], optimizer.PairedRatio(ts[j], ts[0]))
+			medians[i] = append(medians[i], float64(ts[j].Median)/float64(ts[0].Median))
 		}
 	}
 	at := func(j int) string {
-		s := fmt.Sprintf("%.3f [%.3f]", ratios[0][j], quartiles[0][j])
+		s := fmt.Sprintf("%.3f [%.3f]", ratios[0][j], medians[0][j])
 		if len(ratios) > 1 {
-			s += fmt.Sprintf(" / %.3f [%.3f]", ratios[1][j], quartiles[1][j])
+			s += fmt.Sprintf(" / %.3f [%.3f]", ratios[1][j], medians[1][j])
 		}
 		return s
 	}
