@@ -202,9 +202,14 @@ type Timed = ort.Timing
 const blockRuns = 5
 
 // TimeAlternately times the models in rounds, each round running every model in turn (a pause
-// while the last model's threads stop spinning, one untimed run, then blockRuns timed runs), so a change in the machine's load falls on
-// all of them alike while no model is timed among another's spinning threads: a warm-up round,
-// then at least 10 rounds (20 when they are quick) and more while budget lasts, up to 500. The
+// while the last model's threads stop spinning, one untimed run, then blockRuns timed runs), so a
+// change in the machine's load falls on all of them alike while no model is timed among another's
+// spinning threads. Each round starts one model further on, so every model follows every other
+// equally often: where a model runs in the rotation moves its time (mobilenet_v3_small's results
+// on multiples of 8 and 16, alternated with the original in onnxruntime-node at two threads, ran
+// 0.709 and 0.750 of it as ratios of medians in one order, 0.686–0.717 and 0.630–0.661 in the
+// other). A warm-up round, then at least 10 rounds (20 when they are quick) and more while budget
+// lasts, up to 500. The
 // rounds are what average the machine's drift out, not the runs within one: resnet18 and eight
 // slim models alternated in onnxruntime-node at two threads for 4 s (2–3 rounds) gave its --macs
 // result 0.52, 0.60 and 0.63 of the original in three runs, and for 15 s 0.539 and 0.545.
@@ -224,9 +229,14 @@ func TimeAlternately(rt Runtime, models []*onnx.Model, inputs map[string]onnx.Sh
 	}
 	samples := make([][]time.Duration, len(models))
 	rounds := make([][]time.Duration, len(models))
+	started := 0 // rounds begun: the next starts at model started mod len(models)
 	round := func(keep bool) (time.Duration, error) {
 		var total time.Duration
-		for i, t := range timers {
+		start := started
+		started++
+		for k := range timers {
+			i := (start + k) % len(timers)
+			t := timers[i]
 			first := len(samples[i])
 			time.Sleep(ort.SwitchPause)
 			if _, err := t.Once(); err != nil {

@@ -293,3 +293,70 @@ func TestTimeAlternatelyKeepsRounds(t *testing.T) {
 		t.Errorf("a model paired with itself: %.4f, want 1", got)
 	}
 }
+
+// orderRuntime times every model alike and logs which model each run was of.
+type orderRuntime struct {
+	blockRuntime
+	log *[]int
+}
+
+type orderTimer struct {
+	id  int
+	log *[]int
+}
+
+func (t orderTimer) Once() (time.Duration, error) {
+	*t.log = append(*t.log, t.id)
+	return time.Millisecond, nil
+}
+func (orderTimer) Close() {}
+
+func (r orderRuntime) Prepare(m *onnx.Model, _ map[string]onnx.Shape) (Timer, error) {
+	return orderTimer{id: len(m.Graph.Nodes), log: r.log}, nil
+}
+
+// TestTimeAlternatelyRotates: every round runs every model once, and the rounds start at each
+// model in turn, so none always follows the same one.
+func TestTimeAlternatelyRotates(t *testing.T) {
+	m, shapes, _ := bundled(t, "resnet8")
+	var models []*onnx.Model
+	for k := 1; k <= 3; k++ { // told apart by their node counts
+		c := m.Clone()
+		c.Graph.Nodes = c.Graph.Nodes[:k]
+		models = append(models, c)
+	}
+	var log []int
+	ts, err := TimeAlternately(orderRuntime{log: &log}, models, shapes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 1 + blockRuns // the untimed run after the pause, then the timed ones
+	rounds := len(log) / (per * len(models))
+	if rounds != len(ts[0].Rounds)+1 || len(log) != rounds*per*len(models) {
+		t.Fatalf("%d runs logged for %d kept rounds and a warm-up", len(log), len(ts[0].Rounds))
+	}
+	firsts := map[int]int{}
+	for r := 0; r < rounds; r++ {
+		seen := map[int]bool{}
+		for k := 0; k < len(models); k++ {
+			block := log[(r*len(models)+k)*per : (r*len(models)+k+1)*per]
+			for _, id := range block {
+				if id != block[0] {
+					t.Fatalf("round %d mixes models within a block: %v", r, block)
+				}
+			}
+			seen[block[0]] = true
+			if k == 0 {
+				firsts[block[0]]++
+			}
+		}
+		if len(seen) != len(models) {
+			t.Fatalf("round %d ran models %v, want all %d", r, seen, len(models))
+		}
+	}
+	for id := 1; id <= 3; id++ {
+		if firsts[id] < rounds/len(models) {
+			t.Errorf("model %d started %d of %d rounds, want about a third (%v)", id, firsts[id], rounds, firsts)
+		}
+	}
+}
