@@ -86,9 +86,10 @@ func MeasureLatency(m *onnx.Model, inputs map[string]onnx.Shape, threads int, bu
 type LatencyResult struct {
 	*SearchResult
 	// BeforeMS and AfterMS are the original's and the result's median times, timed alternately in
-	// the runtime at the timed input shapes.
-	BeforeMS, AfterMS float64
-	Attempts          int
+	// the runtime at the timed input shapes; Ratio is the result's share of the original's, round
+	// by round (PairedRatio), which the budget is checked on.
+	BeforeMS, AfterMS, Ratio float64
+	Attempts                 int
 }
 
 // latencyAttempts bounds how often a latency search runs again with a corrected target.
@@ -126,8 +127,8 @@ func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map
 	opt.Cost = predict
 	goal := opt.Budget.Ratio
 	var best *LatencyResult
-	meets := func(r *LatencyResult) bool { return r.AfterMS <= goal*r.BeforeMS }
-	ratio := func(r *LatencyResult) float64 { return r.AfterMS / r.BeforeMS }
+	meets := func(r *LatencyResult) bool { return r.Ratio <= goal }
+	ratio := func(r *LatencyResult) float64 { return r.Ratio }
 	// The largest target known to meet the budget and the smallest known to miss it, with their
 	// measured ratios (metRatio < 0, missedRatio < 0: none yet).
 	met, metRatio, missed, missedRatio := 0.0, -1.0, 1.0, -1.0
@@ -156,7 +157,8 @@ func AnnealLatency(a *rewrite.Analysis, opt SearchOptions, rt Runtime, timed map
 		if err != nil {
 			return nil, err
 		}
-		r := &LatencyResult{SearchResult: sr, BeforeMS: durationMS(ts[0].Median), AfterMS: durationMS(ts[1].Median)}
+		r := &LatencyResult{SearchResult: sr, BeforeMS: durationMS(ts[0].Median), AfterMS: durationMS(ts[1].Median),
+			Ratio: PairedRatio(ts[1], ts[0])}
 		switch {
 		case best == nil,
 			meets(r) && (!meets(best) || ratio(r) > ratio(best)),

@@ -231,7 +231,7 @@ func TestAnnealLatencyCorrectsThePrediction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := res.AfterMS / res.BeforeMS
+			r := res.Ratio
 			if r > goal || r < latencyUnder*goal-0.01 {
 				t.Errorf("measured ratio %.3f after %d searches: want within [%.3f, %.3f]", r, res.Attempts, latencyUnder*goal, goal)
 			}

@@ -300,6 +300,7 @@ type LatencySearch struct {
 	Batch    int     `json:"batch"`
 	BeforeMS float64 `json:"before_ms"`
 	AfterMS  float64 `json:"after_ms"`
+	Ratio    float64 `json:"ratio"` // round by round, as BatchLatency.Ratio
 	Attempts int     `json:"attempts"`
 }
 
@@ -332,8 +333,12 @@ type BatchLatency struct {
 	BeforeSpreadMS float64 `json:"before_spread_ms"`
 	AfterMS        float64 `json:"after_ms"`
 	AfterSpreadMS  float64 `json:"after_spread_ms"`
-	Speedup        float64 `json:"speedup"`
-	Runs           int     `json:"runs"`
+	// Ratio is the slim model's time as a share of the original's, round by round (PairedRatio:
+	// steadier than AfterMS/BeforeMS, which it is close to); Speedup is its inverse. Slower and
+	// OverBudget are decided on it.
+	Ratio   float64 `json:"ratio"`
+	Speedup float64 `json:"speedup"`
+	Runs    int     `json:"runs"`
 }
 
 // GridTrial is one width grid's search result, timed alternately with the others: MS is the
@@ -959,15 +964,16 @@ func proveLatency(rt Runtime, m, slim *onnx.Model, opt Options, shapes map[strin
 			return
 		}
 		bl := BatchLatency{Batch: b, BeforeMS: durationMS(ts[0].Median), BeforeSpreadMS: durationMS(ts[0].Spread()),
-			AfterMS: durationMS(ts[1].Median), AfterSpreadMS: durationMS(ts[1].Spread()), Runs: ts[0].Runs}
-		if bl.AfterMS > 0 {
-			bl.Speedup = bl.BeforeMS / bl.AfterMS
+			AfterMS: durationMS(ts[1].Median), AfterSpreadMS: durationMS(ts[1].Spread()), Runs: ts[0].Runs,
+			Ratio: PairedRatio(ts[1], ts[0])}
+		if bl.Ratio > 0 {
+			bl.Speedup = 1 / bl.Ratio
 		}
 		rr.Batches = append(rr.Batches, bl)
 	}
 	last := rr.Batches[len(rr.Batches)-1]
-	rr.Slower = last.AfterMS >= last.BeforeMS
-	rr.OverBudget = opt.Budget.Kind == Latency && opt.Budget.Ratio > 0 && last.AfterMS > opt.Budget.Ratio*last.BeforeMS
+	rr.Slower = !(last.Ratio < 1)
+	rr.OverBudget = opt.Budget.Kind == Latency && opt.Budget.Ratio > 0 && last.Ratio > opt.Budget.Ratio
 }
 
 // searcher is a width search prepared once (layer metrics, the fitness and what it needs from
@@ -1065,9 +1071,9 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 			return nil, err
 		}
 		sr = lat.SearchResult
-		rep.LatencySearch = &LatencySearch{Runtime: rt.Name(), Batch: timed1(timed), BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Attempts: lat.Attempts}
-		prog.Note(fmt.Sprintf("latency (%s, batch %d): %.3f ms → %.3f ms (%.3f of the original; budget %.3f) after %d search(es)",
-			rt.Name(), timed1(timed), lat.BeforeMS, lat.AfterMS, lat.AfterMS/lat.BeforeMS, opt.Budget.Ratio, lat.Attempts))
+		rep.LatencySearch = &LatencySearch{Runtime: rt.Name(), Batch: timed1(timed), BeforeMS: lat.BeforeMS, AfterMS: lat.AfterMS, Ratio: lat.Ratio, Attempts: lat.Attempts}
+		prog.Note(fmt.Sprintf("latency (%s, batch %d): %.3f ms → %.3f ms (%.3f of the original, round by round; budget %.3f) after %d search(es)",
+			rt.Name(), timed1(timed), lat.BeforeMS, lat.AfterMS, lat.Ratio, opt.Budget.Ratio, lat.Attempts))
 	} else if sr, err = Anneal(a, sopt); err != nil {
 		return nil, err
 	}

@@ -174,7 +174,7 @@ func withoutTimings(t *testing.T, b []byte) []byte {
 	r.Runtime = nil
 	r.Before.LatencyMS, r.After.LatencyMS = 0, 0
 	if l := r.LatencySearch; l != nil {
-		l.BeforeMS, l.AfterMS, l.Attempts = 0, 0, 0
+		l.BeforeMS, l.AfterMS, l.Ratio, l.Attempts = 0, 0, 0, 0
 	}
 	out, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

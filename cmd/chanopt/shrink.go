@@ -384,7 +384,7 @@ func shrinkAction(c *cli.Context) error {
 	if r := rep.Runtime; r != nil && r.OverBudget && !r.Slower {
 		last := r.Batches[len(r.Batches)-1]
 		fmt.Fprintf(c.App.ErrWriter, "chanopt: %s: the latency budget was not met: %.3f ms against %.3f ms in %s at batch %d, %.3f of the original for %.3g asked (timings vary with the machine's load; a smaller --latency finds a faster model)\n",
-			out, last.AfterMS, last.BeforeMS, r.Runtime, last.Batch, last.AfterMS/last.BeforeMS, rep.Budget["latency"])
+			out, last.AfterMS, last.BeforeMS, r.Runtime, last.Batch, last.Ratio, rep.Budget["latency"])
 	}
 	if r := rep.Runtime; r != nil && r.Slower {
 		last := r.Batches[len(r.Batches)-1]
@@ -479,7 +479,7 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 	if r := rep.Runtime; r != nil {
 		for _, b := range r.Batches {
 			fmt.Fprintf(tw, "latency (ms, batch %d)\t%.3f ± %.3f\t%.3f ± %.3f\t%.3f\t\n", b.Batch, b.BeforeMS, b.BeforeSpreadMS,
-				b.AfterMS, b.AfterSpreadMS, b.AfterMS/b.BeforeMS)
+				b.AfterMS, b.AfterSpreadMS, b.Ratio)
 		}
 	}
 	if d := rep.Distill; d != nil && len(d.Stages) > 0 {
@@ -550,7 +550,7 @@ func printShrink(w io.Writer, rep *shrinkReport) {
 			for _, b := range r.Batches {
 				sp = append(sp, fmt.Sprintf("%.2f× at batch %d", b.Speedup, b.Batch))
 			}
-			fmt.Fprintf(w, "speedup in %s (%d threads, original and slim timed alternately, median ± half IQR of %d runs): %s\n",
+			fmt.Fprintf(w, "speedup in %s (%d threads, original and slim timed alternately in rounds, %d runs each; the median of the rounds' ratios): %s\n",
 				name, r.Threads, r.Batches[0].Runs, strings.Join(sp, ", "))
 		}
 	}
