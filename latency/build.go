@@ -23,13 +23,15 @@ import (
 // formatVersion changes whenever what a table holds or how it is measured changes, so old cached
 // tables are not reused. 4: times are lower quartiles (timingStatistic), not medians, and the
 // calibration waits ort.SwitchPause between sessions. 5: block-diagonal grouped convs are timed
-// dropping whole groups, as rewrite now cuts them.
-const formatVersion = 5
+// dropping whole groups, as rewrite now cuts them. 6: layers are timed by their kernels in a
+// profile, without the reorders into and out of the blocked layout, a kernel's widths side by side
+// in one model and every kernel's full width side by side in another (timeParts).
+const formatVersion = 6
 
-// timingStatistic is the figure of a set of timed runs a table keeps: the lower quartile. Noise
-// only adds time (another process, the host, a session's threads still spinning), so the lower
-// runs rank widths steadily where a median of seven runs can fall among the slow ones. (Whole
-// models, timed for seconds, are compared by their medians, round by round: optimizer's gridFigure.)
+// timingStatistic is the figure of a whole model's timed runs a table keeps: the lower quartile.
+// Noise only adds time (another process, the host, a session's threads still spinning). (Layers
+// are timed by timeParts; whole models compared with each other, by their medians round by round:
+// optimizer's gridFigure.)
 func timingStatistic(t ort.Timing) time.Duration { return t.Q1 }
 
 // Options says where and how to measure.
@@ -202,13 +204,18 @@ func writeCached(path string, t *Table) error {
 	return onnx.WriteAtomic(path, append(b, '\n'), false)
 }
 
-// measure times the whole model, then every kernel at full width and along its ladders.
+// measure times the whole model and profiles its layers' share of its time, then times every
+// kernel along its ladders (its widths side by side), then every kernel at full width (side by
+// side).
 func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, name string, opt Options) error {
-	whole, err := timeModel(name, modelBytes, t.Inputs, m.Graph.Inputs, opt.Threads, wholeOptions)
+	whole, ins, err := timeModel(name, modelBytes, t.Inputs, m.Graph.Inputs, opt.Threads, wholeOptions)
 	if err != nil {
 		return fmt.Errorf("latency table: %w", err)
 	}
 	t.FullMS, t.FullSpreadMS = ms(timingStatistic(whole)), ms(whole.Spread())
+	if t.LayerShare, err = layerShare(name, modelBytes, ins, opt.Threads); err != nil {
+		return fmt.Errorf("latency table: %w", err)
+	}
 
 	consumers, producers := map[string][]*rewrite.Group{}, map[string][]*rewrite.Group{}
 	for _, g := range a.Prunable() {
@@ -248,7 +255,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 			cut = append(cut, l)
 		}
 		entry := Layer{Kernel: k, In: side(l.inFull, consumers[n.Label()], n.OpType != "Conv"),
-			Out: side(l.outFull, producers[n.Label()], false)}
+			Out: side(l.outFull, producers[n.Label()], false), Plane: l.plane(m.Graph)}
 		if l.diagonal {
 			entry.In = Side{Full: l.inFull, Multiplier: 1}
 		}
@@ -292,15 +299,21 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		plans[k] = plan
 		total += len(plan)
 	}
+	// Each kernel's ladder is timed as ratios to its full width, every width in the same runs; the
+	// kernels' full-width times, which set their shares of the model's time, all in the same runs too.
 	for k, plan := range plans {
 		kn := &t.Kernels[k]
-		times, err := timeBranches(cut[k], m, plan, uint64(k), opt.Threads)
+		parts := make([]part, len(plan))
+		for i, br := range plan {
+			parts[i] = part{cut[k], br}
+		}
+		times, err := timeSideBySide(m, parts, uint64(k), opt.Threads, ladderOptions)
 		if err != nil {
 			return fmt.Errorf("latency table: %s: %w", cut[k].nodes[0].Label(), err)
 		}
-		kn.FullMS = ms(times[0])
 		for i, br := range plan[1:] {
-			p := Point{Width: br.out, MS: ms(times[i+1])}
+			// The ratio is stored as a time once the full width's is known (below).
+			p := Point{Width: br.out, MS: times[i+1] / times[0]}
 			if br.out == kn.Out && !kn.Diagonal {
 				p.Width = br.in
 				kn.InLadder = append(kn.InLadder, p)
@@ -311,8 +324,29 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		t.Measurements += len(plan)
 		done += len(plan)
 		if opt.Progress != nil {
-			opt.Progress(done, total)
+			opt.Progress(done, total+1)
 		}
+	}
+	fulls := make([]part, len(t.Kernels))
+	for k := range t.Kernels {
+		fulls[k] = part{cut[k], plans[k][0]}
+	}
+	times, err := timeSideBySide(m, fulls, uint64(len(t.Kernels)), opt.Threads, fullOptions)
+	if err != nil {
+		return fmt.Errorf("latency table: the layers at full width: %w", err)
+	}
+	for k := range t.Kernels {
+		kn := &t.Kernels[k]
+		kn.FullMS = times[k]
+		for i := range kn.InLadder {
+			kn.InLadder[i].MS *= times[k]
+		}
+		for i := range kn.OutLadder {
+			kn.OutLadder[i].MS *= times[k]
+		}
+	}
+	if opt.Progress != nil {
+		opt.Progress(total+1, total+1)
 	}
 	for k := range t.Kernels {
 		kn := &t.Kernels[k]
@@ -332,26 +366,87 @@ func sortPoints(p []Point) { sort.Slice(p, func(i, j int) bool { return p[i].Wid
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// branchOptions time one width pair: warm-up, then at least seven runs, more while they take
-// under the budget (fast layers are noisy, so they get more runs). Sessions are timed one after
-// the other, never interleaved: an idle session's ONNX Runtime threads spin for a while after each
-// run and would slow the next session down.
-var branchOptions = ort.TimeOptions{Warmup: 2, Runs: 7, Budget: 6 * time.Millisecond}
+// ladderOptions time a kernel's widths side by side, fullOptions every kernel at full width side
+// by side: a warm-up, then at least 15 runs, more within the budget, at most 100 (a profile keeps
+// every node of every run).
+var (
+	ladderOptions = ort.TimeOptions{Warmup: 2, Runs: 15, Budget: 60 * time.Millisecond, MaxRuns: 100}
+	fullOptions   = ort.TimeOptions{Warmup: 2, Runs: 15, Budget: time.Second, MaxRuns: 100}
+)
 
-// timeBranches returns the time (timingStatistic) of l at each width pair of the plan, each cut into a model of
-// its own.
-func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads int) ([]time.Duration, error) {
-	out := make([]time.Duration, len(plan))
-	rng := rand.New(rand.NewPCG(seed, 11))
-	var data []float32 // random input values, grown to the widest input and shared by every width
-	timeOne := func(b int) (time.Duration, error) {
-		br := plan[b]
-		model, err := l.cut(src, []branch{br}, seed+uint64(b))
-		if err != nil {
-			return 0, err
+// sideBySideBytes bounds the tensors of one model of parts side by side (every part's input and
+// output is the model's own): a 224×224 net's layers at batch 64 would need gigabytes at once.
+var sideBySideBytes int64 = 256 << 20
+
+// timeSideBySide times the parts side by side, in as few models as fit sideBySideBytes: each model
+// after the first also holds the first model's costliest part, and its times are scaled by that
+// part's time there over its time in the first, so all compare as if timed in the same runs.
+func timeSideBySide(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.TimeOptions) ([]float64, error) {
+	bytes := func(p part) int64 {
+		in := p.l.input.NumElements() / int64(p.l.inFull) * int64(p.br.in)
+		return 4 * (in + p.l.plane(src.Graph)*int64(p.br.out))
+	}
+	var chunks [][]int
+	var size int64
+	for i, p := range parts {
+		if len(chunks) == 0 || size+bytes(p) > sideBySideBytes && len(chunks[len(chunks)-1]) > 0 {
+			chunks = append(chunks, nil)
+			size = 0
 		}
-		shape := l.input.Sizes()
-		shape[l.channelAxis()] = int64(br.in)
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], i)
+		size += bytes(p)
+	}
+	out := make([]float64, len(parts))
+	ref, refMS := -1, 0.0
+	for c, chunk := range chunks {
+		members := slices.Clone(chunk)
+		if c > 0 {
+			members = append(members, ref)
+		}
+		ps := make([]part, len(members))
+		for j, i := range members {
+			ps[j] = parts[i]
+		}
+		times, err := timeParts(src, ps, seed+uint64(c), threads, opt)
+		if err != nil {
+			return nil, err
+		}
+		scale := 1.0
+		if c == 0 {
+			for j, i := range chunk {
+				if times[j] > refMS {
+					ref, refMS = i, times[j]
+				}
+			}
+		} else {
+			scale = refMS / times[len(times)-1]
+		}
+		for j, i := range chunk {
+			out[i] = times[j] * scale
+		}
+	}
+	return out, nil
+}
+
+// cutOnlyOps are the ops ONNX Runtime adds to a cut model that the layers do not run inside the
+// network: the conversions of the model's inputs and outputs to and from the blocked NCHWc layout
+// (see ort.ProfileRuns). A part's time is its other nodes' kernel time.
+var cutOnlyOps = []string{"ReorderInput", "ReorderOutput"}
+
+// timeParts cuts the parts into one model, profiles it, and returns each part's time in ms: its
+// nodes' kernel time averaged over the runs, leaving out the slowest quarter of the runs (by their
+// total) as taken while the machine was busy.
+func timeParts(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.TimeOptions) ([]float64, error) {
+	model, err := cut(src, parts, seed)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	var data []float32 // random input values, grown to the largest input and shared by every part
+	inputs := make([]ort.Tensor, len(parts))
+	for i, p := range parts {
+		shape := p.l.input.Sizes()
+		shape[p.l.channelAxis()] = int64(p.br.in)
 		n := 1
 		for _, d := range shape {
 			n *= int(d)
@@ -359,86 +454,58 @@ func timeBranches(l *layer, src *onnx.Model, plan []branch, seed uint64, threads
 		for len(data) < n {
 			data = append(data, float32(rng.NormFloat64()))
 		}
-		s, err := ort.OpenBytes(fmt.Sprintf("%s cut at %d→%d", l.nodes[0].Label(), br.in, br.out), model, threads)
-		if err != nil {
-			return 0, err
-		}
-		defer s.Close()
-		tm, err := s.Time([]ort.Tensor{{Shape: shape, Data: data[:n]}}, branchOptions)
-		return timingStatistic(tm), err
+		inputs[i] = ort.Tensor{Shape: shape, Data: data[:n]}
 	}
-	for b := range plan {
-		t, err := timeOne(b)
-		if err != nil {
-			return nil, err
-		}
-		out[b] = t
+	name := fmt.Sprintf("%s cut at %d→%d", parts[0].l.nodes[0].Label(), parts[0].br.in, parts[0].br.out)
+	if len(parts) > 1 {
+		name += fmt.Sprintf(" and %d more", len(parts)-1)
 	}
-	// A time far above what its neighbours allow was taken while the machine was busy: time it
-	// again and keep the lower, so one bad spell does not bend the ladder (times grow with width).
-	for retry := 0; retry < maxRetries; retry++ {
-		suspects := suspectPoints(plan, out)
-		if len(suspects) == 0 {
-			break
-		}
-		for _, b := range suspects {
-			t, err := timeOne(b)
-			if err != nil {
-				return nil, err
+	runs, err := ort.ProfileRuns(name, model, threads, inputs, opt)
+	if err != nil {
+		return nil, err
+	}
+	perRun := make([][]float64, len(runs))
+	totals := make([]float64, len(runs))
+	for r, nodes := range runs {
+		perRun[r] = make([]float64, len(parts))
+		for _, n := range nodes {
+			if slices.Contains(cutOnlyOps, n.Op) {
+				continue
 			}
-			out[b] = min(out[b], t)
+			i, ok := partOf(n.Node)
+			if !ok || i >= len(parts) {
+				return nil, fmt.Errorf("%s: ONNX Runtime ran node %s (%s), which is in no part", name, n.Node, n.Op)
+			}
+			perRun[r][i] += ms(n.Dur)
+			totals[r] += ms(n.Dur)
+		}
+	}
+	order := make([]int, len(runs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return totals[order[a]] < totals[order[b]] })
+	kept := order[:max(1, len(order)-len(order)/4)]
+	out := make([]float64, len(parts))
+	for _, r := range kept {
+		for i, v := range perRun[r] {
+			out[i] += v / float64(len(kept))
+		}
+	}
+	for i, v := range out {
+		if v <= 0 {
+			return nil, fmt.Errorf("%s: part %d (%s at %d→%d) has no kernel time in the profile", name, i,
+				parts[i].l.nodes[0].Label(), parts[i].br.in, parts[i].br.out)
 		}
 	}
 	return out, nil
 }
 
-// maxRetries bounds how often suspect widths are timed again.
-const maxRetries = 2
-
-// suspectSlack is how much slower than its wider neighbour a width may time before it is suspect.
-const suspectSlack = 1.3
-
-// suspectPoints lists the branches whose time exceeds suspectSlack times that of the next wider
-// branch on the grid along the same side (or, for the widest, a linear extrapolation from the one
-// below it). plan[0] is the full width; the others vary one side.
-func suspectPoints(plan []branch, times []time.Duration) []int {
-	full := plan[0]
-	var suspects []int
-	for _, side := range []func(br branch) (w, fullWidth int, ok bool){
-		func(br branch) (int, int, bool) { return br.in, full.in, br.out == full.out }, // the input ladder
-		func(br branch) (int, int, bool) { return br.out, full.out, br.in == full.in || br.in == br.out },
-	} {
-		var idx []int
-		for b, br := range plan {
-			if w, fw, ok := side(br); ok && onGrid(w, fw) || b == 0 {
-				idx = append(idx, b)
-			}
-		}
-		width := func(b int) int { w, _, _ := side(plan[b]); return w }
-		sort.Slice(idx, func(i, j int) bool { return width(idx[i]) < width(idx[j]) })
-		for i, b := range idx {
-			var bound float64
-			switch {
-			case i+1 < len(idx):
-				bound = float64(times[idx[i+1]])
-			case i > 0:
-				bound = float64(times[idx[i-1]]) * float64(width(b)) / float64(width(idx[i-1]))
-			default:
-				continue
-			}
-			if float64(times[b]) > suspectSlack*bound && !slices.Contains(suspects, b) {
-				suspects = append(suspects, b)
-			}
-		}
-	}
-	return suspects
-}
-
-// timeModel times the whole model on random inputs of the fixed shapes.
-func timeModel(name string, model []byte, shapes map[string][]int64, order []string, threads int, opt ort.TimeOptions) (ort.Timing, error) {
+// timeModel times the whole model on random inputs of the fixed shapes, and returns the inputs.
+func timeModel(name string, model []byte, shapes map[string][]int64, order []string, threads int, opt ort.TimeOptions) (ort.Timing, []ort.Tensor, error) {
 	s, err := ort.OpenBytes(name, model, threads)
 	if err != nil {
-		return ort.Timing{}, err
+		return ort.Timing{}, nil, err
 	}
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -446,7 +513,7 @@ func timeModel(name string, model []byte, shapes map[string][]int64, order []str
 	for i, in := range s.Inputs {
 		shape := shapes[in]
 		if shape == nil {
-			return ort.Timing{}, fmt.Errorf("%s: ONNX Runtime wants input %s, not among %v", name, in, order)
+			return ort.Timing{}, nil, fmt.Errorf("%s: ONNX Runtime wants input %s, not among %v", name, in, order)
 		}
 		n := 1
 		for _, d := range shape {
@@ -458,7 +525,37 @@ func timeModel(name string, model []byte, shapes map[string][]int64, order []str
 		}
 		ins[i] = ort.Tensor{Shape: shape, Data: data}
 	}
-	return s.Time(ins, opt)
+	tm, err := s.Time(ins, opt)
+	return tm, ins, err
+}
+
+// layerOps are the ops ONNX Runtime runs a table's layers as (a Conv or Gemm with what it fuses,
+// in the plain or the blocked layout); every other op of a profile is the model's elementwise
+// work (activations it does not fuse, SE gates, pooling, residual adds, reorders).
+var layerOps = []string{"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+
+// shareOptions profile the whole model for LayerShare.
+var shareOptions = ort.TimeOptions{Warmup: 3, Runs: 10, Budget: 500 * time.Millisecond, MaxRuns: 40}
+
+// layerShare profiles the whole model and returns the layers' share of its nodes' kernel time.
+func layerShare(name string, model []byte, inputs []ort.Tensor, threads int) (float64, error) {
+	runs, err := ort.ProfileRuns(name, model, threads, inputs, shareOptions)
+	if err != nil {
+		return 0, err
+	}
+	var layers, all time.Duration
+	for _, r := range runs {
+		for _, n := range r {
+			all += n.Dur
+			if slices.Contains(layerOps, n.Op) {
+				layers += n.Dur
+			}
+		}
+	}
+	if all <= 0 {
+		return 0, fmt.Errorf("%s: the profile holds no kernel time", name)
+	}
+	return float64(layers) / float64(all), nil
 }
 
 // calibrationFraction and calibrationGrid set the uniform cut the table is calibrated on: half

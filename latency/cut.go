@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chanopt/chanopt/onnx"
@@ -35,6 +36,27 @@ func (l *layer) channelAxis() int {
 		return 1
 	}
 	return len(l.input) - 1
+}
+
+// plane is the number of elements of l's output per output channel (batch × spatial), 0 when its
+// shape is not known.
+func (l *layer) plane(g *onnx.Graph) int64 {
+	last := l.nodes[len(l.nodes)-1]
+	v := g.Values[last.Outputs[0]]
+	if v == nil || !v.Shape.Static() || len(v.Shape) == 0 {
+		return 0
+	}
+	axis := 1
+	if l.nodes[0].OpType != "Conv" {
+		axis = len(v.Shape) - 1
+	}
+	p := int64(1)
+	for i, d := range v.Shape {
+		if i != axis {
+			p *= d.Size
+		}
+	}
+	return p
 }
 
 // findLayers lists the layers of g, whose values must have static shapes (after inference at the
@@ -144,17 +166,43 @@ func (l *layer) signature(g *onnx.Graph) string {
 // branch is one width pair to time: in input and out output channels (equal for a block-diagonal conv).
 type branch struct{ in, out int }
 
-// inputName and outputName name a cut model's graph input of a given width and a branch's output.
-func inputName(in int) string            { return fmt.Sprintf("x%d", in) }
-func outputName(i int) string            { return fmt.Sprintf("y%d", i) }
+// part is one layer at one width pair, a copy of it in a cut model.
+type part struct {
+	l  *layer
+	br branch
+}
+
+// inputName and outputName name part i's graph input and output in a cut model; suffixed names its
+// nodes and their other values. Every name of part i ends in _b<i> (ONNX Runtime names a node it
+// rewrites after the node's output, with a suffix of its own), so a profile's nodes are told apart
+// by partOf.
+func inputName(i int) string             { return suffixed("x", i) }
+func outputName(i int) string            { return suffixed("y", i) }
 func suffixed(name string, i int) string { return fmt.Sprintf("%s_b%d", name, i) }
 
-// cut builds one model holding a copy of l per branch, side by side: each reads the graph input of
-// its input width, has random weights of its widths and an output of its own. Build cuts one
-// branch per model: ONNX Runtime 1.30 runs every node of a model whichever outputs are fetched
-// (measured), so branches sharing a model cannot be timed apart. The model keeps the source's
-// default opset and is returned serialised.
-func (l *layer) cut(src *onnx.Model, branches []branch, seed uint64) ([]byte, error) {
+// partOf is the part a node of a cut model belongs to, from the last _b<i> in its name.
+func partOf(node string) (int, bool) {
+	at := strings.LastIndex(node, "_b")
+	for at >= 0 {
+		j := at + 2
+		for j < len(node) && node[j] >= '0' && node[j] <= '9' {
+			j++
+		}
+		if j > at+2 {
+			i, err := strconv.Atoi(node[at+2 : j])
+			return i, err == nil
+		}
+		at = strings.LastIndex(node[:at], "_b")
+	}
+	return 0, false
+}
+
+// cut builds one model holding the parts side by side: each reads a graph input of its own, has
+// random weights of its widths and an output of its own. ONNX Runtime runs every node of a model
+// whichever outputs are fetched, and runs them one after another, so a profiled run times every
+// part in the same spell of the machine (ort.ProfileRuns). The model keeps the source's default
+// opset and is returned serialised.
+func cut(src *onnx.Model, parts []part, seed uint64) ([]byte, error) {
 	g := src.Graph
 	rng := rand.New(rand.NewPCG(seed, 7))
 	random := func(name string, dims []int64, positive bool) *onnx.Tensor {
@@ -178,15 +226,13 @@ func (l *layer) cut(src *onnx.Model, branches []branch, seed uint64) ([]byte, er
 		cg.Inits[t.Name] = t
 		cg.InitOrder = append(cg.InitOrder, t.Name)
 	}
-	for bi, br := range branches {
-		in, out := br.in, br.out
-		x := inputName(in)
-		if cg.Values[x] == nil {
-			shape := l.input.Clone()
-			shape[l.channelAxis()] = onnx.D(int64(in))
-			cg.Inputs = append(cg.Inputs, x)
-			cg.Values[x] = &onnx.Value{Name: x, Type: onnx.Float, Shape: shape}
-		}
+	for bi, p := range parts {
+		l, in, out := p.l, p.br.in, p.br.out
+		x := inputName(bi)
+		shape := l.input.Clone()
+		shape[l.channelAxis()] = onnx.D(int64(in))
+		cg.Inputs = append(cg.Inputs, x)
+		cg.Values[x] = &onnx.Value{Name: x, Type: onnx.Float, Shape: shape}
 		prev := x
 		for i, n := range l.nodes {
 			c := n.Clone()

@@ -21,6 +21,7 @@ const (
 	fnCreateSessionFromArray         = 8
 	fnRun                            = 9
 	fnCreateSessionOptions           = 10
+	fnEnableProfiling                = 14
 	fnSetIntraOpNumThreads           = 24
 	fnSetInterOpNumThreads           = 25
 	fnSessionGetInputCount           = 30
@@ -46,7 +47,8 @@ const (
 	fnReleaseTypeInfo                = 98
 	fnReleaseTensorTypeAndShapeInfo  = 99
 	fnReleaseSessionOptions          = 100
-	tableEntriesRead                 = 101 // entries copied out of the table: the highest index used + 1
+	fnSessionEndProfiling            = 110
+	tableEntriesRead                 = 111 // entries copied out of the table: the highest index used + 1
 	minAPIVersion                    = 14  // ONNX Runtime 1.14: every entry above exists there
 	loggingLevelError                = 3   // ORT_LOGGING_LEVEL_ERROR: keep ONNX Runtime's warnings off stderr
 	allocatorArena                   = 1   // OrtArenaAllocator

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -349,5 +350,56 @@ func child(t *testing.T, env ...string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestUnavailable") {
 		t.Errorf("child test failed: %v\n%s", err, out)
+	}
+}
+
+// TestProfileRuns profiles a real model: one entry per timed run (warm-up runs dropped, the run
+// count capped by MaxRuns), each with the model's convolutions timed, and the same nodes in every
+// run.
+func TestProfileRuns(t *testing.T) {
+	requireORT(t)
+	model, err := os.ReadFile(resnet8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.Open(resnet8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.RandomInputs(2, 1)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := ort.ProfileRuns("resnet8", model, 1, in, ort.TimeOptions{Warmup: 2, Runs: 4, Budget: time.Second, MaxRuns: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 6 {
+		t.Fatalf("%d runs, want 6 (MaxRuns within the budget)", len(runs))
+	}
+	names := func(r []ort.NodeTime) []string {
+		var out []string
+		for _, n := range r {
+			out = append(out, n.Node)
+		}
+		return out
+	}
+	convs := 0
+	for _, n := range runs[0] {
+		if n.Op == "Conv" {
+			convs++
+			if n.Dur <= 0 {
+				t.Errorf("node %s: no kernel time", n.Node)
+			}
+		}
+	}
+	if convs < 7 { // resnet8's seven convolutions (ONNX Runtime may fuse what follows them, not them)
+		t.Errorf("%d Conv nodes timed in a run, want at least 7: %v", convs, names(runs[0]))
+	}
+	for i, r := range runs[1:] {
+		if !slices.Equal(names(r), names(runs[0])) {
+			t.Errorf("run %d timed %v, run 0 %v", i+1, names(r), names(runs[0]))
+		}
 	}
 }

@@ -47,7 +47,7 @@ type Session struct {
 // Open loads a model file with the given number of intra-op threads (0: ONNX Runtime's default,
 // one per physical core).
 func Open(path string, threads int) (*Session, error) {
-	return newSession(path, nil, threads)
+	return newSession(path, nil, threads, "")
 }
 
 // OpenBytes loads a serialized model held in memory; name is used in errors.
@@ -55,10 +55,12 @@ func OpenBytes(name string, model []byte, threads int) (*Session, error) {
 	if len(model) == 0 {
 		return nil, fmt.Errorf("ort: %s: empty model", name)
 	}
-	return newSession(name, model, threads)
+	return newSession(name, model, threads, "")
 }
 
-func newSession(name string, model []byte, threads int) (*Session, error) {
+// newSession opens a model file (model nil) or bytes; a profile prefix turns ONNX Runtime's
+// profiler on, writing to a file that starts with it (see TimeKernels).
+func newSession(name string, model []byte, threads int, profile string) (*Session, error) {
 	a, err := lib()
 	if err != nil {
 		return nil, err
@@ -78,6 +80,12 @@ func newSession(name string, model []byte, threads int) (*Session, error) {
 		// One model runs one node at a time (sequential execution), so inter-op threads would idle.
 		if err := a.call(fnSetInterOpNumThreads, opts, 1); err != nil {
 			return nil, fmt.Errorf("ort: inter-op threads: %w", err)
+		}
+	}
+	if profile != "" {
+		p := cstring(profile)
+		if err := a.call(fnEnableProfiling, opts, uintptr(unsafe.Pointer(&p[0]))); err != nil {
+			return nil, fmt.Errorf("ort: profiling: %w", err)
 		}
 	}
 	s := &Session{api: a, name: name}

@@ -60,6 +60,16 @@ type TimeOptions struct {
 	Warmup int
 	Runs   int
 	Budget time.Duration
+	// MaxRuns bounds the timed runs (0: maxTimedRuns).
+	MaxRuns int
+}
+
+// limit is the most timed runs opt allows.
+func (opt TimeOptions) limit() int {
+	if opt.MaxRuns > 0 {
+		return max(opt.MaxRuns, opt.Runs)
+	}
+	return maxTimedRuns
 }
 
 // maxTimedRuns bounds a budgeted measurement of a very fast model.
@@ -83,7 +93,7 @@ func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
 	}
 	var samples []time.Duration
 	start := time.Now()
-	for len(samples) < opt.Runs || (time.Since(start) < opt.Budget && len(samples) < maxTimedRuns) {
+	for len(samples) < opt.Runs || (time.Since(start) < opt.Budget && len(samples) < opt.limit()) {
 		d, err := r.Once()
 		if err != nil {
 			return Timing{}, err
