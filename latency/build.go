@@ -25,8 +25,9 @@ import (
 // calibration waits ort.SwitchPause between sessions. 5: block-diagonal grouped convs are timed
 // dropping whole groups, as rewrite now cuts them. 6: layers are timed by their kernels in a
 // profile, without the reorders into and out of the blocked layout, a kernel's widths side by side
-// in one model and every kernel's full width side by side in another (timeParts).
-const formatVersion = 6
+// in one model and every kernel's full width side by side in another (timeParts). 7: the
+// profiler's own cost per node taken off (profileOverhead).
+const formatVersion = 7
 
 // timingStatistic is the figure of a whole model's timed runs a table keeps: the lower quartile.
 // Noise only adds time (another process, the host, a session's threads still spinning). (Layers
@@ -213,7 +214,12 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		return fmt.Errorf("latency table: %w", err)
 	}
 	t.FullMS, t.FullSpreadMS = ms(timingStatistic(whole)), ms(whole.Spread())
-	if t.LayerShare, err = layerShare(name, modelBytes, ins, opt.Threads); err != nil {
+	overhead, err := profileOverhead(m.Opset(), opt.Threads)
+	if err != nil {
+		return fmt.Errorf("latency table: %w", err)
+	}
+	t.ProfileOverheadUS = float64(overhead) / float64(time.Microsecond)
+	if t.LayerShare, err = layerShare(name, modelBytes, ins, opt.Threads, overhead); err != nil {
 		return fmt.Errorf("latency table: %w", err)
 	}
 
@@ -307,7 +313,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		for i, br := range plan {
 			parts[i] = part{cut[k], br}
 		}
-		times, err := timeSideBySide(m, parts, uint64(k), opt.Threads, ladderOptions)
+		times, err := timeSideBySide(m, parts, uint64(k), opt.Threads, overhead, ladderOptions)
 		if err != nil {
 			return fmt.Errorf("latency table: %s: %w", cut[k].nodes[0].Label(), err)
 		}
@@ -331,7 +337,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 	for k := range t.Kernels {
 		fulls[k] = part{cut[k], plans[k][0]}
 	}
-	times, err := timeSideBySide(m, fulls, uint64(len(t.Kernels)), opt.Threads, fullOptions)
+	times, err := timeSideBySide(m, fulls, uint64(len(t.Kernels)), opt.Threads, overhead, fullOptions)
 	if err != nil {
 		return fmt.Errorf("latency table: the layers at full width: %w", err)
 	}
@@ -381,7 +387,7 @@ var sideBySideBytes int64 = 256 << 20
 // timeSideBySide times the parts side by side, in as few models as fit sideBySideBytes: each model
 // after the first also holds the first model's costliest part, and its times are scaled by that
 // part's time there over its time in the first, so all compare as if timed in the same runs.
-func timeSideBySide(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.TimeOptions) ([]float64, error) {
+func timeSideBySide(src *onnx.Model, parts []part, seed uint64, threads int, overhead time.Duration, opt ort.TimeOptions) ([]float64, error) {
 	bytes := func(p part) int64 {
 		in := p.l.input.NumElements() / int64(p.l.inFull) * int64(p.br.in)
 		return 4 * (in + p.l.plane(src.Graph)*int64(p.br.out))
@@ -407,7 +413,7 @@ func timeSideBySide(src *onnx.Model, parts []part, seed uint64, threads int, opt
 		for j, i := range members {
 			ps[j] = parts[i]
 		}
-		times, err := timeParts(src, ps, seed+uint64(c), threads, opt)
+		times, err := timeParts(src, ps, seed+uint64(c), threads, overhead, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -436,7 +442,7 @@ var cutOnlyOps = []string{"ReorderInput", "ReorderOutput"}
 // timeParts cuts the parts into one model, profiles it, and returns each part's time in ms: its
 // nodes' kernel time averaged over the runs, leaving out the slowest quarter of the runs (by their
 // total) as taken while the machine was busy.
-func timeParts(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.TimeOptions) ([]float64, error) {
+func timeParts(src *onnx.Model, parts []part, seed uint64, threads int, overhead time.Duration, opt ort.TimeOptions) ([]float64, error) {
 	model, err := cut(src, parts, seed)
 	if err != nil {
 		return nil, err
@@ -476,8 +482,9 @@ func timeParts(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.
 			if !ok || i >= len(parts) {
 				return nil, fmt.Errorf("%s: ONNX Runtime ran node %s (%s), which is in no part", name, n.Node, n.Op)
 			}
-			perRun[r][i] += ms(n.Dur)
-			totals[r] += ms(n.Dur)
+			d := ms(kernelTime(n.Dur, overhead))
+			perRun[r][i] += d
+			totals[r] += d
 		}
 	}
 	order := make([]int, len(runs))
@@ -499,6 +506,59 @@ func timeParts(src *onnx.Model, parts []part, seed uint64, threads int, opt ort.
 		}
 	}
 	return out, nil
+}
+
+// kernelTime is a node's kernel time in a profile without the profiler's own cost, at least a
+// microsecond (the profile's resolution).
+func kernelTime(d, overhead time.Duration) time.Duration {
+	return max(d-overhead, time.Microsecond)
+}
+
+// profileOverhead is what ONNX Runtime's profiler adds to a node's kernel time: the median kernel
+// time of a conv with next to no work (8 channels to 8 on one pixel). On a 2-vCPU VM it was 5–6 µs
+// at one and two threads, where such a conv runs in about one; mobilenet_v3_small's 150 nodes run
+// in about 1.5 ms, so uncorrected its narrow layers' times, and the elementwise nodes', look
+// several times what they are, and the table prices them wrong.
+func profileOverhead(opset int64, threads int) (time.Duration, error) {
+	const c = 8
+	g := &onnx.Graph{Name: "probe", Values: map[string]*onnx.Value{}, Inits: map[string]*onnx.Tensor{}}
+	g.Inputs = []string{"x"}
+	g.Values["x"] = &onnx.Value{Name: "x", Type: onnx.Float, Shape: onnx.Shape{onnx.D(1), onnx.D(c), onnx.D(1), onnx.D(1)}}
+	w := make([]float32, c*c)
+	for i := range w {
+		w[i] = float32(i%3) - 1
+	}
+	g.Inits["w"] = onnx.NewFloatTensor("w", []int64{c, c, 1, 1}, w)
+	g.InitOrder = []string{"w"}
+	g.Nodes = []*onnx.Node{{Name: "probe", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"}, Attrs: map[string]*onnx.Attr{}}}
+	g.Outputs = []string{"y"}
+	g.Values["y"] = &onnx.Value{Name: "y", Type: onnx.Float}
+	mp, err := (&onnx.Model{Opsets: map[string]int64{"": opset}, Graph: g}).Export()
+	if err != nil {
+		return 0, fmt.Errorf("profiler probe: %w", err)
+	}
+	b, err := onnx.Encode(mp)
+	if err != nil {
+		return 0, fmt.Errorf("profiler probe: %w", err)
+	}
+	x := make([]float32, c)
+	runs, err := ort.ProfileRuns("profiler probe", b, threads, []ort.Tensor{{Shape: []int64{1, c, 1, 1}, Data: x}},
+		ort.TimeOptions{Warmup: 5, Runs: 100})
+	if err != nil {
+		return 0, err
+	}
+	var ds []time.Duration
+	for _, r := range runs {
+		for _, n := range r {
+			if !slices.Contains(cutOnlyOps, n.Op) {
+				ds = append(ds, n.Dur)
+			}
+		}
+	}
+	if len(ds) == 0 {
+		return 0, fmt.Errorf("profiler probe: no kernel time in the profile")
+	}
+	return ort.Summarize(ds).Median, nil
 }
 
 // timeModel times the whole model on random inputs of the fixed shapes, and returns the inputs.
@@ -538,7 +598,7 @@ var layerOps = []string{"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm
 var shareOptions = ort.TimeOptions{Warmup: 3, Runs: 10, Budget: 500 * time.Millisecond, MaxRuns: 40}
 
 // layerShare profiles the whole model and returns the layers' share of its nodes' kernel time.
-func layerShare(name string, model []byte, inputs []ort.Tensor, threads int) (float64, error) {
+func layerShare(name string, model []byte, inputs []ort.Tensor, threads int, overhead time.Duration) (float64, error) {
 	runs, err := ort.ProfileRuns(name, model, threads, inputs, shareOptions)
 	if err != nil {
 		return 0, err
@@ -546,9 +606,10 @@ func layerShare(name string, model []byte, inputs []ort.Tensor, threads int) (fl
 	var layers, all time.Duration
 	for _, r := range runs {
 		for _, n := range r {
-			all += n.Dur
+			d := kernelTime(n.Dur, overhead)
+			all += d
 			if slices.Contains(layerOps, n.Op) {
-				layers += n.Dur
+				layers += d
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package latency
 
 import (
 	"testing"
+	"time"
 
 	"github.com/chanopt/chanopt/onnx"
 )
@@ -56,7 +57,7 @@ func TestTimeParts(t *testing.T) {
 	requireORT(t)
 	m, l := widestConv(t)
 	parts := []part{{l, branch{l.inFull, l.outFull}}, {l, branch{l.inFull, l.outFull / 2}}, {l, branch{l.inFull, l.outFull / 4}}}
-	times, err := timeParts(m, parts, 1, 1, ladderOptions)
+	times, err := timeParts(m, parts, 1, 1, 0, ladderOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +83,33 @@ func TestTimeSideBySideChunks(t *testing.T) {
 	saved := sideBySideBytes
 	defer func() { sideBySideBytes = saved }()
 	sideBySideBytes = 4 * (l.input.NumElements() + l.plane(m.Graph)*int64(l.outFull)) // one full-width part
-	times, err := timeSideBySide(m, parts, 1, 1, ladderOptions)
+	times, err := timeSideBySide(m, parts, 1, 1, 0, ladderOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("chunked: %.3f, %.3f, %.3f ms", times[0], times[1], times[2])
 	if !(0 < times[2] && times[2] < times[0] && 0 < times[1] && times[1] < times[0]) {
 		t.Errorf("chunked times %v: want narrower widths faster than the full width", times)
+	}
+}
+
+// TestProfileOverhead: the profiler's cost per node is measured (positive) and small next to any
+// layer worth timing (under 100 µs), and taking it off never leaves a node less than the
+// profile's resolution.
+func TestProfileOverhead(t *testing.T) {
+	requireORT(t)
+	c, err := profileOverhead(13, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the profiler adds %v a node", c)
+	if c <= 0 || c > 100*time.Microsecond {
+		t.Errorf("overhead %v, want within (0, 100 µs]", c)
+	}
+	if got := kernelTime(c/2, c); got != time.Microsecond {
+		t.Errorf("kernelTime(%v, %v) = %v, want 1µs", c/2, c, got)
+	}
+	if got := kernelTime(c+40*time.Microsecond, c); got != 40*time.Microsecond {
+		t.Errorf("kernelTime(%v, %v) = %v, want 40µs", c+40*time.Microsecond, c, got)
 	}
 }

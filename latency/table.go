@@ -77,9 +77,12 @@ type Table struct {
 	// rest is elementwise work (activations ONNX Runtime does not fuse, such as EfficientNet's
 	// SiLU, a fifth of its time; SE gates; pooling; residual adds; layout reorders), which follows
 	// the size of the layers' outputs rather than their MACs.
-	LayerShare float64  `json:"layer_share"`
-	Kernels    []Kernel `json:"kernels"`
-	Layers     []Layer  `json:"layers"`
+	LayerShare float64 `json:"layer_share"`
+	// ProfileOverheadUS is what the profiler adds to each node's kernel time, taken off every time
+	// profiled (profileOverhead).
+	ProfileOverheadUS float64  `json:"profile_overhead_us"`
+	Kernels           []Kernel `json:"kernels"`
+	Layers            []Layer  `json:"layers"`
 	// Slope maps the layers' summed ratio onto the whole model's: predicted ratio = 1 − Slope·(1 −
 	// raw ratio), fitted on Calibration (1 when there is none).
 	Slope       float64      `json:"slope"`
