@@ -21,7 +21,7 @@ import (
 var runtimeModels = []string{"resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf", "mobilenet_v3_small"}
 
 // runtimeHeader heads each table of benchRuntime.
-const runtimeHeader = "   | model | --macs 0.5: latency (MACs, grid, predicted) | --latency 0.5: latency (MACs) | floor (bound) | random allocations: fastest, median (count) | shrink s (macs, latency) |\n   |---|---|---|---|---|---|"
+const runtimeHeader = "   | model | --macs 0.5: latency (MACs, grid, predicted, shrink's proof) | --latency 0.5: latency (MACs) | floor (bound) | random allocations: fastest, median (count) | shrink s (macs, latency) |\n   |---|---|---|---|---|---|"
 
 // randomCutCount is how many random allocations at the --macs result's MACs are timed beside it.
 const randomCutCount = 6
@@ -215,6 +215,15 @@ func runtimeRow(bin, dir, model string, rt optimizer.Runtime, batch, threads int
 	if st := runs[0].rep.SearchStats; st != nil && st.PredictedSpeed > 0 {
 		// What the latency table predicted for the widths kept (the speed limit's figure).
 		grid += fmt.Sprintf(", predicted %.3f", st.PredictedSpeed)
+	}
+	if rr := runs[0].rep.Runtime; rr != nil {
+		// shrink's own proof: the original and the result alone, alternated (the issue's
+		// measurement), where the columns here time them among the floors and random allocations.
+		for _, b := range rr.Batches {
+			if b.Batch == batch {
+				grid += fmt.Sprintf(", proof %.3f", b.Ratio)
+			}
+		}
 	}
 	// The bound is what the --macs result would take if the floor's time stayed whole and the rest
 	// shrank with the MACs kept: the "floor at half the MACs". The floor model still has
