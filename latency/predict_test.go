@@ -13,10 +13,11 @@ import (
 	"github.com/chanopt/chanopt/rewrite"
 )
 
-// The predictor is not yet accurate (a full CI run measured resnet18 at 0.75 of every width at
-// 0.554 of the original's latency against 0.737 predicted) and `make test` times while other
-// packages' tests load the machine, so the figures are logged and only their sense is asserted;
-// the open issue on runtime latency tracks the accuracy.
+// `make test` times while other packages' tests load the machine, so the figures are logged and
+// only their sense is asserted. With the tables of format 7, on a quiet machine: resnet18 at 0.75
+// of every width predicted 0.625, measured 0.625; mobilenet_v2 0.680 and 0.671. With format 5's
+// (each width timed in a model of its own), a full CI run measured resnet18 at 0.75 at 0.554
+// against 0.737 predicted.
 
 // TestPredictTracksMeasured: on 224×224 nets, the table's predicted latency of uniformly slimmed
 // models (every prunable group at a fraction of its width, on the grid of 8 or 16) is within
