@@ -279,7 +279,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 			}
 		}
 	}
-	done, total := 0, 0
+	total := 0
 	plans := make([][]branch, len(t.Kernels))
 	for k := range t.Kernels {
 		kn := &t.Kernels[k]
@@ -305,10 +305,24 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		plans[k] = plan
 		total += len(plan)
 	}
-	// Each kernel's ladder is timed as ratios to its full width, every width in the same runs; the
-	// kernels' full-width times, which set their shares of the model's time, all in the same runs too.
+	// Every kernel at full width side by side first (their shares of the model's time), then each
+	// kernel's ladder as ratios to its full width, every width in the same runs.
+	fulls := make([]part, len(t.Kernels))
+	for k := range t.Kernels {
+		fulls[k] = part{cut[k], plans[k][0]}
+	}
+	fullMS, err := timeSideBySide(m, fulls, uint64(len(t.Kernels)), opt.Threads, overhead, fullOptions)
+	if err != nil {
+		return fmt.Errorf("latency table: the layers at full width: %w", err)
+	}
+	done := len(t.Kernels)
+	total += done
+	if opt.Progress != nil {
+		opt.Progress(done, total)
+	}
 	for k, plan := range plans {
 		kn := &t.Kernels[k]
+		kn.FullMS = fullMS[k]
 		parts := make([]part, len(plan))
 		for i, br := range plan {
 			parts[i] = part{cut[k], br}
@@ -318,8 +332,7 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 			return fmt.Errorf("latency table: %s: %w", cut[k].nodes[0].Label(), err)
 		}
 		for i, br := range plan[1:] {
-			// The ratio is stored as a time once the full width's is known (below).
-			p := Point{Width: br.out, MS: times[i+1] / times[0]}
+			p := Point{Width: br.out, MS: kn.FullMS * times[i+1] / times[0]}
 			if br.out == kn.Out && !kn.Diagonal {
 				p.Width = br.in
 				kn.InLadder = append(kn.InLadder, p)
@@ -330,29 +343,8 @@ func (t *Table) measure(a *rewrite.Analysis, m *onnx.Model, modelBytes []byte, n
 		t.Measurements += len(plan)
 		done += len(plan)
 		if opt.Progress != nil {
-			opt.Progress(done, total+1)
+			opt.Progress(done, total)
 		}
-	}
-	fulls := make([]part, len(t.Kernels))
-	for k := range t.Kernels {
-		fulls[k] = part{cut[k], plans[k][0]}
-	}
-	times, err := timeSideBySide(m, fulls, uint64(len(t.Kernels)), opt.Threads, overhead, fullOptions)
-	if err != nil {
-		return fmt.Errorf("latency table: the layers at full width: %w", err)
-	}
-	for k := range t.Kernels {
-		kn := &t.Kernels[k]
-		kn.FullMS = times[k]
-		for i := range kn.InLadder {
-			kn.InLadder[i].MS *= times[k]
-		}
-		for i := range kn.OutLadder {
-			kn.OutLadder[i].MS *= times[k]
-		}
-	}
-	if opt.Progress != nil {
-		opt.Progress(total+1, total+1)
 	}
 	for k := range t.Kernels {
 		kn := &t.Kernels[k]

@@ -45,24 +45,14 @@ func ProfileRuns(name string, model []byte, threads int, inputs []Tensor, opt Ti
 		return nil, err
 	}
 	defer s.Close()
-	if opt.Runs < 1 {
-		opt.Runs = 1
-	}
 	r, err := s.Runner(inputs)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	for i := 0; i < opt.Warmup; i++ {
-		if _, err := r.Once(); err != nil {
-			return nil, err
-		}
-	}
-	timed := 0
-	for start := time.Now(); timed < opt.Runs || (time.Since(start) < opt.Budget && timed < opt.limit()); timed++ {
-		if _, err := r.Once(); err != nil {
-			return nil, err
-		}
+	samples, err := r.timed(opt)
+	if err != nil {
+		return nil, err
 	}
 	path, err := s.endProfiling()
 	if err != nil {
@@ -72,8 +62,8 @@ func ProfileRuns(name string, model []byte, threads int, inputs []Tensor, opt Ti
 	if err != nil {
 		return nil, fmt.Errorf("ort: %s: %w", name, err)
 	}
-	if len(runs) != opt.Warmup+timed {
-		return nil, fmt.Errorf("ort: %s: the profile holds %d runs, %d were made", name, len(runs), opt.Warmup+timed)
+	if made := opt.Warmup + len(samples); len(runs) != made {
+		return nil, fmt.Errorf("ort: %s: the profile holds %d runs, %d were made", name, len(runs), made)
 	}
 	return runs[opt.Warmup:], nil
 }

@@ -78,29 +78,36 @@ const maxTimedRuns = 100000
 // Time runs the session on the inputs and times each run. Inputs are wrapped once and outputs are
 // released without copying them out, so the figure is ONNX Runtime's own time.
 func (s *Session) Time(inputs []Tensor, opt TimeOptions) (Timing, error) {
-	if opt.Runs < 1 {
-		opt.Runs = 1
-	}
 	r, err := s.Runner(inputs)
 	if err != nil {
 		return Timing{}, err
 	}
 	defer r.Close()
+	samples, err := r.timed(opt)
+	if err != nil {
+		return Timing{}, err
+	}
+	return Summarize(samples), nil
+}
+
+// timed makes opt's runs: Warmup untimed, then at least Runs timed and more until Budget has
+// passed (at most opt.limit()), and returns the timed runs' durations.
+func (r *Runner) timed(opt TimeOptions) ([]time.Duration, error) {
 	for i := 0; i < opt.Warmup; i++ {
 		if _, err := r.Once(); err != nil {
-			return Timing{}, err
+			return nil, err
 		}
 	}
 	var samples []time.Duration
 	start := time.Now()
-	for len(samples) < opt.Runs || (time.Since(start) < opt.Budget && len(samples) < opt.limit()) {
+	for len(samples) < max(opt.Runs, 1) || (time.Since(start) < opt.Budget && len(samples) < opt.limit()) {
 		d, err := r.Once()
 		if err != nil {
-			return Timing{}, err
+			return nil, err
 		}
 		samples = append(samples, d)
 	}
-	return Summarize(samples), nil
+	return samples, nil
 }
 
 // Runner times single runs of a session on inputs wrapped once, so that a caller can alternate
