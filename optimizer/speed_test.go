@@ -1,8 +1,11 @@
 package optimizer
 
 import (
+	"fmt"
+	"math"
 	"testing"
 
+	"github.com/chanopt/chanopt/onnx"
 	"github.com/chanopt/chanopt/rewrite"
 )
 
@@ -55,5 +58,136 @@ func TestSpeedLimitPrefersFastWidths(t *testing.T) {
 	}
 	if got := float64(fast.Costs.MACs) / fast.Base; got > budget.Ratio || got < budget.Ratio-speedSlack-0.01 {
 		t.Errorf("MACs kept %.3f: want the budget %.2f kept to within %.2f", got, budget.Ratio, speedSlack)
+	}
+}
+
+// descentSetUp is an annealer over mobilenetv2_se under half its MACs on multiples of 8, with a
+// predictor that prices groups unevenly and not in proportion to their width (so a uniform start
+// is far from the fastest allocation), and the widest uniform start within the budget.
+func descentSetUp(t *testing.T) (s *annealer, speed func(Widths) float64, full, w Widths) {
+	t.Helper()
+	_, shapes, a := bundled(t, "mobilenetv2_se")
+	groups := a.Prunable()
+	speed = func(w Widths) float64 {
+		sum := 0.0
+		for i, g := range groups {
+			x := float64(w[g.ID]) / float64(g.Channels)
+			sum += float64(1+4*(i%2)) * (0.5 + 0.5*x*x) * float64(g.Channels) / 16
+		}
+		return sum
+	}
+	base, err := onnx.NodeMACsAt(a.Model, shapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = &annealer{a: a, opt: SearchOptions{Budget: Budget{Kind: MACs, Ratio: 0.5}, Inputs: shapes, Speed: speed, RoundTo: 8},
+		unit: map[rewrite.GroupID]int{}, wc: a.WidthCost(base), groups: groups}
+	full, w = Widths{}, Widths{}
+	for _, g := range groups {
+		s.unit[g.ID] = widthUnit(g, 8)
+		full[g.ID] = g.Channels
+	}
+	s.target = 0.5 * s.cost(full)
+	// The widest uniform start within the budget.
+	for f := 0.8; f > 0.2; f -= 0.005 {
+		for _, g := range groups {
+			w[g.ID] = Width(g, f*float64(g.Channels), 8)
+		}
+		if s.cost(w) <= s.target {
+			break
+		}
+	}
+	// As speedLimit bounds it: within speedSlack of the budget, or the start's cost if less.
+	s.floor = min(s.cost(w), s.target-speedSlack*s.cost(full))
+	return s, speed, full, w
+}
+
+// TestSpeedDescentEndsWhereNoExchangeHelps: from a uniform start over the budget's speed, the
+// descent keeps the cost within its bounds, lowers the predicted time and the limit with it, and
+// stops only where no unit taken from one group (alone, or given to another) is predicted
+// faster within those bounds.
+func TestSpeedDescentEndsWhereNoExchangeHelps(t *testing.T) {
+	s, speed, full, w := descentSetUp(t)
+	groups := s.groups
+	whole := speed(full)
+	before := speed(w) / whole
+	s.speedTarget = speed(w)
+	res := &SearchResult{SpeedLimit: before}
+	s.speedDescent(w, full, res)
+	after := speed(w) / whole
+	t.Logf("predicted %.3f → %.3f, MACs %.3f", before, after, s.cost(w)/s.cost(full))
+	if c := s.cost(w); c < s.floor || c > s.target {
+		t.Fatalf("cost %.4f after the descent, want within [%.4f, %.4f]", c/s.cost(full), s.floor/s.cost(full), s.target/s.cost(full))
+	}
+	if after > before-0.02 {
+		t.Errorf("predicted %.3f → %.3f: want a clear gain from a uniform start", before, after)
+	}
+	if math.Abs(res.SpeedLimit-after) > 1e-9 || math.Abs(s.speedTarget/whole-after) > 1e-9 {
+		t.Errorf("limit %.4f (target %.4f), want the descent's result %.4f", res.SpeedLimit, s.speedTarget/whole, after)
+	}
+	if d := res.Descent; d == nil || !d.Kept || math.Abs(d.From-before) > 1e-9 || math.Abs(d.To-after) > 1e-9 {
+		t.Errorf("descent recorded as %+v, want from %.4f to %.4f, kept", d, before, after)
+	}
+	if after <= 0.5 {
+		return // as fast as asked: the descent stops there
+	}
+	for _, g := range groups {
+		v := w[g.ID]
+		if v <= s.unit[g.ID] {
+			continue
+		}
+		w[g.ID] = s.clampWidth(g, v-s.startStep(g))
+		for _, h := range append([]*rewrite.Group{nil}, groups...) {
+			var u int
+			if h != nil {
+				if h == g || w[h.ID] >= h.Channels {
+					continue
+				}
+				u = w[h.ID]
+				w[h.ID] = min(h.Channels, u+s.startStep(h))
+			}
+			if c := s.cost(w); c >= s.floor && c <= s.target && speed(w)/whole < after-1e-4 {
+				to := "none"
+				if h != nil {
+					to = fmt.Sprint(h.ID)
+				}
+				t.Errorf("a unit from group %d to %s is predicted at %.4f, under the descent's %.4f", g.ID, to, speed(w)/whole, after)
+			}
+			if h != nil {
+				w[h.ID] = u
+			}
+		}
+		w[g.ID] = v
+	}
+}
+
+// TestSpeedDescentKeptOnlyWhereMeasuredFaster: with SearchOptions.SpeedCheck, a descent the
+// runtime does not measure at least descentGain faster is undone (the start and the limit are as
+// before it, and the report says so), and one it does is kept.
+func TestSpeedDescentKeptOnlyWhereMeasuredFaster(t *testing.T) {
+	for _, measured := range []float64{1.0, 1 - descentGain - 0.01} {
+		s, speed, full, w := descentSetUp(t)
+		var checked [2]Widths
+		s.opt.SpeedCheck = func(before, after Widths) (float64, error) {
+			checked = [2]Widths{before.clone(), after.clone()}
+			return measured, nil
+		}
+		start := w.clone()
+		s.speedTarget = speed(w)
+		res := &SearchResult{SpeedLimit: speed(w) / speed(full)}
+		s.speedDescent(w, full, res)
+		d := res.Descent
+		if d == nil || d.Measured != measured {
+			t.Fatalf("measured %.2f: descent recorded as %+v", measured, d)
+		}
+		if checked[0].key() != start.key() || checked[1].key() == start.key() {
+			t.Errorf("measured %.2f: the check timed %v against %v, want the start against the descent's", measured, checked[0], checked[1])
+		}
+		if keep := measured <= 1-descentGain; d.Kept != keep || (w.key() == start.key()) == keep {
+			t.Errorf("measured %.2f: kept %v (start unchanged: %v), want kept %v", measured, d.Kept, w.key() == start.key(), keep)
+		}
+		if !d.Kept && (res.SpeedLimit != d.From || s.speedTarget != speed(start)) {
+			t.Errorf("measured %.2f: undone, but the limit is %.4f (target %.4f), want %.4f", measured, res.SpeedLimit, s.speedTarget/speed(full), d.From)
+		}
 	}
 }
