@@ -882,8 +882,9 @@ func (s *annealer) speedDescent(w, full Widths, res *SearchResult) {
 		// Least retention lost per time saved first (an exchange that gains retention first of all).
 		sort.Slice(cands, func(i, j int) bool {
 			a, b := cands[i], cands[j]
+			// dRet/dS is the retention lost per time saved (both are negative for a loss).
 			if ra, rb := a.dRet/a.dS, b.dRet/b.dS; ra != rb {
-				return ra > rb
+				return ra < rb
 			}
 			return a.dS < b.dS
 		})
