@@ -144,6 +144,8 @@ type SpeedDescent struct {
 	To       float64 `json:"to"`
 	Measured float64 `json:"measured,omitempty"`
 	Kept     bool    `json:"kept"`
+	// Error is why the check could not time them (the descent is then undone).
+	Error string `json:"error,omitempty"`
 }
 
 // Confirmation records how the finalists fared under SearchOptions.Confirm.
@@ -882,7 +884,7 @@ func (s *annealer) speedDescent(w, full Widths, res *SearchResult) {
 		// Least retention lost per time saved first (an exchange that gains retention first of all).
 		sort.Slice(cands, func(i, j int) bool {
 			a, b := cands[i], cands[j]
-			// dRet/dS is the retention lost per time saved (both are negative for a loss).
+			// dRet/dS is the retention lost per time saved (dS is negative, dRet too for a loss).
 			if ra, rb := a.dRet/a.dS, b.dRet/b.dS; ra != rb {
 				return ra < rb
 			}
@@ -912,6 +914,9 @@ func (s *annealer) speedDescent(w, full Widths, res *SearchResult) {
 	if s.opt.SpeedCheck != nil {
 		s.stage("speed check", "the start before and after the descent timed alternately in the runtime")
 		r, err := s.opt.SpeedCheck(start, w)
+		if err != nil {
+			d.Error = err.Error()
+		}
 		d.Measured = r
 		if d.Kept = err == nil && r <= 1-descentGain; !d.Kept {
 			for id, v := range start {
@@ -924,14 +929,14 @@ func (s *annealer) speedDescent(w, full Widths, res *SearchResult) {
 	res.SpeedLimit = speed / whole
 }
 
-// unitMove is one group's width moved a unit, and what that changes in predicted time and cost.
+// unitMove is one group's width moved a step (startStep), and what that changes in predicted time and cost.
 type unitMove struct {
 	g               *rewrite.Group
 	to              int
 	dS, dCost, dRet float64 // predicted time, cost and retention (Retention's curve) gained
 }
 
-// exchange is a unit taken from one group and, unless up is nil, one given to another.
+// exchange is a step taken from one group and, unless up is nil, one given to another.
 type exchange struct {
 	down, up *unitMove
 	dS, dRet float64

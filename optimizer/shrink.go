@@ -663,11 +663,7 @@ func (p *prepared) shrink(ctx context.Context, opt Options) (*Result, error) {
 	}
 	var adapt *AdaptOptions
 	if opt.Adapt {
-		imp := p.imp
-		if imp == nil {
-			imp = L1Importance(a)
-		}
-		adapt = &AdaptOptions{Analysis: a, Keep: slim.Keep, Budget: opt.Budget, Inputs: shapes, RoundTo: chosenGrid(p, opt, &rep), Importance: imp}
+		adapt = &AdaptOptions{Analysis: a, Keep: slim.Keep, Budget: opt.Budget, Inputs: shapes, RoundTo: chosenGrid(p, opt, &rep), Importance: importanceOrL1(p.imp, a)}
 		if opt.adaptMetric != nil {
 			adapt.metric = opt.adaptMetric(a)
 		}
@@ -1064,10 +1060,7 @@ const descentTiming = 4 * time.Second
 // timeWidths slices two allocations and times them alternately in the runtime: the second's time
 // as a share of the first's, round by round.
 func (s *searcher) timeWidths(before, after Widths) (float64, error) {
-	imp := s.imp
-	if imp == nil {
-		imp = L1Importance(s.a)
-	}
+	imp := importanceOrL1(s.imp, s.a)
 	var models []*onnx.Model
 	for _, w := range []Widths{before, after} {
 		m, err := s.a.Slice(KeepWidths(s.a, imp, w))
@@ -1118,7 +1111,9 @@ func (s *searcher) run(roundTo int, rep *Report) (*Slim, error) {
 		Fitness: sr.Fitness, FitnessKind: s.fitness, StoppedBy: sr.Stopped, Seed: opt.Seed, Finalists: sr.Confirmation,
 		Guide: cmp.Or(opt.Guide, GuideRank), Cooled: sr.Cooled, ScheduleCompleted: sr.Cooled >= 0.9,
 		SpeedLimit: sr.SpeedLimit, PredictedSpeed: sr.PredictedSpeed, SpeedDescent: sr.Descent}
-	if d := sr.Descent; d != nil && d.Measured > 0 {
+	if d := sr.Descent; d != nil && d.Error != "" {
+		prog.Note(fmt.Sprintf("start moved to one predicted faster, undone: it could not be timed (%s)", d.Error))
+	} else if d != nil && d.Measured > 0 {
 		verdict := "kept"
 		if !d.Kept {
 			verdict = fmt.Sprintf("undone: not %.0f%% faster", 100*descentGain)

@@ -191,3 +191,16 @@ func TestSpeedDescentKeptOnlyWhereMeasuredFaster(t *testing.T) {
 		}
 	}
 }
+
+// TestSpeedDescentUndoneWhenNotTimed: a check that fails undoes the descent and says why.
+func TestSpeedDescentUndoneWhenNotTimed(t *testing.T) {
+	s, speed, full, w := descentSetUp(t)
+	s.opt.SpeedCheck = func(before, after Widths) (float64, error) { return 0, fmt.Errorf("no runtime") }
+	start := w.clone()
+	s.speedTarget = speed(w)
+	res := &SearchResult{SpeedLimit: speed(w) / speed(full)}
+	s.speedDescent(w, full, res)
+	if d := res.Descent; d == nil || d.Kept || d.Error != "no runtime" || w.key() != start.key() {
+		t.Errorf("descent %+v (start unchanged: %v), want it undone with the check's error", d, w.key() == start.key())
+	}
+}

@@ -41,6 +41,14 @@ func gcd(a, b int) int {
 
 func lcm(a, b int) int { return a / gcd(a, b) * b }
 
+// importanceOrL1 is imp, or the filters' L1 norms (L1Importance) where there is none.
+func importanceOrL1(imp map[rewrite.GroupID][]float64, a *rewrite.Analysis) map[rewrite.GroupID][]float64 {
+	if imp == nil {
+		return L1Importance(a)
+	}
+	return imp
+}
+
 // KeepWidths picks, for each group, the given number of channels by importance.
 func KeepWidths(a *rewrite.Analysis, imp map[rewrite.GroupID][]float64, widths map[rewrite.GroupID]int) rewrite.Keep {
 	keep := rewrite.Keep{}
