@@ -33,7 +33,7 @@ type ablationConfig struct {
 // ablationFromEnv reads
 //
 //	CHANOPT_ABLATION_MODELS  comma-separated names: bundled (models/NAME.onnx) or unseen
-//	                         ($CHANOPT_UNSEEN/NAME.onnx, default ~/.cache/chanopt/unseen, made by
+//	                         ($CHANOPT_UNSEEN/NAME.onnx, default models/unseen, made by
 //	                         models/train/unseen.py); default all six bundled and the three unseen
 //	CHANOPT_ABLATION_SEEDS   comma-separated seeds (default 1,2,3)
 //	CHANOPT_ABLATION_GUIDES  comma-separated variants: uniform, guide names and adapt (the
@@ -45,7 +45,10 @@ type ablationConfig struct {
 //	CHANOPT_ABLATION_EPOCHS  KD fine-tuning epochs (default 1; 0: statistics and refit only)
 //	CHANOPT_ABLATION_TUNE    cap on each fine-tuning, a Go duration (default none)
 //	CHANOPT_ABLATION_RESULTS where finished runs are kept so that a stopped run resumes (default
-//	                         ~/.cache/chanopt/ablation.jsonl; see ablation_kept.go)
+//	                         models/ablation.jsonl, committed; see ablation_kept.go)
+//	CHANOPT_ABLATION_CODE    print the results another build kept (its code digest, as the
+//	                         bench prints it) instead of running this build's: runs missing
+//	                         from the file are reported, not run
 func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 	c := ablationConfig{seeds: []uint64{1, 2, 3}, iterations: 150, samples: 6000, holdBack: 0.25, epochs: 1}
 	c.variants = []string{"uniform"}
@@ -53,10 +56,12 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 		c.variants = append(c.variants, string(g))
 	}
 	c.variants = append(c.variants, variantAdapt)
+	// The unseen models are committed for the ablation (models/unseen, made by
+	// models/train/unseen.py), so that its kept results, keyed by the model's bytes, hold on a
+	// machine that would train them again to other bytes.
 	unseen := os.Getenv("CHANOPT_UNSEEN")
 	if unseen == "" {
-		home, _ := os.UserHomeDir()
-		unseen = filepath.Join(home, ".cache", "chanopt", "unseen")
+		unseen = filepath.Join(env.models, "unseen")
 	}
 	names := []string{"densenet", "mobilenetv2_se", "resnet8", "resnet8_bn", "resnext", "vgg", "dwres_silu", "inception_lrelu", "wide_prelu_bn"}
 	if v := os.Getenv("CHANOPT_ABLATION_MODELS"); v != "" {
@@ -67,7 +72,7 @@ func ablationFromEnv(env *benchEnv) (ablationConfig, error) {
 		if _, err := os.Stat(p); err != nil {
 			p = filepath.Join(unseen, n+".onnx")
 			if _, err := os.Stat(p); err != nil {
-				return c, fmt.Errorf("model %s: neither in %s nor in %s (make the unseen ones with /usr/bin/python3 models/train/unseen.py)", n, env.models, unseen)
+				return c, fmt.Errorf("model %s: neither in %s nor in %s (make the unseen ones with /usr/bin/python3 models/train/unseen.py models/unseen)", n, env.models, unseen)
 			}
 		}
 		c.models = append(c.models, p)
@@ -190,11 +195,15 @@ func benchAblation(env *benchEnv) error {
 		}
 	}
 	kept, why := openAblationResults(c)
-	if why != "" {
+	switch {
+	case why != "":
 		fmt.Printf("   results are not kept between runs: %s\n", why)
-	} else {
+	case kept.readOnly:
+		fmt.Printf("   the results code %s kept in %s (read only: runs missing there are not run by this build)\n", kept.code, kept.path)
+	default:
 		fmt.Printf("   results kept in %s (a run stopped early resumes there; code %s)\n", kept.path, kept.code)
 	}
+	missing := 0
 	began := time.Now()
 	// Seeds outermost: a run stopped early still has every model and variant at the first seeds.
 	for _, seed := range c.seeds {
@@ -205,10 +214,18 @@ func benchAblation(env *benchEnv) error {
 				key := kept.key(c, hashes[name], v, seed)
 				r, done := kept.done[key]
 				from := ""
-				if done {
+				switch {
+				case done:
 					from = "; kept from a run on " + r.Date
-				} else if r, err = ablationRun(c, name, m, test, all, v, seed); err != nil {
-					return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
+				case kept.readOnly:
+					fmt.Printf("   %s %s seed %d: not in the results\n", name, v, seed)
+					missing++
+					continue
+				default:
+					var err error
+					if r, err = ablationRun(c, name, m, test, all, v, seed); err != nil {
+						return fmt.Errorf("%s %s seed %d: %w", name, v, seed, err)
+					}
 				}
 				cl.agree = append(cl.agree, r.Agreement)
 				cl.acc = append(cl.acc, r.Accuracy)
@@ -223,6 +240,9 @@ func benchAblation(env *benchEnv) error {
 		}
 	}
 	fmt.Printf("   all runs: %s\n\n", time.Since(began).Round(time.Second))
+	if missing > 0 {
+		fmt.Printf("   %d runs are missing: a cell over fewer seeds says how many in brackets, — over none\n\n", missing)
+	}
 	for _, what := range []string{"held-back agreement with the original", "Fashion-MNIST test accuracy"} {
 		fmt.Printf("   %s, %%, mean ± sd over %d seeds:\n\n", what, len(c.seeds))
 		fmt.Printf("   | model | %s |\n   |---|%s\n", strings.Join(c.variants, " | "), strings.Repeat("---|", len(c.variants)))
@@ -233,8 +253,7 @@ func benchAblation(env *benchEnv) error {
 				if what != "held-back agreement with the original" {
 					xs = results[n][v].acc
 				}
-				mu, sd := meanSD(xs)
-				cols = append(cols, fmt.Sprintf("%.2f ± %.2f", mu, sd))
+				cols = append(cols, seedCell(xs, len(c.seeds)))
 			}
 			fmt.Printf("   | %s | %s |\n", n, strings.Join(cols, " | "))
 		}
@@ -246,22 +265,30 @@ func benchAblation(env *benchEnv) error {
 		if v == "uniform" || results[names[0]]["uniform"] == nil {
 			continue
 		}
-		wins := 0
+		wins, compared := 0, 0
 		for _, n := range names {
+			if len(results[n]["uniform"].agree) < 2 || len(results[n][v].agree) < 2 {
+				continue // no spread to beat
+			}
+			compared++
 			mu, su := meanSD(results[n]["uniform"].agree)
 			mg, sg := meanSD(results[n][v].agree)
 			if mg-mu > max(su, sg) {
 				wins++
 			}
 		}
-		fmt.Printf("   %s beats the uniform split's agreement by more than the seed spread on %d of %d models\n", v, wins, len(names))
+		fmt.Printf("   %s beats the uniform split's agreement by more than the seed spread on %d of %d models (%d with two seeds or more of both)\n", v, wins, len(names), compared)
 	}
 	// The adaptive sizing against the same search without it (issue 19: it becomes the default
 	// only if it beats the static allocation on most models).
 	static := string(optimizer.GuideRank)
 	if results[names[0]][variantAdapt] != nil && results[names[0]][static] != nil {
-		wins, losses := 0, 0
+		wins, losses, compared := 0, 0, 0
 		for _, n := range names {
+			if len(results[n][static].agree) < 2 || len(results[n][variantAdapt].agree) < 2 {
+				continue
+			}
+			compared++
 			ms, ss := meanSD(results[n][static].agree)
 			ma, sa := meanSD(results[n][variantAdapt].agree)
 			switch {
@@ -271,7 +298,7 @@ func benchAblation(env *benchEnv) error {
 				losses++
 			}
 		}
-		fmt.Printf("   adapt against the same search without it (%s): better by more than the seed spread on %d of %d models, worse on %d\n", static, wins, len(names), losses)
+		fmt.Printf("   adapt against the same search without it (%s): better by more than the seed spread on %d of %d models, worse on %d (%d with two seeds or more of both)\n", static, wins, len(names), losses, compared)
 	}
 	return nil
 }
@@ -289,6 +316,19 @@ func testAccuracy(m *onnx.Model, set *dataset.Set) (float64, error) {
 	}
 	a := optimizer.Compare(logits, logits, classes, set.Labels)
 	return *a.Accuracy, nil
+}
+
+// seedCell is a table cell of the values over seeds: mean ± sd, with the count in brackets when
+// fewer than want seeds ran, — when none did.
+func seedCell(xs []float64, want int) string {
+	if len(xs) == 0 {
+		return "—"
+	}
+	mu, sd := meanSD(xs)
+	if len(xs) < want {
+		return fmt.Sprintf("%.2f ± %.2f (%d)", mu, sd, len(xs))
+	}
+	return fmt.Sprintf("%.2f ± %.2f", mu, sd)
 }
 
 // meanSD is the mean and the sample standard deviation (0 for one value).

@@ -41,14 +41,24 @@ type ablationResult struct {
 // ablationKept is the results file of one build: what it holds, keyed by ablationKept.key.
 type ablationKept struct {
 	path, code string
-	done       map[string]ablationResult
+	// readOnly is set when the results read are another build's (CHANOPT_ABLATION_CODE): they
+	// are printed, and runs missing from the file are reported missing, never run by this build
+	// under that build's name.
+	readOnly bool
+	done     map[string]ablationResult
 }
 
-// openAblationResults reads $CHANOPT_ABLATION_RESULTS (default ~/.cache/chanopt/ablation.jsonl).
-// Results are keyed by the code that produced them: a digest of the module's Go sources in the
-// working directory, which is what `make bench` (go run) builds the bench from. (Build information
-// would name the commit, but these machines set GOFLAGS=-buildvcs=false and go run never stamps
-// it.) why says why nothing is kept (the returned value then keeps nothing).
+// defaultAblationResults is the results file, committed: the runs take more hours than one
+// sitting, and the machines a later sitting gets start with an empty cache.
+const defaultAblationResults = "models/ablation.jsonl"
+
+// openAblationResults reads $CHANOPT_ABLATION_RESULTS (default models/ablation.jsonl under the
+// module root, the working directory). Results are keyed by the code that produced them: a digest
+// of the module's Go sources in the working directory, which is what `make bench` (go run) builds
+// the bench from. (Build information would name the commit, but these machines set
+// GOFLAGS=-buildvcs=false and go run never stamps it.) $CHANOPT_ABLATION_CODE names another
+// build's digest, to print the results that build kept (read only). why says why nothing is kept
+// (the returned value then keeps nothing).
 func openAblationResults(c ablationConfig) (k *ablationKept, why string) {
 	k = &ablationKept{done: map[string]ablationResult{}}
 	code, err := sourceDigest(".")
@@ -57,13 +67,12 @@ func openAblationResults(c ablationConfig) (k *ablationKept, why string) {
 	}
 	path := os.Getenv("CHANOPT_ABLATION_RESULTS")
 	if path == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return k, err.Error()
-		}
-		path = filepath.Join(home, ".cache", "chanopt", "ablation.jsonl")
+		path = defaultAblationResults
 	}
 	k.path, k.code = path, code
+	if other := os.Getenv("CHANOPT_ABLATION_CODE"); other != "" && other != code {
+		k.code, k.readOnly = other, true
+	}
 	if err := readKept(k); err != nil {
 		return &ablationKept{done: map[string]ablationResult{}}, err.Error()
 	}
@@ -141,6 +150,9 @@ func (k *ablationKept) key(c ablationConfig, modelHash, variant string, seed uin
 func (k *ablationKept) add(key string, r ablationResult) error {
 	if k.path == "" || key == "" {
 		return nil
+	}
+	if k.readOnly {
+		return fmt.Errorf("the results of build %s are read only here", k.code)
 	}
 	r.Key, r.Code, r.Date, r.Load = key, k.code, time.Now().UTC().Format(time.RFC3339), loadAverage()
 	line, err := json.Marshal(r)

@@ -96,3 +96,33 @@ func TestSourceDigestFollowsTheCode(t *testing.T) {
 		t.Errorf("a folder without go.mod gave a digest")
 	}
 }
+
+// TestAblationKeptReadOnly: another build's results are printed, never added to under its name.
+func TestAblationKeptReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ablation.jsonl")
+	k := &ablationKept{path: path, code: "other", readOnly: true, done: map[string]ablationResult{}}
+	c := ablationConfig{iterations: 150}
+	if err := k.add(k.key(c, "m1", "rank", 1), ablationResult{Model: "resnet8"}); err == nil {
+		t.Fatal("a read-only results file took a run")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the read-only results file was written (stat: %v)", err)
+	}
+}
+
+// TestSeedCell: a cell over every seed is mean ± sd; fewer seeds say how many; none is a dash.
+func TestSeedCell(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want string
+	}{
+		{[]float64{94, 96, 95}, "95.00 ± 1.00"},
+		{[]float64{94, 96}, "95.00 ± 1.41 (2)"},
+		{[]float64{94.5}, "94.50 ± 0.00 (1)"},
+		{nil, "—"},
+	} {
+		if got := seedCell(tc.xs, 3); got != tc.want {
+			t.Errorf("seedCell(%v, 3) = %q, want %q", tc.xs, got, tc.want)
+		}
+	}
+}

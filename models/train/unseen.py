@@ -4,7 +4,8 @@
 
 OUT_DIR defaults to $HOME/.cache/chanopt/unseen/. Writes OUT_DIR/<name>.onnx for each model and
 prints one JSON line per model (test accuracy in PyTorch, training seconds, params, MACs, ops).
-These models are generated, never committed.
+The ablation's copies are committed in models/unseen/ (its results are keyed by the models'
+bytes, and a retrain elsewhere gives other bytes).
 
 They deliberately differ from the bundled ones (models/train/nets.py) in architecture and recipe:
 
