@@ -244,7 +244,11 @@ func benchAblation(env *benchEnv) error {
 		fmt.Printf("   %d runs are missing: a cell over fewer seeds says how many in brackets, — over none\n\n", missing)
 	}
 	for _, what := range []string{"held-back agreement with the original", "Fashion-MNIST test accuracy"} {
-		fmt.Printf("   %s, %%, mean ± sd over %d seeds:\n\n", what, len(c.seeds))
+		if len(c.seeds) == 1 {
+			fmt.Printf("   %s, %%, seed %d:\n\n", what, c.seeds[0])
+		} else {
+			fmt.Printf("   %s, %%, mean ± sd over %d seeds:\n\n", what, len(c.seeds))
+		}
 		fmt.Printf("   | model | %s |\n   |---|%s\n", strings.Join(c.variants, " | "), strings.Repeat("---|", len(c.variants)))
 		for _, n := range names {
 			var cols []string
@@ -256,6 +260,33 @@ func benchAblation(env *benchEnv) error {
 				cols = append(cols, seedCell(xs, len(c.seeds)))
 			}
 			fmt.Printf("   | %s | %s |\n", n, strings.Join(cols, " | "))
+		}
+		fmt.Println()
+	}
+	// Over the models every variant ran on (all of them once the run is whole): each variant's
+	// agreement averaged, and on how many it is above or below the uniform split's, spread aside.
+	var whole []string
+	for _, n := range names {
+		if !slices.ContainsFunc(c.variants, func(v string) bool { return len(results[n][v].agree) == 0 }) {
+			whole = append(whole, n)
+		}
+	}
+	if len(whole) > 0 && slices.Contains(c.variants, "uniform") {
+		fmt.Printf("   over the %d models every variant ran on (%s), mean agreement and models above / below the uniform split's:\n", len(whole), strings.Join(whole, ", "))
+		for _, v := range c.variants {
+			var sum float64
+			above, below := 0, 0
+			for _, n := range whole {
+				m, _ := meanSD(results[n][v].agree)
+				u, _ := meanSD(results[n]["uniform"].agree)
+				sum += m
+				if m > u {
+					above++
+				} else if m < u {
+					below++
+				}
+			}
+			fmt.Printf("     %-14s %.2f%%  %d / %d\n", v, sum/float64(len(whole)), above, below)
 		}
 		fmt.Println()
 	}
@@ -318,17 +349,21 @@ func testAccuracy(m *onnx.Model, set *dataset.Set) (float64, error) {
 	return *a.Accuracy, nil
 }
 
-// seedCell is a table cell of the values over seeds: mean ± sd, with the count in brackets when
-// fewer than want seeds ran, — when none did.
+// seedCell is a table cell of the values over seeds: mean ± sd (the value alone for one seed),
+// with the count in brackets when fewer than want seeds ran, — when none did.
 func seedCell(xs []float64, want int) string {
 	if len(xs) == 0 {
 		return "—"
 	}
 	mu, sd := meanSD(xs)
-	if len(xs) < want {
-		return fmt.Sprintf("%.2f ± %.2f (%d)", mu, sd, len(xs))
+	cell := fmt.Sprintf("%.2f ± %.2f", mu, sd)
+	if len(xs) == 1 {
+		cell = fmt.Sprintf("%.2f", mu)
 	}
-	return fmt.Sprintf("%.2f ± %.2f", mu, sd)
+	if len(xs) < want {
+		cell += fmt.Sprintf(" (%d)", len(xs))
+	}
+	return cell
 }
 
 // meanSD is the mean and the sample standard deviation (0 for one value).

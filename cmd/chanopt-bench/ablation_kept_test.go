@@ -110,7 +110,8 @@ func TestAblationKeptReadOnly(t *testing.T) {
 	}
 }
 
-// TestSeedCell: a cell over every seed is mean ± sd; fewer seeds say how many; none is a dash.
+// TestSeedCell: a cell over every seed is mean ± sd (one seed: its value); fewer seeds say how
+// many; none is a dash.
 func TestSeedCell(t *testing.T) {
 	for _, tc := range []struct {
 		xs   []float64
@@ -118,11 +119,14 @@ func TestSeedCell(t *testing.T) {
 	}{
 		{[]float64{94, 96, 95}, "95.00 ± 1.00"},
 		{[]float64{94, 96}, "95.00 ± 1.41 (2)"},
-		{[]float64{94.5}, "94.50 ± 0.00 (1)"},
+		{[]float64{94.5}, "94.50 (1)"},
 		{nil, "—"},
 	} {
 		if got := seedCell(tc.xs, 3); got != tc.want {
 			t.Errorf("seedCell(%v, 3) = %q, want %q", tc.xs, got, tc.want)
 		}
+	}
+	if got := seedCell([]float64{94.5}, 1); got != "94.50" {
+		t.Errorf("seedCell([94.5], 1) = %q, want the value alone", got)
 	}
 }
